@@ -82,7 +82,9 @@ type Store interface {
 	// version equals expected (NoStream for a new stream, AnyVersion to skip
 	// the check). It returns the stream version and global position of the
 	// last event written. A mismatch returns a *ConcurrencyError and writes
-	// nothing. When Append returns nil the events are durable.
+	// nothing. When Append returns nil the events are durable. Calls that
+	// ValidateAppend rejects fail; a zero EventData.Time is replaced by the
+	// time of the append.
 	Append(ctx context.Context, stream string, expected int64, events ...EventData) (version, position int64, err error)
 
 	// ReadStream returns the events of stream with Version >= from, in

@@ -1,0 +1,241 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventstore"
+)
+
+// RunStream and UserStream name the aggregates' streams.
+func RunStream(name string) string  { return "run-" + name }
+func UserStream(name string) string { return "user-" + name }
+
+// snapshotSchema changes whenever domain.Run's JSON shape changes in a way
+// old snapshots cannot be read as; older snapshots are then ignored.
+const snapshotSchema = 1
+
+// Service runs commands against the event store.
+type Service struct {
+	Store eventstore.Store
+	// Now and NewID are replaceable for tests.
+	Now   func() time.Time
+	NewID func() string
+	// SnapshotEvery saves a snapshot when a run's version crosses a multiple
+	// of it (default 100).
+	SnapshotEvery int64
+	// Retries is how many times a command is re-decided after losing an
+	// expected-version race (default 5).
+	Retries int
+}
+
+// New returns a Service with defaults.
+func New(store eventstore.Store) *Service {
+	return &Service{
+		Store:         store,
+		Now:           func() time.Time { return time.Now().UTC() },
+		NewID:         func() string { return uuid.NewString() },
+		SnapshotEvery: 100,
+		Retries:       5,
+	}
+}
+
+type snapshotEnvelope struct {
+	Schema int        `json:"schema"`
+	Run    domain.Run `json:"run"`
+}
+
+// LoadRun returns the current state of a run (the zero Run if its stream is
+// empty), from its newest snapshot plus the events after it.
+func (s *Service) LoadRun(ctx context.Context, name string) (domain.Run, error) {
+	stream := RunStream(name)
+	var r domain.Run
+	from := int64(1)
+	snap, err := s.Store.LoadSnapshot(ctx, stream)
+	switch {
+	case err == nil:
+		var env snapshotEnvelope
+		if json.Unmarshal(snap.Data, &env) == nil && env.Schema == snapshotSchema && env.Run.Version == snap.Version {
+			r = env.Run
+			from = snap.Version + 1
+		}
+	case errors.Is(err, eventstore.ErrNotFound):
+	default:
+		return domain.Run{}, fmt.Errorf("load snapshot of run %s: %w", name, err)
+	}
+	evs, err := s.Store.ReadStream(ctx, stream, from, 0)
+	if err != nil {
+		return domain.Run{}, fmt.Errorf("read run %s: %w", name, err)
+	}
+	for _, ev := range evs {
+		rec, err := Recorded(ev)
+		if err != nil {
+			return domain.Run{}, fmt.Errorf("load run %s: %w", name, err)
+		}
+		r.Apply(rec)
+	}
+	return r, nil
+}
+
+// History returns every recorded event of a run, decoded.
+func (s *Service) History(ctx context.Context, name string) ([]domain.Recorded, []eventstore.Event, error) {
+	evs, err := s.Store.ReadStream(ctx, RunStream(name), 1, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read run %s: %w", name, err)
+	}
+	recs := make([]domain.Recorded, 0, len(evs))
+	for _, ev := range evs {
+		rec, err := Recorded(ev)
+		if err != nil {
+			return nil, nil, fmt.Errorf("history of run %s: %w", name, err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, evs, nil
+}
+
+// Recorded decodes a stored event for the domain.
+func Recorded(ev eventstore.Event) (domain.Recorded, error) {
+	e, err := domain.Decode(ev.Type, ev.Data)
+	if err != nil {
+		return domain.Recorded{}, fmt.Errorf("event %d of %s: %w", ev.Version, ev.Stream, err)
+	}
+	return domain.Recorded{Version: ev.Version, Time: ev.Time, Actor: ev.Actor, Event: e}, nil
+}
+
+// Result tells what a command appended.
+type Result struct {
+	Run      domain.Run // state after the command
+	Events   []domain.Event
+	Position int64 // global position of the last appended event (0 if none)
+}
+
+// ExecRun loads the run, calls decide, and appends its events at the
+// version it loaded. When another writer got there first, the command is
+// decided again on the new state, so the loser sees the winner's effects
+// (e.g. a second restore finds the run Restoring and is refused).
+func (s *Service) ExecRun(ctx context.Context, name, actor string, decide func(r *domain.Run) ([]domain.Event, error)) (Result, error) {
+	retries := s.Retries
+	if retries <= 0 {
+		retries = 5
+	}
+	for attempt := 0; ; attempt++ {
+		r, err := s.LoadRun(ctx, name)
+		if err != nil {
+			return Result{}, err
+		}
+		if r.Name == "" {
+			r.Name = name // so that errors name the run
+		}
+		evs, err := decide(&r)
+		if err != nil {
+			return Result{Run: r}, err
+		}
+		if len(evs) == 0 {
+			return Result{Run: r}, nil
+		}
+		res, err := s.appendRun(ctx, name, actor, r, evs)
+		if errors.Is(err, eventstore.ErrConcurrency) && attempt < retries {
+			continue
+		}
+		return res, err
+	}
+}
+
+func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Run, evs []domain.Event) (Result, error) {
+	now := s.Now()
+	data := make([]eventstore.EventData, 0, len(evs))
+	for _, e := range evs {
+		typ, body, err := domain.Encode(e)
+		if err != nil {
+			return Result{}, err
+		}
+		data = append(data, eventstore.EventData{ID: s.NewID(), Type: typ, Data: body, Actor: actor, Time: now})
+	}
+	expected := r.Version
+	version, pos, err := s.Store.Append(ctx, RunStream(name), expected, data...)
+	if err != nil {
+		return Result{}, fmt.Errorf("append to run %s: %w", name, err)
+	}
+	for i, e := range evs {
+		r.Apply(domain.Recorded{Version: expected + int64(i) + 1, Time: now, Actor: actor, Event: e})
+	}
+	if s.SnapshotEvery > 0 && expected/s.SnapshotEvery != version/s.SnapshotEvery {
+		// A snapshot is a cache: failing to save one only costs speed.
+		if b, err := json.Marshal(snapshotEnvelope{Schema: snapshotSchema, Run: r}); err == nil {
+			_ = s.Store.SaveSnapshot(ctx, eventstore.Snapshot{Stream: RunStream(name), Version: version, Data: b})
+		}
+	}
+	return Result{Run: r, Events: evs, Position: pos}, nil
+}
+
+// LoadUser returns a user's state (zero if absent).
+func (s *Service) LoadUser(ctx context.Context, name string) (domain.User, error) {
+	evs, err := s.Store.ReadStream(ctx, UserStream(name), 1, 0)
+	if err != nil {
+		return domain.User{}, fmt.Errorf("read user %s: %w", name, err)
+	}
+	var u domain.User
+	for _, ev := range evs {
+		rec, err := Recorded(ev)
+		if err != nil {
+			return domain.User{}, fmt.Errorf("load user %s: %w", name, err)
+		}
+		u.Apply(rec)
+	}
+	return u, nil
+}
+
+// CreateUser creates a user with a fresh API token and returns the token.
+// Only the token's SHA-256 is stored.
+func (s *Service) CreateUser(ctx context.Context, name string, admin bool, actor string) (string, error) {
+	u, err := s.LoadUser(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	token, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	evs, err := u.Create(name, admin, HashToken(token))
+	if err != nil {
+		return "", err
+	}
+	typ, body, err := domain.Encode(evs[0])
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := s.Store.Append(ctx, UserStream(name), u.Version, eventstore.EventData{
+		ID: s.NewID(), Type: typ, Data: body, Actor: actor, Time: s.Now(),
+	}); err != nil {
+		if errors.Is(err, eventstore.ErrConcurrency) {
+			return "", fmt.Errorf("create user %s: %w: user %q already exists", name, domain.ErrExists, name)
+		}
+		return "", fmt.Errorf("create user %s: %w", name, err)
+	}
+	return token, nil
+}
+
+// HashToken returns the hex SHA-256 of an API token, the only form in which
+// tokens are stored.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewToken returns a new random API token.
+func NewToken() (string, error) {
+	var b [24]byte
+	if _, err := randRead(b[:]); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return "prt_" + hex.EncodeToString(b[:]), nil
+}
