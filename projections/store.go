@@ -419,8 +419,8 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 func (s *Store) Reset(ctx context.Context) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	for _, t := range []string{"runs", "log_lines", "users", "checkpoint"} {
-		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+t); err != nil {
+	for _, q := range []string{"DELETE FROM runs", "DELETE FROM log_lines", "DELETE FROM users", "DELETE FROM checkpoint WHERE name = '" + checkpointName + "'"} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("reset read models: %w", err)
 		}
 	}
@@ -429,4 +429,52 @@ func (s *Store) Reset(ctx context.Context) error {
 	s.cache = map[string]*domain.Run{}
 	s.mu.Unlock()
 	return nil
+}
+
+// LoadCheckpoint returns a named position kept beside the read models (the
+// relay's, for example); 0 when none was saved.
+func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.db.QueryRowContext(ctx, `SELECT position FROM checkpoint WHERE name = ?`, name).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load checkpoint %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SaveCheckpoint stores a named position.
+func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64) error {
+	if name == checkpointName {
+		return fmt.Errorf("save checkpoint: %q is reserved for the read models", name)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO checkpoint (name, position) VALUES (?, ?)
+		ON CONFLICT(name) DO UPDATE SET position = excluded.position`, name, position); err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
+// ListRunStates returns the projected state of every run.
+func (s *Store) ListRunStates(ctx context.Context) ([]domain.Run, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state FROM runs ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list run states: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.Run
+	for rows.Next() {
+		var state []byte
+		if err := rows.Scan(&state); err != nil {
+			return nil, fmt.Errorf("list run states: %w", err)
+		}
+		var r domain.Run
+		if err := json.Unmarshal(state, &r); err != nil {
+			return nil, fmt.Errorf("list run states: decode: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }

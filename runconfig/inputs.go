@@ -19,6 +19,8 @@ type inputList struct {
 	// epoch "" holds them all. A path that failed its checks is "" but
 	// keeps its place, so that lengths still compare.
 	byEpoch map[string][]string
+	// lines holds the line of each path, parallel to byEpoch.
+	lines map[string][]int
 }
 
 func (l *inputList) epochMode() bool { return l.epochs != nil }
@@ -112,14 +114,15 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 		// Left empty, as in the template: reported as missing.
 	case r.Kind == yaml.SequenceNode:
 		l.present, l.usable = true, true
-		l.byEpoch = map[string][]string{"": p.paths(l.field, r)}
+		l.byEpoch, l.lines = make(map[string][]string), make(map[string][]int)
+		l.byEpoch[""], l.lines[""] = p.paths(l.field, r)
 		if len(r.Content) == 0 {
 			p.addf(l.field, n, "must list at least one file")
 		}
 	case r.Kind == yaml.MappingNode:
 		l.present, l.usable = true, true
 		l.epochs = []string{}
-		l.byEpoch = make(map[string][]string)
+		l.byEpoch, l.lines = make(map[string][]string), make(map[string][]int)
 		for i := 0; i+1 < len(r.Content); i += 2 {
 			k, v := resolve(r.Content[i]), r.Content[i+1]
 			epoch, ok := keyName(k)
@@ -144,7 +147,7 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 				p.addf(sub, v, "must list at least one file")
 			}
 			l.epochs = append(l.epochs, epoch)
-			l.byEpoch[epoch] = p.paths(sub, rv)
+			l.byEpoch[epoch], l.lines[epoch] = p.paths(sub, rv)
 		}
 		if len(r.Content) == 0 {
 			p.addf(l.field, n, "must list at least one epoch")
@@ -154,10 +157,12 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 	}
 }
 
-// paths reads a list of paths, checking and cleaning each.
-func (p *parser) paths(field string, seq *yaml.Node) []string {
-	out := make([]string, len(seq.Content))
+// paths reads a list of paths, checking and cleaning each, and returns
+// them with their lines.
+func (p *parser) paths(field string, seq *yaml.Node) ([]string, []int) {
+	out, lines := make([]string, len(seq.Content)), make([]int, len(seq.Content))
 	for j, item := range seq.Content {
+		lines[j] = item.Line
 		f := fmt.Sprintf("%s[%d]", field, j)
 		s, ok := p.scalarString(f, item)
 		if !ok {
@@ -170,7 +175,7 @@ func (p *parser) paths(field string, seq *yaml.Node) []string {
 		}
 		out[j] = clean
 	}
-	return out
+	return out, lines
 }
 
 // matchImages checks that l pairs up one-to-one with the images: same mode,
@@ -219,7 +224,7 @@ func (p *parser) checkDuplicates(image *inputList) {
 			}
 			f := image.entryField(epoch, j)
 			if prev, dup := first[path]; dup {
-				p.addf(f, nil, "%q is already listed as %s", path, prev)
+				p.problems.add(f, image.lines[epoch][j], "%q is already listed as %s", path, prev)
 				continue
 			}
 			first[path] = f

@@ -1,0 +1,78 @@
+package testdata
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// VASTDir returns the absolute path of the shared VAST test data directory
+// (the one holding data/ and expected/). When it cannot be found the test is
+// skipped, or failed if the CI environment variable is set.
+func VASTDir(t testing.TB) string {
+	t.Helper()
+	dir, err := findVASTDir()
+	if err != nil {
+		missing(t, err)
+	}
+	return dir
+}
+
+// VASTFile returns the absolute path of a file under the VAST test data
+// directory, e.g. VASTFile(t, "data", "epoch01.fits"), skipping or failing
+// like VASTDir when it is missing.
+func VASTFile(t testing.TB, elem ...string) string {
+	t.Helper()
+	p := filepath.Join(append([]string{VASTDir(t)}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		missing(t, err)
+	}
+	return p
+}
+
+func missing(t testing.TB, err error) {
+	t.Helper()
+	msg := fmt.Sprintf("VAST test data not available (%v): these tests need the shared data at "+
+		"<module root>/../shared/testdata/vast (data/epoch0N.* and expected/)", err)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// findVASTDir walks up from the working directory (a test's package
+// directory) to the module root and looks beside it.
+func findVASTDir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	root, err := moduleRoot(wd)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(filepath.Dir(root), "shared", "testdata", "vast")
+	st, err := os.Stat(filepath.Join(dir, "data"))
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", filepath.Join(dir, "data"))
+	}
+	return dir, nil
+}
+
+func moduleRoot(dir string) (string, error) {
+	for d := dir; ; {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", errors.New("no go.mod above " + dir)
+		}
+		d = parent
+	}
+}
