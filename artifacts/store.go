@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -51,8 +50,8 @@ func New(dir string) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 // Put stores the content of r and returns its digest and size. Storing
-// content that is already present succeeds without rewriting it. The file is
-// durable (fsynced, as is its directory) when Put returns.
+// content that is already present is idempotent. The file is durable
+// (fsynced, as is its directory) when Put returns.
 func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64, err error) {
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "sha256"), ".put-*")
 	if err != nil {
@@ -78,11 +77,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64
 	}
 	digest = prefix + hex.EncodeToString(h.Sum(nil))
 	final, _ := s.path(digest)
-	if st, statErr := os.Stat(final); statErr == nil && st.Size() == size {
-		// Same content already stored: keep the existing file untouched.
-		os.Remove(tmpName)
-		return digest, size, nil
-	}
+	// When the content is already stored the rename still replaces it: the
+	// bytes are the same, readers holding the old file are unaffected, and a
+	// copy damaged on disk is repaired by storing it again.
 	shard := filepath.Dir(final)
 	if err = os.MkdirAll(shard, 0o755); err != nil {
 		return "", 0, fmt.Errorf("put artifact %s: %w", digest, err)
@@ -209,12 +206,8 @@ func (s *Store) path(digest string) (string, error) {
 
 // Digest returns the digest of content, as Put would name it.
 func Digest(content []byte) string {
-	return digestOf(sha256.New(), content)
-}
-
-func digestOf(h hash.Hash, content []byte) string {
-	h.Write(content)
-	return prefix + hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(content)
+	return prefix + hex.EncodeToString(sum[:])
 }
 
 func syncDir(dir string) error {

@@ -1,0 +1,271 @@
+package domain_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/domain"
+)
+
+const (
+	runName  = "vast-pilot"
+	settings = "sha256:settings-1"
+	// otherSettings is the digest of the same run with a changed setting.
+	otherSettings = "sha256:settings-2"
+)
+
+var (
+	alice  = domain.Actor{Name: "alice"}
+	bob    = domain.Actor{Name: "bob"}
+	admin  = domain.Actor{Name: "root", Admin: true}
+	worker = domain.Actor{Name: "system:worker"}
+)
+
+// config returns a run configuration over the given epochs, each image with
+// its own selavy catalogue, noise map and background map.
+func config(digest string, epochs ...string) domain.RunConfig {
+	var in domain.Inputs
+	for _, e := range epochs {
+		in.Images = append(in.Images, image(e))
+		in.Selavy = append(in.Selavy, "selavy/"+e+".txt")
+		in.Noise = append(in.Noise, "noise/"+e+".fits")
+		in.Background = append(in.Background, "bkg/"+e+".fits")
+	}
+	return domain.RunConfig{
+		YAML:           "inputs: [" + strings.Join(epochs, ", ") + "]\n",
+		Inputs:         in,
+		SettingsDigest: digest,
+	}
+}
+
+func image(epoch string) string { return "img/" + epoch + ".fits" }
+
+// products returns what processing the given epochs produces: one
+// measurements file per image, shared by every run that holds the image, and
+// a sources file that depends on the whole set.
+func products(epochs ...string) domain.Products {
+	var p domain.Products
+	for i, e := range epochs {
+		p.Images = append(p.Images, domain.ImageSummary{
+			Name: e + ".fits", Path: image(e), Epoch: e,
+			DateTime:     time.Date(2019, 4, i+1, 10, 0, 0, 0, time.UTC),
+			FrequencyMHz: 887.5, BMajDeg: 0.004, BMinDeg: 0.003, BPADeg: 45,
+			RADeg: 320.1, DecDeg: -6.3, NMeasurements: 100 + i,
+		})
+		p.Artifacts = append(p.Artifacts, measurements(e))
+	}
+	p.Artifacts = append(p.Artifacts, sources(epochs...))
+	p.Figures = domain.Figures{
+		NImages: len(epochs), NSources: 90 * len(epochs),
+		NSelavyMeasurements: 100 * len(epochs), NForcedMeasurements: 10 * len(epochs), NNewSources: len(epochs),
+	}
+	return p
+}
+
+func measurements(epoch string) domain.Artifact {
+	return domain.Artifact{Name: "measurements/" + epoch + ".parquet", Digest: "sha256:meas-" + epoch, Size: 1000}
+}
+
+func sources(epochs ...string) domain.Artifact {
+	return domain.Artifact{Name: "sources.parquet", Digest: "sha256:sources-" + strings.Join(epochs, "-"), Size: 500}
+}
+
+// stream stands in for the event store: it records decided events with
+// consecutive versions and increasing times, and folds them into the run.
+type stream struct {
+	t    *testing.T
+	run  domain.Run
+	recs []domain.Recorded
+	now  time.Time
+}
+
+func newStream(t *testing.T) *stream {
+	return &stream{t: t, now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+// happened records events, decided or hand-built, as the actor's.
+func (s *stream) happened(actor domain.Actor, events ...domain.Event) {
+	for _, e := range events {
+		s.now = s.now.Add(time.Second)
+		rec := domain.Recorded{Version: int64(len(s.recs)) + 1, Time: s.now, Actor: actor.Name, Event: e}
+		s.recs = append(s.recs, rec)
+		s.run.Apply(rec)
+	}
+}
+
+// decided records the events of a command that must be accepted.
+func (s *stream) decided(actor domain.Actor, events []domain.Event, err error) {
+	s.t.Helper()
+	if err != nil {
+		s.t.Fatalf("command refused: %v", err)
+	}
+	if len(events) == 0 {
+		s.t.Fatal("command accepted without events")
+	}
+	s.happened(actor, events...)
+}
+
+// reported records the events of a worker's report that must not be ignored.
+func (s *stream) reported(events []domain.Event) {
+	s.t.Helper()
+	if len(events) == 0 {
+		s.t.Fatal("worker report ignored")
+	}
+	s.happened(worker, events...)
+}
+
+func (s *stream) version() int64 { return int64(len(s.recs)) }
+
+func (s *stream) create(cfg domain.RunConfig) {
+	s.t.Helper()
+	s.decided(alice, s.run.Create(domain.CreateRun{Name: runName, Description: "VAST pilot survey", Config: cfg, Actor: alice}))
+}
+
+func (s *stream) configure(cfg domain.RunConfig) {
+	s.t.Helper()
+	s.decided(alice, s.run.UpdateConfig(cfg, alice))
+}
+
+func processing(jobID string, fullRerun bool, a domain.Actor) domain.RequestProcessing {
+	return domain.RequestProcessing{JobID: jobID, FullRerun: fullRerun, Log: jobID + "_log.txt", Actor: a}
+}
+
+func (s *stream) requestProcessing(jobID string) {
+	s.t.Helper()
+	s.decided(alice, s.run.RequestProcessing(processing(jobID, false, alice)))
+}
+
+func (s *stream) requestFullRerun(jobID string) {
+	s.t.Helper()
+	s.decided(alice, s.run.RequestProcessing(processing(jobID, true, alice)))
+}
+
+func (s *stream) start(jobID string) {
+	s.t.Helper()
+	s.reported(s.run.StartProcessing(jobID))
+}
+
+func (s *stream) complete(jobID string, p domain.Products) {
+	s.t.Helper()
+	s.reported(s.run.FinishProcessing(jobID, &p, nil))
+}
+
+func (s *stream) fail(jobID string) {
+	s.t.Helper()
+	s.reported(s.run.FinishProcessing(jobID, nil, errors.New("selavy catalogue unreadable")))
+}
+
+// process runs a job from request to completion.
+func (s *stream) process(jobID string, p domain.Products) {
+	s.t.Helper()
+	s.requestProcessing(jobID)
+	s.start(jobID)
+	s.complete(jobID, p)
+}
+
+func restoring(requestID string, a domain.Actor) domain.RequestRestore {
+	return domain.RequestRestore{RequestID: requestID, Log: requestID + "_restore_log.txt", Actor: a}
+}
+
+func (s *stream) requestRestore(requestID string) {
+	s.t.Helper()
+	s.decided(alice, s.run.RequestRestore(restoring(requestID, alice)))
+}
+
+// restore runs a restore from request to success.
+func (s *stream) restore(requestID string) {
+	s.t.Helper()
+	s.requestRestore(requestID)
+	s.reported(s.run.FinishRestore(requestID, nil))
+}
+
+func (s *stream) delete() {
+	s.t.Helper()
+	s.decided(alice, s.run.RequestDeletion(alice))
+	s.reported(s.run.FinishDeletion())
+}
+
+// completedRun is a run over epochs 01 and 02, processed once.
+func completedRun(t *testing.T) *stream {
+	t.Helper()
+	s := newStream(t)
+	s.create(config(settings, "epoch01", "epoch02"))
+	s.process("job-1", products("epoch01", "epoch02"))
+	return s
+}
+
+// addedRun is completedRun after epoch03 was added successfully.
+func addedRun(t *testing.T) *stream {
+	t.Helper()
+	s := completedRun(t)
+	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
+	s.process("job-2", products("epoch01", "epoch02", "epoch03"))
+	return s
+}
+
+// failedAddition is completedRun after an addition of epoch03 that failed.
+func failedAddition(t *testing.T) *stream {
+	t.Helper()
+	s := completedRun(t)
+	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
+	s.requestProcessing("job-2")
+	s.start("job-2")
+	s.fail("job-2")
+	return s
+}
+
+// preAddition is the backup every addition to completedRun must take.
+func preAddition(version int64) domain.Backup {
+	return domain.Backup{Version: version, Config: config(settings, "epoch01", "epoch02"), Products: products("epoch01", "epoch02")}
+}
+
+// single returns the only event of a decision, which must be an E.
+func single[E domain.Event](t *testing.T, events []domain.Event) E {
+	t.Helper()
+	var want E
+	if len(events) != 1 {
+		t.Fatalf("got %d events %v, want one %T", len(events), events, want)
+	}
+	e, ok := events[0].(E)
+	if !ok {
+		t.Fatalf("got %T, want %T", events[0], want)
+	}
+	return e
+}
+
+// checkErr fails unless err is want (nil meaning success).
+func checkErr(t *testing.T, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("got error %v, want %v", err, want)
+	}
+}
+
+// snapshot deep-copies a run so that later events cannot change it.
+func snapshot(t *testing.T, r domain.Run) domain.Run {
+	t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c domain.Run
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func jsonString(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,402 @@
+package domain_test
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/piperun/piperun/domain"
+)
+
+func TestValidateRunName(t *testing.T) {
+	tests := []struct {
+		name  string
+		run   string
+		valid bool
+	}{
+		{"ordinary", "vast_pilot-epoch.1", true},
+		{"non-ASCII letters", "épreuve", true},
+		{"64 characters", strings.Repeat("a", 64), true},
+		{"65 characters", strings.Repeat("a", 65), false},
+		// VAST (Django's max_length) counts characters, not bytes.
+		{"64 non-ASCII characters", strings.Repeat("é", 64), true},
+		{"65 non-ASCII characters", strings.Repeat("é", 65), false},
+		{"empty", "", false},
+		{"tab", "vast\tpilot", false},
+		{"newline", "vast\npilot", false},
+		{"delete", "vast\x7fpilot", false},
+	}
+	for _, c := range "[@!#$%^&*()<>?/\\|}{~:] " {
+		tests = append(tests, struct {
+			name  string
+			run   string
+			valid bool
+		}{fmt.Sprintf("contains %q", c), "vast" + string(c) + "pilot", false})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := domain.ValidateRunName(tc.run)
+			if tc.valid {
+				checkErr(t, err, nil)
+			} else {
+				checkErr(t, err, domain.ErrInvalid)
+			}
+		})
+	}
+}
+
+func TestValidateDescription(t *testing.T) {
+	tests := []struct {
+		name        string
+		description string
+		valid       bool
+	}{
+		{"empty", "", true},
+		{"240 characters", strings.Repeat("a", 240), true},
+		{"240 non-ASCII characters", strings.Repeat("é", 240), true},
+		{"241 characters", strings.Repeat("a", 241), false},
+		{"241 non-ASCII characters", strings.Repeat("é", 241), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := domain.ValidateDescription(tc.description)
+			if tc.valid {
+				checkErr(t, err, nil)
+			} else {
+				checkErr(t, err, domain.ErrInvalid)
+			}
+		})
+	}
+}
+
+func TestCreate(t *testing.T) {
+	existing := completedRun(t).run
+	deleted := completedRun(t)
+	deleted.delete()
+
+	tests := []struct {
+		name  string
+		state domain.Run
+		edit  func(*domain.CreateRun)
+		want  error
+	}{
+		{name: "new run"},
+		{name: "name of a deleted run", state: deleted.run},
+		{name: "without background maps", edit: func(c *domain.CreateRun) { c.Config.Inputs.Background = nil }},
+		{name: "with epochs", edit: func(c *domain.CreateRun) { c.Config.Inputs.Epochs = []string{"epoch01", "epoch02"} }},
+		{name: "name taken", state: existing, want: domain.ErrExists},
+		{name: "bad name", edit: func(c *domain.CreateRun) { c.Name = "vast pilot" }, want: domain.ErrInvalid},
+		{name: "long description", edit: func(c *domain.CreateRun) { c.Description = strings.Repeat("d", 241) }, want: domain.ErrInvalid},
+		{name: "anonymous", edit: func(c *domain.CreateRun) { c.Actor = domain.Actor{} }, want: domain.ErrForbidden},
+		{name: "no images", edit: func(c *domain.CreateRun) { c.Config = config(settings) }, want: domain.ErrInvalid},
+		{name: "a selavy file missing", edit: func(c *domain.CreateRun) { c.Config.Inputs.Selavy = c.Config.Inputs.Selavy[:1] }, want: domain.ErrInvalid},
+		{name: "a noise map missing", edit: func(c *domain.CreateRun) { c.Config.Inputs.Noise = c.Config.Inputs.Noise[:1] }, want: domain.ErrInvalid},
+		{name: "a background map missing", edit: func(c *domain.CreateRun) { c.Config.Inputs.Background = c.Config.Inputs.Background[:1] }, want: domain.ErrInvalid},
+		{name: "an epoch missing", edit: func(c *domain.CreateRun) { c.Config.Inputs.Epochs = []string{"epoch01"} }, want: domain.ErrInvalid},
+		{name: "no settings digest", edit: func(c *domain.CreateRun) { c.Config.SettingsDigest = "" }, want: domain.ErrInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := domain.CreateRun{Name: runName, Description: "pilot", Config: config(settings, "epoch01", "epoch02"), Actor: alice}
+			if tc.edit != nil {
+				tc.edit(&cmd)
+			}
+			events, err := tc.state.Create(cmd)
+			checkErr(t, err, tc.want)
+			if tc.want != nil {
+				return
+			}
+			want := domain.RunCreated{Name: cmd.Name, Description: cmd.Description, Owner: "alice", Config: cmd.Config}
+			if got := single[domain.RunCreated](t, events); !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestUpdateConfig(t *testing.T) {
+	next := config(settings, "epoch01", "epoch02", "epoch03")
+	deleted := completedRun(t)
+	deleted.delete()
+	tests := []struct {
+		name  string
+		state domain.Run
+		cfg   domain.RunConfig
+		actor domain.Actor
+		want  error
+	}{
+		{"by the creator", completedRun(t).run, next, alice, nil},
+		{"by an administrator", completedRun(t).run, next, admin, nil},
+		{"by someone else", completedRun(t).run, next, bob, domain.ErrForbidden},
+		{"unusable configuration", completedRun(t).run, config(settings), alice, domain.ErrInvalid},
+		{"deleted run", deleted.run, next, alice, domain.ErrNotFound},
+		{"no run", domain.Run{}, next, alice, domain.ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			events, err := tc.state.UpdateConfig(tc.cfg, tc.actor)
+			checkErr(t, err, tc.want)
+			if tc.want == nil && !reflect.DeepEqual(single[domain.ConfigUpdated](t, events).Config, tc.cfg) {
+				t.Error("the event does not carry the new configuration")
+			}
+		})
+	}
+}
+
+// TestStatusTransitions walks a run through every event and checks the
+// status each one leads to.
+func TestStatusTransitions(t *testing.T) {
+	s := newStream(t)
+	three := config(settings, "epoch01", "epoch02", "epoch03")
+	steps := []struct {
+		event string
+		do    func()
+		want  domain.Status
+	}{
+		{domain.TypeRunCreated, func() { s.create(config(settings, "epoch01", "epoch02")) }, domain.StatusInitialised},
+		{domain.TypeConfigUpdated, func() { s.configure(config(settings, "epoch01", "epoch02")) }, domain.StatusInitialised},
+		{domain.TypeProcessingRequested, func() { s.requestProcessing("job-1") }, domain.StatusQueued},
+		{domain.TypeProcessingStarted, func() { s.start("job-1") }, domain.StatusRunning},
+		{domain.TypeLogWritten, func() {
+			s.happened(worker, domain.LogWritten{Log: "job-1_log.txt", Kind: domain.LogRun, Lines: []string{"2024-05-01 12:00:00,000 INFO reading images"}})
+		}, domain.StatusRunning},
+		{domain.TypeProcessingCompleted, func() { s.complete("job-1", products("epoch01", "epoch02")) }, domain.StatusCompleted},
+		{domain.TypeConfigUpdated, func() { s.configure(three) }, domain.StatusCompleted},
+		{domain.TypeProcessingRequested, func() { s.requestProcessing("job-2") }, domain.StatusQueued},
+		{domain.TypeProcessingStarted, func() { s.start("job-2") }, domain.StatusRunning},
+		{domain.TypeProcessingFailed, func() { s.fail("job-2") }, domain.StatusError},
+		{domain.TypeRestoreRequested, func() { s.requestRestore("restore-1") }, domain.StatusRestoring},
+		{domain.TypeRestoreFailed, func() { s.reported(s.run.FinishRestore("restore-1", fmt.Errorf("artifact missing"))) }, domain.StatusError},
+		{domain.TypeRestoreRequested, func() { s.requestRestore("restore-2") }, domain.StatusRestoring},
+		{domain.TypeRunRestored, func() { s.reported(s.run.FinishRestore("restore-2", nil)) }, domain.StatusCompleted},
+		{domain.TypeDeletionRequested, func() { s.decided(alice, s.run.RequestDeletion(alice)) }, domain.StatusDeleting},
+		{domain.TypeRunDeleted, func() { s.reported(s.run.FinishDeletion()) }, domain.StatusDeleting},
+		{domain.TypeRunCreated, func() { s.create(three) }, domain.StatusInitialised},
+	}
+	for i, step := range steps {
+		step.do()
+		last := s.recs[len(s.recs)-1].Event.EventType()
+		if last != step.event {
+			t.Fatalf("step %d: recorded %s, want %s", i, last, step.event)
+		}
+		if s.run.Status != step.want {
+			t.Fatalf("step %d: after %s the run is %s, want %s", i, step.event, s.run.Status, step.want)
+		}
+		if wantExists := step.event != domain.TypeRunDeleted; s.run.Exists() != wantExists {
+			t.Fatalf("step %d: after %s Exists() = %v", i, step.event, s.run.Exists())
+		}
+	}
+	if s.run.LastSuccessful != nil || s.run.Products != nil || s.run.Backup != nil || len(s.run.Logs) != 0 {
+		t.Errorf("a run created again kept the deleted run's state: %s", jsonString(t, s.run))
+	}
+}
+
+func TestBusyRunRefusesChanges(t *testing.T) {
+	tests := []struct {
+		status domain.Status
+		setup  func(*testing.T) *stream
+	}{
+		{domain.StatusQueued, func(t *testing.T) *stream {
+			s := completedRun(t)
+			s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
+			s.requestProcessing("job-2")
+			return s
+		}},
+		{domain.StatusRunning, func(t *testing.T) *stream {
+			s := completedRun(t)
+			s.requestFullRerun("job-2")
+			s.start("job-2")
+			return s
+		}},
+		{domain.StatusRestoring, func(t *testing.T) *stream {
+			s := addedRun(t)
+			s.requestRestore("restore-1")
+			return s
+		}},
+		{domain.StatusDeleting, func(t *testing.T) *stream {
+			s := completedRun(t)
+			s.decided(alice, s.run.RequestDeletion(alice))
+			return s
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.status), func(t *testing.T) {
+			r := tc.setup(t).run
+			if r.Status != tc.status {
+				t.Fatalf("setup left the run %s", r.Status)
+			}
+			_, err := r.RequestProcessing(processing("job-9", true, alice))
+			checkErr(t, err, domain.ErrRunBusy)
+			_, err = r.RequestProcessing(processing("job-9", false, admin))
+			checkErr(t, err, domain.ErrRunBusy)
+			_, err = r.UpdateConfig(config(settings, "epoch01", "epoch02", "epoch04"), alice)
+			checkErr(t, err, domain.ErrRunBusy)
+			_, err = r.RequestDeletion(alice)
+			checkErr(t, err, domain.ErrRunBusy)
+		})
+	}
+}
+
+func TestIdleRunAcceptsProcessing(t *testing.T) {
+	tests := []struct {
+		status domain.Status
+		setup  func(*testing.T) *stream
+	}{
+		{domain.StatusInitialised, func(t *testing.T) *stream {
+			s := newStream(t)
+			s.create(config(settings, "epoch01"))
+			return s
+		}},
+		{domain.StatusCompleted, completedRun},
+		{domain.StatusError, failedAddition},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.status), func(t *testing.T) {
+			r := tc.setup(t).run
+			if r.Status != tc.status {
+				t.Fatalf("setup left the run %s", r.Status)
+			}
+			events, err := r.RequestProcessing(processing("job-9", true, alice))
+			checkErr(t, err, nil)
+			if got := single[domain.ProcessingRequested](t, events).PreviousStatus; got != tc.status {
+				t.Errorf("PreviousStatus = %s, want %s", got, tc.status)
+			}
+		})
+	}
+}
+
+func TestRequestProcessingPermissions(t *testing.T) {
+	deleted := completedRun(t)
+	deleted.delete()
+	tests := []struct {
+		name  string
+		state domain.Run
+		actor domain.Actor
+		want  error
+	}{
+		{"creator", completedRun(t).run, alice, nil},
+		{"administrator", completedRun(t).run, admin, nil},
+		{"someone else", completedRun(t).run, bob, domain.ErrForbidden},
+		{"anonymous", completedRun(t).run, domain.Actor{}, domain.ErrForbidden},
+		{"deleted run", deleted.run, alice, domain.ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.state.RequestProcessing(processing("job-9", true, tc.actor))
+			checkErr(t, err, tc.want)
+		})
+	}
+}
+
+// TestAddMode covers what a re-processing without FullRerun may change.
+func TestAddMode(t *testing.T) {
+	withSelavy := func(i int, path string) domain.RunConfig {
+		c := config(settings, "epoch01", "epoch02", "epoch03")
+		c.Inputs.Selavy[i] = path
+		return c
+	}
+	withNoise := config(settings, "epoch01", "epoch02", "epoch03")
+	withNoise.Inputs.Noise[1] = "noise/epoch02.v2.fits"
+	withBackground := config(settings, "epoch01", "epoch02", "epoch03")
+	withBackground.Inputs.Background[0] = "bkg/epoch01.v2.fits"
+	withoutBackgrounds := config(settings, "epoch01", "epoch02", "epoch03")
+	withoutBackgrounds.Inputs.Background = nil
+	reordered := config(settings, "epoch04", "epoch02", "epoch03", "epoch01")
+
+	tests := []struct {
+		name      string
+		next      domain.RunConfig
+		fullRerun bool
+		want      error
+		mode      domain.JobMode
+		added     []string
+	}{
+		{name: "one image added", next: config(settings, "epoch01", "epoch02", "epoch03"),
+			mode: domain.ModeAdd, added: []string{image("epoch03")}},
+		{name: "images added and reordered", next: reordered,
+			mode: domain.ModeAdd, added: []string{image("epoch04"), image("epoch03")}},
+		{name: "a new image's own files are free", next: withSelavy(2, "selavy/other.txt"),
+			mode: domain.ModeAdd, added: []string{image("epoch03")}},
+		{name: "settings changed", next: config(otherSettings, "epoch01", "epoch02", "epoch03"), want: domain.ErrConflict},
+		{name: "a previous image removed", next: config(settings, "epoch01", "epoch03"), want: domain.ErrConflict},
+		{name: "a previous selavy catalogue changed", next: withSelavy(0, "selavy/epoch01.v2.txt"), want: domain.ErrConflict},
+		{name: "a previous noise map changed", next: withNoise, want: domain.ErrConflict},
+		{name: "a previous background map changed", next: withBackground, want: domain.ErrConflict},
+		{name: "background maps dropped", next: withoutBackgrounds, want: domain.ErrConflict},
+		{name: "no new image", next: config(settings, "epoch01", "epoch02"), want: domain.ErrConflict},
+		{name: "settings changed, full re-run", next: config(otherSettings, "epoch01", "epoch02", "epoch03"), fullRerun: true, mode: domain.ModeFull},
+		{name: "a previous image removed, full re-run", next: config(settings, "epoch01", "epoch03"), fullRerun: true, mode: domain.ModeFull},
+		{name: "a previous selavy catalogue changed, full re-run", next: withSelavy(0, "selavy/epoch01.v2.txt"), fullRerun: true, mode: domain.ModeFull},
+		{name: "no new image, full re-run", next: config(settings, "epoch01", "epoch02"), fullRerun: true, mode: domain.ModeFull},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := completedRun(t)
+			s.configure(tc.next)
+			events, err := s.run.RequestProcessing(processing("job-2", tc.fullRerun, alice))
+			checkErr(t, err, tc.want)
+			if tc.want != nil {
+				return
+			}
+			ev := single[domain.ProcessingRequested](t, events)
+			if ev.Mode != tc.mode {
+				t.Errorf("mode %s, want %s", ev.Mode, tc.mode)
+			}
+			if !slices.Equal(ev.AddedImages, tc.added) {
+				t.Errorf("added images %v, want %v", ev.AddedImages, tc.added)
+			}
+			if (ev.Backup != nil) != (tc.mode == domain.ModeAdd) {
+				t.Errorf("mode %s with backup %v", ev.Mode, ev.Backup != nil)
+			}
+			if !reflect.DeepEqual(ev.Config, tc.next) {
+				t.Error("the job does not process the current configuration")
+			}
+		})
+	}
+}
+
+func TestAdditionTakesBackup(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(*testing.T) *stream
+	}{
+		{"of a run processed once", completedRun},
+		{"of a run that had images added", func(t *testing.T) *stream {
+			s := addedRun(t)
+			s.configure(config(settings, "epoch01", "epoch02", "epoch03", "epoch04"))
+			return s
+		}},
+		{"after log lines were written", func(t *testing.T) *stream {
+			s := completedRun(t)
+			s.happened(worker, domain.LogWritten{Log: "job-1_log.txt", Kind: domain.LogRun, Lines: []string{"2024-05-01 12:00:00,000 INFO done"}})
+			return s
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.setup(t)
+			want := domain.Backup{Config: *s.run.LastSuccessful, Products: *s.run.Products}
+			// The current configuration adds an image, so it differs from the
+			// one the backup must hold.
+			cfg := s.run.Config
+			cfg.Inputs.Images = append(slices.Clone(cfg.Inputs.Images), image("epoch09"))
+			cfg.Inputs.Selavy = append(slices.Clone(cfg.Inputs.Selavy), "selavy/epoch09.txt")
+			cfg.Inputs.Noise = append(slices.Clone(cfg.Inputs.Noise), "noise/epoch09.fits")
+			cfg.Inputs.Background = append(slices.Clone(cfg.Inputs.Background), "bkg/epoch09.fits")
+			s.configure(cfg)
+			want = snapshot(t, domain.Run{Backup: &want}).Backup.Clone(t)
+
+			s.requestProcessing("job-9")
+			ev := single[domain.ProcessingRequested](t, []domain.Event{s.recs[len(s.recs)-1].Event})
+			want.Version = s.version()
+			if !reflect.DeepEqual(*ev.Backup, want) {
+				t.Errorf("backup in the event:\n%s\nwant:\n%s", jsonString(t, ev.Backup), jsonString(t, want))
+			}
+			if !reflect.DeepEqual(*s.run.Backup, want) {
+				t.Errorf("backup of the run:\n%s\nwant:\n%s", jsonString(t, s.run.Backup), jsonString(t, want))
+			}
+		})
+	}
+}

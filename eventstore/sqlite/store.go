@@ -1,0 +1,364 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/piperun/piperun/eventstore"
+)
+
+// defaultReadAllLimit caps ReadAll when the caller passes limit <= 0.
+const defaultReadAllLimit = 1000
+
+// Options configures Open. Zero fields take their defaults.
+type Options struct {
+	// MaxBatch is the most appends committed in one transaction
+	// (default 256).
+	MaxBatch int
+	// ReadConns is the size of the read connection pool (default 4).
+	ReadConns int
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// process before it fails with eventstore.ErrUnavailable (default 5s).
+	BusyTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	return o
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS events (
+	position INTEGER PRIMARY KEY AUTOINCREMENT,
+	id       TEXT    NOT NULL UNIQUE,
+	stream   TEXT    NOT NULL,
+	version  INTEGER NOT NULL,
+	type     TEXT    NOT NULL,
+	data     BLOB,
+	actor    TEXT    NOT NULL,
+	time     INTEGER NOT NULL, -- Unix nanoseconds
+	UNIQUE (stream, version)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+	stream  TEXT    PRIMARY KEY,
+	version INTEGER NOT NULL,
+	data    BLOB
+);`
+
+const eventColumns = `position, id, stream, version, type, data, actor, time`
+
+// Store is the SQLite eventstore.Store. It is safe for concurrent use.
+type Store struct {
+	path string
+	// write has a single connection, used by the writer goroutine and by
+	// SaveSnapshot; every write transaction is BEGIN IMMEDIATE.
+	write *sql.DB
+	read  *sql.DB
+	stmts writeStmts
+
+	requests   chan *appendRequest
+	writerDone chan struct{}
+	closeMu    sync.RWMutex // held for reading while sending on requests
+	closed     atomic.Bool
+
+	changedMu sync.Mutex
+	changed   chan struct{}
+
+	commits atomic.Int64 // write transactions committed, for benchmarks
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open opens or creates the event store in the SQLite file at path.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	busy := fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
+	// synchronous=FULL syncs the WAL on every commit: an acknowledged append
+	// survives a power loss, which NORMAL does not promise.
+	write, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma="+busy, "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)"))
+	if err != nil {
+		return nil, fmt.Errorf("open event store %s: %w", abs, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	s := &Store{
+		path:       abs,
+		write:      write,
+		requests:   make(chan *appendRequest, opts.MaxBatch),
+		writerDone: make(chan struct{}),
+		changed:    make(chan struct{}),
+	}
+	if err := s.init(ctx); err != nil {
+		return nil, errors.Join(err, write.Close())
+	}
+	s.read, err = sql.Open("sqlite", dsn(abs, "_pragma="+busy, "_pragma=query_only(1)"))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open event store %s for reading: %w", abs, err), s.stmts.close(), write.Close())
+	}
+	s.read.SetMaxOpenConns(opts.ReadConns)
+	s.read.SetMaxIdleConns(opts.ReadConns)
+	go s.writeLoop(opts.MaxBatch)
+	return s, nil
+}
+
+// dsn returns the driver's name for the file at path with query parameters.
+func dsn(path string, params ...string) string {
+	// A file: URI, so that '?' or '#' in a directory name stay part of it.
+	u := url.URL{Scheme: "file", Path: path}
+	return u.String() + "?" + strings.Join(params, "&")
+}
+
+// init creates the schema and prepares the write statements.
+func (s *Store) init(ctx context.Context) error {
+	var mode string
+	if err := s.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return storageError(fmt.Sprintf("open event store %s", s.path), err)
+	}
+	// SQLite keeps the old mode silently where WAL is impossible (some network
+	// file systems); group commit and concurrent readers rely on it.
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("open event store %s: journal mode is %q, want wal", s.path, mode)
+	}
+	if _, err := s.write.ExecContext(ctx, schema); err != nil {
+		return storageError(fmt.Sprintf("create schema in %s", s.path), err)
+	}
+	return s.stmts.prepare(ctx, s.write)
+}
+
+// Append implements eventstore.Store. Concurrent appends are committed
+// together; each is checked on its own and gets its own result once the
+// batch is durable.
+func (s *Store) Append(ctx context.Context, stream string, expected int64, events ...eventstore.EventData) (version, position int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, fmt.Errorf("append to %q: %w", stream, err)
+	}
+	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
+		return 0, 0, err
+	}
+	req := &appendRequest{ctx: ctx, stream: stream, expected: expected, events: events, done: make(chan struct{})}
+	if err := s.submit(ctx, req); err != nil {
+		return 0, 0, err
+	}
+	select {
+	case <-req.done:
+		return req.version, req.position, req.err
+	case <-ctx.Done():
+		return 0, 0, fmt.Errorf("append to %q: %w (the events may have been written)", stream, ctx.Err())
+	}
+}
+
+// submit queues req for the writer goroutine.
+func (s *Store) submit(ctx context.Context, req *appendRequest) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return errClosed
+	}
+	select {
+	case s.requests <- req:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("append to %q: %w", req.stream, ctx.Err())
+	}
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, from int64, limit int) ([]eventstore.Event, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT `+eventColumns+` FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`,
+		stream, from, limit)
+	if err != nil {
+		return nil, storageError(fmt.Sprintf("read stream %q", stream), err)
+	}
+	evs, err := scanEvents(rows)
+	if err != nil {
+		return nil, storageError(fmt.Sprintf("read stream %q", stream), err)
+	}
+	return evs, nil
+}
+
+// StreamVersion implements eventstore.Store.
+func (s *Store) StreamVersion(ctx context.Context, stream string) (int64, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	var v int64
+	err := s.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`, stream).Scan(&v)
+	if err != nil {
+		return 0, storageError(fmt.Sprintf("version of stream %q", stream), err)
+	}
+	return v, nil
+}
+
+// ReadAll implements eventstore.Store. limit <= 0 means 1000.
+func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	if limit <= 0 {
+		limit = defaultReadAllLimit
+	}
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT `+eventColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
+	}
+	evs, err := scanEvents(rows)
+	if err != nil {
+		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
+	}
+	return evs, nil
+}
+
+// HeadPosition implements eventstore.Store.
+func (s *Store) HeadPosition(ctx context.Context) (int64, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	var p int64
+	if err := s.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&p); err != nil {
+		return 0, storageError("head position", err)
+	}
+	return p, nil
+}
+
+// Changed implements eventstore.Store. The channel is closed after each
+// committed batch that wrote events.
+func (s *Store) Changed() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
+}
+
+func (s *Store) notifyChanged() {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// SaveSnapshot implements eventstore.Store.
+func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if snap.Stream == "" {
+		return errors.New("save snapshot: empty stream name")
+	}
+	_, err := s.write.ExecContext(ctx,
+		`INSERT INTO snapshots (stream, version, data) VALUES (?, ?, ?)
+		 ON CONFLICT (stream) DO UPDATE SET version = excluded.version, data = excluded.data`,
+		snap.Stream, snap.Version, snap.Data)
+	if err != nil {
+		return storageError(fmt.Sprintf("save snapshot of %q", snap.Stream), err)
+	}
+	return nil
+}
+
+// LoadSnapshot implements eventstore.Store.
+func (s *Store) LoadSnapshot(ctx context.Context, stream string) (eventstore.Snapshot, error) {
+	if s.closed.Load() {
+		return eventstore.Snapshot{}, errClosed
+	}
+	snap := eventstore.Snapshot{Stream: stream}
+	err := s.read.QueryRowContext(ctx, `SELECT version, data FROM snapshots WHERE stream = ?`, stream).Scan(&snap.Version, &snap.Data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eventstore.Snapshot{}, fmt.Errorf("load snapshot of %q: %w", stream, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return eventstore.Snapshot{}, storageError(fmt.Sprintf("load snapshot of %q", stream), err)
+	}
+	return snap, nil
+}
+
+// Close waits for the appends already queued, then closes the database.
+// Later calls fail with an error wrapping eventstore.ErrUnavailable.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed.Load() {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed.Store(true)
+	close(s.requests)
+	s.closeMu.Unlock()
+	<-s.writerDone
+	err := errors.Join(s.stmts.close(), s.read.Close(), s.write.Close())
+	if err != nil {
+		return fmt.Errorf("close event store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func scanEvents(rows *sql.Rows) ([]eventstore.Event, error) {
+	defer rows.Close()
+	evs := []eventstore.Event{}
+	for rows.Next() {
+		var e eventstore.Event
+		var nanos int64
+		if err := rows.Scan(&e.Position, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.Actor, &nanos); err != nil {
+			return nil, err
+		}
+		e.Time = time.Unix(0, nanos).UTC()
+		evs = append(evs, e)
+	}
+	return evs, rows.Err()
+}
+
+// errClosed is returned by every method of a closed store.
+var errClosed = fmt.Errorf("sqlite event store closed: %w", eventstore.ErrUnavailable)
+
+// storageError wraps err with op, and with eventstore.ErrUnavailable when
+// SQLite reports a condition of the storage rather than of the request.
+func storageError(op string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary result code
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+			sqlite3.SQLITE_PERM, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM:
+			return fmt.Errorf("%s: %w: %w", op, eventstore.ErrUnavailable, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isConstraint reports a constraint violation, which fails one append and
+// leaves the rest of its batch and the transaction usable.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+}
+
+// Path returns the absolute path of the database file.
+func (s *Store) Path() string { return s.path }

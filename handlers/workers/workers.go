@@ -1,0 +1,421 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/messaging"
+)
+
+// Logger is what a processing job logs to.
+type Logger interface {
+	Debugf(format string, args ...any)
+	Infof(format string, args ...any)
+	Warnf(format string, args ...any)
+}
+
+// ProcessFunc runs a processing job: the run's configuration, and in add
+// mode the products of the last successful run.
+type ProcessFunc func(ctx context.Context, run string, cfg domain.RunConfig, previous *domain.Products, add bool, log Logger) (domain.Products, error)
+
+// Artifacts is the part of the artifact store the workers use.
+type Artifacts interface {
+	Verify(ctx context.Context, digest string, size int64) error
+	Delete(digest string) error
+}
+
+// RunStates lists every run's state, for the janitor's reference check.
+type RunStates interface {
+	ListRunStates(ctx context.Context) ([]domain.Run, error)
+}
+
+// Actors that appear in events written by the workers.
+const (
+	ActorProcessing = "system:processing-worker"
+	ActorRestore    = "system:restore-worker"
+	ActorJanitor    = "system:artifact-janitor"
+)
+
+// Workers dispatches run events to the worker that reacts to them.
+type Workers struct {
+	Svc       *app.Service
+	Process   ProcessFunc
+	Artifacts Artifacts
+	Runs      RunStates
+	Logger    *slog.Logger
+	// MaxJobs bounds concurrent processing jobs (default 2).
+	MaxJobs int
+	// FlushEvery is how often a running job's log lines are written
+	// (default 1s).
+	FlushEvery time.Duration
+	// OnRestoreDone, if set, observes each restore's duration and outcome.
+	OnRestoreDone func(d time.Duration, ok bool)
+
+	once    sync.Once
+	slots   chan struct{}
+	mu      sync.Mutex
+	running map[string]bool // job IDs executing in this process
+	wg      sync.WaitGroup
+	baseCtx context.Context
+	cancel  context.CancelFunc
+}
+
+func (w *Workers) init() {
+	w.once.Do(func() {
+		n := w.MaxJobs
+		if n <= 0 {
+			n = 2
+		}
+		w.slots = make(chan struct{}, n)
+		w.running = map[string]bool{}
+		if w.Logger == nil {
+			w.Logger = slog.Default()
+		}
+		if w.FlushEvery <= 0 {
+			w.FlushEvery = time.Second
+		}
+		w.baseCtx, w.cancel = context.WithCancel(context.Background())
+	})
+}
+
+// Close stops running jobs (they are re-driven by Recover at the next
+// start) and waits for them.
+func (w *Workers) Close() {
+	w.init()
+	w.cancel()
+	w.wg.Wait()
+}
+
+// Wait blocks until no job started by this process is running.
+func (w *Workers) Wait() { w.wg.Wait() }
+
+// Handle is the watermill handler: it reads the event and dispatches it.
+// Returning an error nacks the message, which is then redelivered.
+func (w *Workers) Handle(msg *message.Message) error {
+	w.init()
+	env, err := messaging.FromMessage(msg)
+	if err != nil {
+		// A message we cannot read will never become readable: drop it
+		// loudly rather than block the topic.
+		w.Logger.Error("drop unreadable message", "uuid", msg.UUID, "err", err)
+		return nil
+	}
+	ctx := msg.Context()
+	switch env.Type {
+	case domain.TypeProcessingRequested:
+		return w.HandleProcessing(ctx, env.Run)
+	case domain.TypeRestoreRequested:
+		return w.HandleRestore(ctx, env.Run)
+	case domain.TypeDeletionRequested:
+		return w.HandleDeletion(ctx, env.Run)
+	case domain.TypeRunRestored, domain.TypeRunDeleted:
+		return w.HandleJanitor(ctx, env)
+	}
+	return nil
+}
+
+// Recover re-drives every run whose job, restore or deletion was pending,
+// e.g. after a crash. It is safe to call at any time.
+func (w *Workers) Recover(ctx context.Context) error {
+	w.init()
+	runs, err := w.Runs.ListRunStates(ctx)
+	if err != nil {
+		return fmt.Errorf("recover pending work: %w", err)
+	}
+	var errs []error
+	for _, r := range runs {
+		var err error
+		switch r.Status {
+		case domain.StatusQueued, domain.StatusRunning:
+			err = w.HandleProcessing(ctx, r.Name)
+		case domain.StatusRestoring:
+			err = w.HandleRestore(ctx, r.Name)
+		case domain.StatusDeleting:
+			err = w.HandleDeletion(ctx, r.Name)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("run %s: %w", r.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HandleProcessing starts the pending job of a run, if any, in the
+// background. The job's outcome is appended when it ends.
+func (w *Workers) HandleProcessing(ctx context.Context, run string) error {
+	w.init()
+	r, err := w.Svc.LoadRun(ctx, run)
+	if err != nil {
+		return err
+	}
+	if r.Job == nil {
+		return nil
+	}
+	job := *r.Job
+	w.mu.Lock()
+	if w.running[job.ID] {
+		w.mu.Unlock()
+		return nil
+	}
+	w.running[job.ID] = true
+	w.mu.Unlock()
+
+	log := w.Svc.NewRunLog(run, job.Log, domain.LogRun, job.Debug)
+	res, err := w.Svc.ExecRun(ctx, run, ActorProcessing, func(r *domain.Run) ([]domain.Event, error) {
+		evs := r.StartProcessing(job.ID)
+		if len(evs) == 0 {
+			return nil, nil
+		}
+		log.Infof("Processing run %s (%s mode) with %d images", run, job.Mode, len(job.Config.Inputs.Images))
+		return append(log.Take(), evs...), nil
+	})
+	if err != nil {
+		w.done(job.ID)
+		return err
+	}
+	if res.Run.Job == nil || res.Run.Job.ID != job.ID {
+		w.done(job.ID)
+		return nil
+	}
+	if len(res.Events) == 0 {
+		// Started before but not finished: the worker that ran it died.
+		log.Warnf("Job %s was interrupted; running it again", job.ID)
+	}
+	var previous *domain.Products
+	if job.Mode == domain.ModeAdd && res.Run.Products != nil {
+		p := res.Run.Products.Clone()
+		previous = &p
+	}
+	w.wg.Add(1)
+	go w.runJob(run, job, previous, log)
+	return nil
+}
+
+func (w *Workers) done(jobID string) {
+	w.mu.Lock()
+	delete(w.running, jobID)
+	w.mu.Unlock()
+}
+
+func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, log *app.RunLog) {
+	defer w.wg.Done()
+	defer w.done(job.ID)
+	ctx := w.baseCtx
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-w.slots }()
+
+	flushCtx, stopFlush := context.WithCancel(ctx)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		t := time.NewTicker(w.FlushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-flushCtx.Done():
+				return
+			case <-t.C:
+				if err := log.Flush(flushCtx, ActorProcessing); err != nil && flushCtx.Err() == nil {
+					w.Logger.Warn("flush job log", "run", run, "err", err)
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	products, perr := w.Process(ctx, run, job.Config, previous, job.Mode == domain.ModeAdd, log)
+	stopFlush()
+	<-flushed
+	if ctx.Err() != nil {
+		// Shutting down: leave the job pending for Recover.
+		return
+	}
+	if perr != nil {
+		log.Errorf("Processing failed: %v", perr)
+	} else {
+		log.Infof("Processing finished in %.2f s: %d images, %d sources, %d selavy measurements",
+			time.Since(start).Seconds(), products.Figures.NImages, products.Figures.NSources, products.Figures.NSelavyMeasurements)
+	}
+	lines := log.Take()
+	w.appendWithRetry(ctx, "finish job", run, ActorProcessing, func(r *domain.Run) ([]domain.Event, error) {
+		evs := r.FinishProcessing(job.ID, &products, perr)
+		if len(evs) == 0 {
+			return nil, nil
+		}
+		return append(append([]domain.Event(nil), lines...), evs...), nil
+	})
+}
+
+// appendWithRetry keeps trying an append whose failure is transient (the
+// store unavailable), so that a finished job's outcome is not lost.
+func (w *Workers) appendWithRetry(ctx context.Context, what, run, actor string, decide func(r *domain.Run) ([]domain.Event, error)) {
+	backoff := 200 * time.Millisecond
+	for {
+		_, err := w.Svc.ExecRun(ctx, run, actor, decide)
+		if err == nil {
+			return
+		}
+		w.Logger.Error(what+"; will retry", "run", run, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// HandleRestore carries out the pending restore of a run, if any: it checks
+// that the backup is whole and appends RunRestored or RestoreFailed with
+// the restore log, in one atomic append.
+func (w *Workers) HandleRestore(ctx context.Context, run string) error {
+	w.init()
+	start := time.Now()
+	r, err := w.Svc.LoadRun(ctx, run)
+	if err != nil {
+		return err
+	}
+	if r.Restore == nil || r.Status != domain.StatusRestoring {
+		return nil
+	}
+	req := *r.Restore
+	log := w.Svc.NewRunLog(run, req.Log, domain.LogRestore, req.Debug)
+	log.Infof("Restoring run %s to its version before the last addition of images (backup taken at version %d)", run, req.BackupVersion)
+	log.Infof("Requested by %s; status before the request: %s", req.RequestedBy, req.PreviousStatus)
+	verifyErr := w.verifyBackup(ctx, r, log)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	pre := log.Take() // taken once: the decision below may run again after a lost race
+	var outcome domain.Event
+	res, err := w.Svc.ExecRun(ctx, run, ActorRestore, func(cur *domain.Run) ([]domain.Event, error) {
+		evs := cur.FinishRestore(req.ID, verifyErr)
+		if len(evs) == 0 {
+			return nil, nil
+		}
+		outcome = evs[0]
+		switch e := evs[0].(type) {
+		case domain.RunRestored:
+			log.Infof("Restored configuration with %d images; %d artifacts of the addition are no longer used", len(cur.Backup.Config.Inputs.Images), len(e.Abandoned))
+			log.Infof("Restore complete: run %s is back to its pre-addition version; the backup is used up", run)
+		case domain.RestoreFailed:
+			log.Errorf("Restore failed: %s", e.Reason)
+			log.Infof("Run %s is back to status %s; nothing else was changed", run, req.PreviousStatus)
+		}
+		out := append(append([]domain.Event(nil), pre...), log.Take()...)
+		return append(out, evs...), nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish restore of run %s: %w", run, err)
+	}
+	if len(res.Events) > 0 && w.OnRestoreDone != nil {
+		_, ok := outcome.(domain.RunRestored)
+		w.OnRestoreDone(time.Since(start), ok)
+	}
+	return nil
+}
+
+func (w *Workers) verifyBackup(ctx context.Context, r domain.Run, log *app.RunLog) error {
+	b := r.Backup
+	if b == nil {
+		return errors.New("the run has no backup")
+	}
+	log.Debugf("Backup configuration:\n%s", b.Config.YAML)
+	for _, img := range b.Config.Inputs.Images {
+		log.Debugf("Backup image: %s", img)
+	}
+	if err := b.CheckBackup(); err != nil {
+		return err
+	}
+	log.Infof("Checking %d backup artifacts", len(b.Products.Artifacts))
+	for _, a := range b.Products.Artifacts {
+		if err := w.Artifacts.Verify(ctx, a.Digest, a.Size); err != nil {
+			return fmt.Errorf("backup artifact %s (%s): %w", a.Name, a.Digest, err)
+		}
+		log.Debugf("Artifact %s %s (%d bytes) is whole", a.Name, a.Digest, a.Size)
+	}
+	return nil
+}
+
+// HandleDeletion finishes the pending deletion of a run.
+func (w *Workers) HandleDeletion(ctx context.Context, run string) error {
+	w.init()
+	_, err := w.Svc.ExecRun(ctx, run, ActorJanitor, func(r *domain.Run) ([]domain.Event, error) {
+		return r.FinishDeletion(), nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish deletion of run %s: %w", run, err)
+	}
+	return nil
+}
+
+// HandleJanitor deletes the artifacts that a restore abandoned or a deleted
+// run left, unless some run still references them.
+func (w *Workers) HandleJanitor(ctx context.Context, env messaging.Envelope) error {
+	w.init()
+	e, err := domain.Decode(env.Type, env.Data)
+	if err != nil {
+		w.Logger.Error("janitor: drop undecodable event", "id", env.ID, "err", err)
+		return nil
+	}
+	var candidates []domain.Artifact
+	switch e := e.(type) {
+	case domain.RunRestored:
+		candidates = e.Abandoned
+	case domain.RunDeleted:
+		candidates = e.Artifacts
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	runs, err := w.Runs.ListRunStates(ctx)
+	if err != nil {
+		return fmt.Errorf("janitor: %w", err)
+	}
+	// The read models may lag behind the event being handled: take the
+	// run's own state from the store, the others' from the read models.
+	own, err := w.Svc.LoadRun(ctx, env.Run)
+	if err != nil {
+		return fmt.Errorf("janitor: %w", err)
+	}
+	live := map[string]bool{}
+	for _, r := range append(runs, own) {
+		if r.Name == env.Run && r.Version != own.Version {
+			continue
+		}
+		if r.Deleted {
+			continue
+		}
+		if r.Products != nil {
+			for _, a := range r.Products.Artifacts {
+				live[a.Digest] = true
+			}
+		}
+		if r.Backup != nil {
+			for _, a := range r.Backup.Products.Artifacts {
+				live[a.Digest] = true
+			}
+		}
+	}
+	for _, a := range candidates {
+		if live[a.Digest] {
+			continue
+		}
+		if err := w.Artifacts.Delete(a.Digest); err != nil {
+			return fmt.Errorf("janitor: delete %s: %w", a.Digest, err)
+		}
+		w.Logger.Info("janitor deleted artifact", "run", env.Run, "artifact", a.Name, "digest", a.Digest)
+	}
+	return nil
+}
