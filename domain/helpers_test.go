@@ -96,8 +96,8 @@ func (s *stream) happened(actor domain.Actor, events ...domain.Event) {
 	}
 }
 
-// decided records the events of a command that must be accepted.
-func (s *stream) decided(actor domain.Actor, events []domain.Event, err error) {
+// accepted records the events of a command of alice's that must be accepted.
+func (s *stream) accepted(events []domain.Event, err error) {
 	s.t.Helper()
 	if err != nil {
 		s.t.Fatalf("command refused: %v", err)
@@ -105,7 +105,7 @@ func (s *stream) decided(actor domain.Actor, events []domain.Event, err error) {
 	if len(events) == 0 {
 		s.t.Fatal("command accepted without events")
 	}
-	s.happened(actor, events...)
+	s.happened(alice, events...)
 }
 
 // reported records the events of a worker's report that must not be ignored.
@@ -121,12 +121,12 @@ func (s *stream) version() int64 { return int64(len(s.recs)) }
 
 func (s *stream) create(cfg domain.RunConfig) {
 	s.t.Helper()
-	s.decided(alice, s.run.Create(domain.CreateRun{Name: runName, Description: "VAST pilot survey", Config: cfg, Actor: alice}))
+	s.accepted(s.run.Create(domain.CreateRun{Name: runName, Description: "VAST pilot survey", Config: cfg, Actor: alice}))
 }
 
 func (s *stream) configure(cfg domain.RunConfig) {
 	s.t.Helper()
-	s.decided(alice, s.run.UpdateConfig(cfg, alice))
+	s.accepted(s.run.UpdateConfig(cfg, alice))
 }
 
 func processing(jobID string, fullRerun bool, a domain.Actor) domain.RequestProcessing {
@@ -135,12 +135,12 @@ func processing(jobID string, fullRerun bool, a domain.Actor) domain.RequestProc
 
 func (s *stream) requestProcessing(jobID string) {
 	s.t.Helper()
-	s.decided(alice, s.run.RequestProcessing(processing(jobID, false, alice)))
+	s.accepted(s.run.RequestProcessing(processing(jobID, false, alice)))
 }
 
 func (s *stream) requestFullRerun(jobID string) {
 	s.t.Helper()
-	s.decided(alice, s.run.RequestProcessing(processing(jobID, true, alice)))
+	s.accepted(s.run.RequestProcessing(processing(jobID, true, alice)))
 }
 
 func (s *stream) start(jobID string) {
@@ -172,7 +172,7 @@ func restoring(requestID string, a domain.Actor) domain.RequestRestore {
 
 func (s *stream) requestRestore(requestID string) {
 	s.t.Helper()
-	s.decided(alice, s.run.RequestRestore(restoring(requestID, alice)))
+	s.accepted(s.run.RequestRestore(restoring(requestID, alice)))
 }
 
 // restore runs a restore from request to success.
@@ -184,7 +184,7 @@ func (s *stream) restore(requestID string) {
 
 func (s *stream) delete() {
 	s.t.Helper()
-	s.decided(alice, s.run.RequestDeletion(alice))
+	s.accepted(s.run.RequestDeletion(alice))
 	s.reported(s.run.FinishDeletion())
 }
 

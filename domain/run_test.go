@@ -171,7 +171,7 @@ func TestStatusTransitions(t *testing.T) {
 		{domain.TypeRestoreFailed, func() { s.reported(s.run.FinishRestore("restore-1", fmt.Errorf("artifact missing"))) }, domain.StatusError},
 		{domain.TypeRestoreRequested, func() { s.requestRestore("restore-2") }, domain.StatusRestoring},
 		{domain.TypeRunRestored, func() { s.reported(s.run.FinishRestore("restore-2", nil)) }, domain.StatusCompleted},
-		{domain.TypeDeletionRequested, func() { s.decided(alice, s.run.RequestDeletion(alice)) }, domain.StatusDeleting},
+		{domain.TypeDeletionRequested, func() { s.accepted(s.run.RequestDeletion(alice)) }, domain.StatusDeleting},
 		{domain.TypeRunDeleted, func() { s.reported(s.run.FinishDeletion()) }, domain.StatusDeleting},
 		{domain.TypeRunCreated, func() { s.create(three) }, domain.StatusInitialised},
 	}
@@ -217,7 +217,7 @@ func TestBusyRunRefusesChanges(t *testing.T) {
 		}},
 		{domain.StatusDeleting, func(t *testing.T) *stream {
 			s := completedRun(t)
-			s.decided(alice, s.run.RequestDeletion(alice))
+			s.accepted(s.run.RequestDeletion(alice))
 			return s
 		}},
 	}
@@ -377,7 +377,8 @@ func TestAdditionTakesBackup(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.setup(t)
-			want := domain.Backup{Config: *s.run.LastSuccessful, Products: *s.run.Products}
+			before := snapshot(t, s.run)
+			want := domain.Backup{Config: *before.LastSuccessful, Products: *before.Products}
 			// The current configuration adds an image, so it differs from the
 			// one the backup must hold.
 			cfg := s.run.Config
@@ -386,7 +387,6 @@ func TestAdditionTakesBackup(t *testing.T) {
 			cfg.Inputs.Noise = append(slices.Clone(cfg.Inputs.Noise), "noise/epoch09.fits")
 			cfg.Inputs.Background = append(slices.Clone(cfg.Inputs.Background), "bkg/epoch09.fits")
 			s.configure(cfg)
-			want = snapshot(t, domain.Run{Backup: &want}).Backup.Clone(t)
 
 			s.requestProcessing("job-9")
 			ev := single[domain.ProcessingRequested](t, []domain.Event{s.recs[len(s.recs)-1].Event})

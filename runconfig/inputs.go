@@ -12,7 +12,7 @@ import (
 type inputList struct {
 	field   string
 	node    *yaml.Node
-	present bool // given with a non-null value
+	present bool // given with a non-null value, of whatever type
 	usable  bool // of a shape the cross-checks can compare
 	epochs  []string
 	// byEpoch holds the paths of each epoch; in list mode the single
@@ -53,8 +53,12 @@ func (p *parser) inputs(field string, n *yaml.Node) {
 		l := lists[k]
 		keys = append(keys, key{k, func(_ string, v *yaml.Node) { p.inputList(l, v) }})
 	}
-	if r := resolve(n); r == nil || isNull(r) {
+	switch r := resolve(n); {
+	case r == nil || isNull(r):
 		p.addf(field, n, "required: list the image, selavy and noise files")
+		return
+	case r.Kind != yaml.MappingNode:
+		p.addf(field, n, "must be a mapping of image, selavy, noise and background lists, not %s", describe(r))
 		return
 	}
 	p.mapping(field, n, keys)
@@ -109,6 +113,7 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 	r := resolve(n)
 	switch {
 	case r == nil:
+		l.present = true
 		p.addf(l.field, n, "must be a list of paths, not %s", describe(r))
 	case isNull(r):
 		// Left empty, as in the template: reported as missing.
@@ -153,6 +158,7 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 			p.addf(l.field, n, "must list at least one epoch")
 		}
 	default:
+		l.present = true
 		p.addf(l.field, n, "must be a list of paths (or a mapping of epoch to paths), not %s", describe(r))
 	}
 }
@@ -188,7 +194,7 @@ func (p *parser) matchImages(image, l *inputList) {
 		p.addf(l.field, l.node, "must be a plain list of paths, like %s", image.field)
 	case !image.epochMode():
 		if a, b := image.count(), l.count(); a != b {
-			p.addf(l.field, l.node, "lists %d files but %s lists %d: give one per image", b, image.field, a)
+			p.addf(l.field, l.node, "lists %s but %s lists %s: give one per image", files(b), image.field, files(a))
 		}
 	default:
 		for _, epoch := range image.epochs {
@@ -198,7 +204,7 @@ func (p *parser) matchImages(image, l *inputList) {
 				continue
 			}
 			if a, b := len(image.byEpoch[epoch]), len(ps); a != b {
-				p.addf(join(l.field, epoch), l.node, "lists %d files but %s.%s lists %d: give one per image", b, image.field, epoch, a)
+				p.addf(join(l.field, epoch), l.node, "lists %s but %s.%s lists %s: give one per image", files(b), image.field, epoch, files(a))
 			}
 		}
 		for _, epoch := range l.epochs {
@@ -230,4 +236,11 @@ func (p *parser) checkDuplicates(image *inputList) {
 			first[path] = f
 		}
 	}
+}
+
+func files(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
 }

@@ -45,10 +45,20 @@ func Parse(text []byte) (c *Config, err error) {
 	p := &parser{cfg: defaults(), lines: make(map[string]int)}
 	p.cfg.text = string(text)
 	p.document(root)
+	// Report in document order, whatever order the checks ran in.
+	slices.SortStableFunc(p.problems, func(a, b Problem) int { return sortLine(a.Line) - sortLine(b.Line) })
 	if err := p.problems.err(); err != nil {
 		return nil, err
 	}
 	return p.cfg, nil
+}
+
+// sortLine puts problems without a line after the others.
+func sortLine(line int) int {
+	if line <= 0 {
+		return math.MaxInt32
+	}
+	return line
 }
 
 // decodeDocument returns the single YAML document in text; its content is
