@@ -1,0 +1,337 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/gorilla/mux"
+
+	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/eventstore/sqlite"
+	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/workers"
+	"github.com/piperun/piperun/messaging"
+	"github.com/piperun/piperun/projections"
+	"github.com/piperun/piperun/runconfig"
+)
+
+// Files and folders of a data directory.
+const (
+	EventsFile    = "events.db"
+	ReadModelFile = "read.db"
+	ArtifactsDir  = "artifacts"
+)
+
+// Config configures a piperun process.
+type Config struct {
+	// DataDir holds the event store, read models and artifacts.
+	DataDir string
+	// Addr is the HTTP listen address; empty for a worker-only process.
+	Addr string
+	// ImagesDir is the root that input paths are relative to.
+	ImagesDir string
+	// Workers runs the processing and restore workers in this process.
+	Workers bool
+	// Poll is how often the log is re-read for other processes' appends.
+	Poll time.Duration
+	// Logger receives the service's own log (not the runs' logs).
+	Logger *slog.Logger
+	// Stdout receives the first-start admin token and the URL.
+	Stdout io.Writer
+	// Ready, if set, receives the bound address once the service serves.
+	Ready chan<- string
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("a data directory is required")
+	}
+	if c.ImagesDir == "" {
+		c.ImagesDir = "."
+	}
+	abs, err := filepath.Abs(c.ImagesDir)
+	if err != nil {
+		return fmt.Errorf("images directory %s: %w", c.ImagesDir, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return fmt.Errorf("images directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("images directory %s is not a directory", abs)
+	}
+	c.ImagesDir = abs
+	if c.Poll <= 0 {
+		c.Poll = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	return nil
+}
+
+// Components are the opened parts of a data directory.
+type Components struct {
+	Store     *sqlite.Store
+	Read      *projections.Store
+	Artifacts *artifacts.Store
+	Svc       *app.Service
+}
+
+// Open opens (creating if needed) the stores of a data directory.
+func Open(ctx context.Context, dataDir string) (*Components, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(dataDir, EventsFile), sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	read, err := projections.Open(ctx, filepath.Join(dataDir, ReadModelFile))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	arts, err := artifacts.New(filepath.Join(dataDir, ArtifactsDir))
+	if err != nil {
+		read.Close()
+		store.Close()
+		return nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	return &Components{Store: store, Read: read, Artifacts: arts, Svc: app.New(store)}, nil
+}
+
+// Close closes the stores.
+func (c *Components) Close() error {
+	return errors.Join(c.Read.Close(), c.Store.Close())
+}
+
+// AddUser creates a user in a data directory and returns its API token. It
+// works whether or not a server is running on the directory.
+func AddUser(ctx context.Context, dataDir, name string, admin bool) (string, error) {
+	c, err := Open(ctx, dataDir)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.Svc.CreateUser(ctx, name, admin, "system:cli")
+}
+
+// RebuildProjections drops the read models and rebuilds them from the
+// event log, reporting progress to out.
+func RebuildProjections(ctx context.Context, dataDir string, out io.Writer) error {
+	c, err := Open(ctx, dataDir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	head, err := c.Store.HeadPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild projections: %w", err)
+	}
+	if err := c.Read.Reset(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	fmt.Fprintf(out, "rebuilding read models from %d events\n", head)
+	if err := c.Read.CatchUp(ctx, c.Store); err != nil {
+		return err
+	}
+	d := time.Since(start)
+	rate := float64(head) / max(d.Seconds(), 1e-9)
+	fmt.Fprintf(out, "rebuilt read models at position %d in %s (%.0f events/s)\n", c.Read.Position(), d.Round(time.Millisecond), rate)
+	return nil
+}
+
+// ParseConfig returns the API's configuration parser for an images root.
+func ParseConfig(imagesRoot string) api.ConfigParser {
+	return func(text []byte) (domain.RunConfig, error) {
+		c, err := runconfig.Parse(text)
+		if err != nil {
+			return domain.RunConfig{}, fmt.Errorf("%w: configuration: %v", domain.ErrInvalid, err)
+		}
+		if err := c.CheckPaths(imagesRoot, true); err != nil {
+			return domain.RunConfig{}, fmt.Errorf("%w: configuration: %v", domain.ErrInvalid, err)
+		}
+		return c.Domain(), nil
+	}
+}
+
+// Run runs a piperun process until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	c, err := Open(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	if err := c.Read.CatchUp(ctx, c.Store); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	goRun("projector", func(ctx context.Context) error { return c.Read.Run(ctx, c.Store, cfg.Poll) })
+
+	var relay *messaging.Relay
+	var wk *workers.Workers
+	if cfg.Workers {
+		wk = &workers.Workers{
+			Svc:       c.Svc,
+			Process:   processFunc(c.Artifacts, cfg.ImagesDir),
+			Artifacts: c.Artifacts,
+			Runs:      c.Read,
+			Logger:    log.With("component", "workers"),
+		}
+		defer wk.Close()
+		wlog := watermill.NewSlogLogger(log.With("component", "watermill"))
+		bus := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
+		router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
+		if err != nil {
+			return fmt.Errorf("create message router: %w", err)
+		}
+		router.AddConsumerHandler("piperun-workers", messaging.DefaultTopic, bus, wk.Handle)
+		goRun("message router", router.Run)
+		select {
+		case <-router.Running():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer router.Close()
+		relay = &messaging.Relay{Store: c.Store, Publisher: bus, Checkpoints: c.Read, Name: "relay:gochannel", Logger: log.With("component", "relay"), Poll: cfg.Poll}
+		goRun("relay", relay.Run)
+		if err := wk.Recover(ctx); err != nil {
+			log.Error("recover pending work", "err", err)
+		}
+	}
+
+	if cfg.Addr == "" {
+		log.Info("piperun worker running", "data_dir", cfg.DataDir)
+		if cfg.Ready != nil {
+			cfg.Ready <- ""
+		}
+		select {
+		case <-ctx.Done():
+		case err := <-errs:
+			cancel()
+			wg.Wait()
+			return err
+		}
+		cancel()
+		wg.Wait()
+		return nil
+	}
+
+	apiServer := &api.Server{
+		Svc: c.Svc, Read: c.Read, ParseConfig: ParseConfig(cfg.ImagesDir), Logger: log,
+		Ready: func(ctx context.Context) error { return ready(ctx, c, relay) },
+	}
+	router := mux.NewRouter()
+	apiServer.Register(router)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	url := "http://" + ln.Addr().String()
+	if err := firstStartAdmin(ctx, c, cfg.Stdout, url); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	goRun("http server", func(ctx context.Context) error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	log.Info("piperun serving", "url", url, "data_dir", cfg.DataDir, "images_dir", cfg.ImagesDir)
+	if cfg.Ready != nil {
+		cfg.Ready <- ln.Addr().String()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer shutCancel()
+	_ = srv.Shutdown(shutCtx)
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// firstStartAdmin creates an administrator when there is no user at all,
+// and prints its token once.
+func firstStartAdmin(ctx context.Context, c *Components, out io.Writer, url string) error {
+	n, err := c.Read.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	token, err := c.Svc.CreateUser(ctx, "admin", true, "system:first-start")
+	if errors.Is(err, domain.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create the first administrator: %w", err)
+	}
+	fmt.Fprintf(out, "piperun: created administrator \"admin\"; its API token (shown only now) is:\n\n    %s\n\nOpen %s and sign in with it, or use it with the CLI:\n    export PIPERUN_SERVER=%s PIPERUN_TOKEN=%s\n\n", token, url, url, token)
+	return nil
+}
+
+// ready reports whether the process keeps up: read models close to the
+// log's head and the relay publishing.
+func ready(ctx context.Context, c *Components, relay *messaging.Relay) error {
+	head, err := c.Store.HeadPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("event store: %w", err)
+	}
+	if lag := head - c.Read.Position(); lag > 10000 {
+		return fmt.Errorf("read models are %d events behind", lag)
+	}
+	if relay != nil {
+		if _, err := relay.Status(); err != nil {
+			return fmt.Errorf("relay cannot publish: %w", err)
+		}
+	}
+	return nil
+}
+
+var _ eventstore.Store = (*sqlite.Store)(nil)
