@@ -67,7 +67,10 @@ type Store struct {
 
 // Open opens (creating if needed) the read-model database at path.
 func Open(ctx context.Context, path string) (*Store, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)"
+	// _txlock=immediate: a batch reads the checkpoint and writes in one
+	// transaction, which must hold the write lock from its start when two
+	// processes share the file.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
@@ -166,12 +169,21 @@ func (s *Store) CatchUp(ctx context.Context, es eventstore.Store) error {
 func (s *Store) ApplyBatch(ctx context.Context, batch []eventstore.Event) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	start := s.Position()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin read-model batch: %w", err)
 	}
 	defer tx.Rollback()
+	// Another process sharing the file may have applied events since: the
+	// checkpoint in the database, not ours, says where to start.
+	var start int64
+	if err := tx.QueryRowContext(ctx, `SELECT position FROM checkpoint WHERE name = ?`, checkpointName).Scan(&start); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read projection checkpoint: %w", err)
+	}
+	if start != s.Position() {
+		s.cache = map[string]*domain.Run{}
+		s.advance(start, nil)
+	}
 	touched := map[string]*domain.Run{}
 	last := start
 	for _, ev := range batch {
@@ -215,20 +227,28 @@ func (s *Store) ApplyBatch(ctx context.Context, batch []eventstore.Event) error 
 		s.cache = map[string]*domain.Run{}
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
+	s.advance(last, touched)
+	return nil
+}
+
+// advance records a new position, wakes WaitFor callers and tells
+// subscribers which runs changed.
+func (s *Store) advance(pos int64, touched map[string]*domain.Run) {
 	s.mu.Lock()
-	s.position = last
+	defer s.mu.Unlock()
+	if pos > s.position {
+		s.position = pos
+	}
 	close(s.waiters)
 	s.waiters = make(chan struct{})
 	for name := range touched {
 		for _, ch := range s.subs {
 			select {
-			case ch <- Change{Run: name, Position: last}:
+			case ch <- Change{Run: name, Position: pos}:
 			default:
 			}
 		}
 	}
-	s.mu.Unlock()
-	return nil
 }
 
 func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev eventstore.Event, touched map[string]*domain.Run) error {
