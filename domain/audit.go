@@ -51,8 +51,12 @@ func Audit(recs []Recorded) []AuditFinding {
 	var prev Run
 	byVersion := make(map[int64]Run, len(recs))
 	for i, rec := range recs {
-		if want := int64(i + 1); rec.Version != want && (i == 0 || rec.Version != recs[i-1].Version+1) {
-			bad(rec.Version, "version gap: expected %d", recs[max(i-1, 0)].Version+1)
+		want := int64(1)
+		if i > 0 {
+			want = recs[i-1].Version + 1
+		}
+		if rec.Version != want {
+			bad(rec.Version, "version gap: expected %d", want)
 		}
 		switch e := rec.Event.(type) {
 		case RunCreated:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Status is a run's lifecycle status, named as in the VAST pipeline.
@@ -93,8 +94,10 @@ type Run struct {
 	Logs    []LogRef        `json:"logs,omitempty"`
 }
 
-// Exists reports whether the run was created and not deleted.
-func (r *Run) Exists() bool { return r.Name != "" && !r.Deleted }
+// Exists reports whether the run was created and not deleted. (Name alone
+// does not tell: callers set it on the zero Run so that errors can name the
+// run.)
+func (r *Run) Exists() bool { return r.Version > 0 && r.Status != "" && !r.Deleted }
 
 // Figures returns the run's current figures (zero when it has no products).
 func (r *Run) Figures() Figures {
@@ -222,8 +225,10 @@ func ValidateRunName(name string) error {
 	switch {
 	case name == "":
 		return errorf(ErrInvalid, "run name is empty")
-	case len(name) > MaxRunNameLength:
-		return errorf(ErrInvalid, "run name is %d characters long; at most %d are allowed", len(name), MaxRunNameLength)
+	case utf8.RuneCountInString(name) > MaxRunNameLength:
+		return errorf(ErrInvalid, "run name is %d characters long; at most %d are allowed", utf8.RuneCountInString(name), MaxRunNameLength)
+	case !utf8.ValidString(name):
+		return errorf(ErrInvalid, "run name is not valid UTF-8")
 	}
 	if i := strings.IndexAny(name, forbiddenNameChars); i >= 0 {
 		return errorf(ErrInvalid, "run name %q contains %q; none of %s or spaces are allowed", name, name[i:i+1], strings.TrimSpace(forbiddenNameChars))

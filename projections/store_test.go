@@ -1,0 +1,234 @@
+package projections_test
+
+import (
+	"context"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/projections"
+)
+
+func testConfig(images ...string) domain.RunConfig {
+	c := domain.RunConfig{YAML: "inputs: ...", SettingsDigest: "d1"}
+	for _, im := range images {
+		c.Inputs.Images = append(c.Inputs.Images, im+".fits")
+		c.Inputs.Selavy = append(c.Inputs.Selavy, im+".txt")
+		c.Inputs.Noise = append(c.Inputs.Noise, im+".noise.fits")
+	}
+	return c
+}
+
+// seed writes a small history: a user, a run created, processed with log
+// lines, and a second run.
+func seed(t *testing.T, ctx context.Context, svc *app.Service) {
+	t.Helper()
+	if _, err := svc.CreateUser(ctx, "alice", false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	alice := domain.Actor{Name: "alice"}
+	for _, name := range []string{"one", "two"} {
+		if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: name, Config: testConfig("a", "b"), Actor: alice}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := svc.RequestProcessing(ctx, "one", true, false, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := svc.NewRunLog("one", res.Run.Job.Log, domain.LogRun, true)
+	log.Infof("first line")
+	log.Debugf("second line")
+	if err := log.Flush(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	log.Warnf("third line")
+	if err := log.Flush(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openRead(t *testing.T, path string) *projections.Store {
+	t.Helper()
+	s, err := projections.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestProjectsRunsLogsAndUsers(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	svc := app.New(es)
+	seed(t, ctx, svc)
+	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
+	if err := read.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := es.HeadPosition(ctx)
+	if read.Position() != head {
+		t.Fatalf("position %d after catch-up, head %d", read.Position(), head)
+	}
+	runs, err := read.ListRuns(ctx)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("ListRuns = %v, %v; want 2 runs", runs, err)
+	}
+	d, err := read.GetRun(ctx, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != domain.StatusQueued || d.Owner != "alice" || len(d.Logs) != 1 || d.Mode != domain.ModeFull {
+		t.Fatalf("run one: %+v", d)
+	}
+	lines, err := read.LogLines(ctx, "one", d.Logs[0].Name, 1)
+	if err != nil || len(lines) != 3 {
+		t.Fatalf("log lines = %q, %v; want 3", lines, err)
+	}
+	tail, _ := read.LogLines(ctx, "one", d.Logs[0].Name, 3)
+	if len(tail) != 1 || tail[0] != lines[2] {
+		t.Fatalf("lines from 3 = %q", tail)
+	}
+	if _, err := read.LogLines(ctx, "one", "nope.txt", 1); err == nil {
+		t.Fatal("unknown log: no error")
+	}
+	if _, err := read.GetRun(ctx, "three"); err == nil {
+		t.Fatal("unknown run: no error")
+	}
+	tok, err := svc.CreateUser(ctx, "bob", true, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read.UserByTokenHash(ctx, app.HashToken(tok)); err == nil {
+		t.Fatal("user found before the projector saw it")
+	}
+	if err := read.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	u, err := read.UserByTokenHash(ctx, app.HashToken(tok))
+	if err != nil || u.Name != "bob" || !u.Admin {
+		t.Fatalf("user by token = %+v, %v", u, err)
+	}
+	if n, _ := read.CountUsers(ctx); n != 2 {
+		t.Fatalf("%d users, want 2", n)
+	}
+}
+
+func TestBatchAppliedTwiceChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	seed(t, ctx, app.New(es))
+	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
+	all, err := es.ReadAll(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := read.ApplyBatch(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := read.GetRun(ctx, "one")
+	if err := read.ApplyBatch(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := read.GetRun(ctx, "one")
+	if !reflect.DeepEqual(before, after) {
+		t.Fatal("re-applied batch changed the run")
+	}
+	lines, _ := read.LogLines(ctx, "one", after.Logs[0].Name, 1)
+	if len(lines) != 3 {
+		t.Fatalf("%d log lines after a batch applied twice, want 3", len(lines))
+	}
+}
+
+func TestTwoProcessesShareTheReadModels(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	seed(t, ctx, app.New(es))
+	path := filepath.Join(t.TempDir(), "read.db")
+	a, b := openRead(t, path), openRead(t, path)
+	all, _ := es.ReadAll(ctx, 0, 0)
+	if err := a.ApplyBatch(ctx, all[:3]); err != nil {
+		t.Fatal(err)
+	}
+	// b has not seen a's batch in memory; it must still not apply twice.
+	if err := b.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := a.GetRun(ctx, "one")
+	lines, _ := a.LogLines(ctx, "one", d.Logs[0].Name, 1)
+	if len(lines) != 3 {
+		t.Fatalf("%d log lines with two projectors, want 3", len(lines))
+	}
+}
+
+func TestRebuildGivesTheSameModels(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	seed(t, ctx, app.New(es))
+	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
+	if err := read.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := read.ListRuns(ctx)
+	if err := read.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _ := read.ListRuns(ctx); len(runs) != 0 {
+		t.Fatal("Reset left runs")
+	}
+	if err := read.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := read.ListRuns(ctx)
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("rebuilt models differ:\n%+v\n%+v", before, after)
+	}
+}
+
+func TestWaitForAndSubscribe(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	svc := app.New(es)
+	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go read.Run(runCtx, es, 20*time.Millisecond)
+	changes, stop := read.Subscribe()
+	defer stop()
+	res, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig("a"), Actor: domain.Actor{Name: "alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if err := read.WaitFor(wctx, res.Position); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read.GetRun(ctx, "r"); err != nil {
+		t.Fatalf("run not visible after WaitFor: %v", err)
+	}
+	select {
+	case c := <-changes:
+		if c.Run != "r" {
+			t.Fatalf("change for %q, want r", c.Run)
+		}
+	case <-wctx.Done():
+		t.Fatal("no change notification")
+	}
+	short, scancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer scancel()
+	if err := read.WaitFor(short, res.Position+10); err == nil {
+		t.Fatal("WaitFor of a future position returned nil")
+	}
+}
+
+var _ eventstore.Store = memory.New()
