@@ -23,7 +23,9 @@ const SourceFinderSelavy = "selavy"
 // Config is a parsed, validated run configuration with VAST's defaults
 // filled in for every omitted setting.
 type Config struct {
-	Run    Run
+	Run Run
+	// Inputs hold cleaned, slash-separated paths relative to the images
+	// root; Epochs is set only in VAST's epoch mode.
 	Inputs domain.Inputs
 	// Settings below are what SettingsDigest covers.
 	SourceMonitoring  SourceMonitoring

@@ -21,6 +21,8 @@ type inputList struct {
 	byEpoch map[string][]string
 	// lines holds the line of each path, parallel to byEpoch.
 	lines map[string][]int
+	// epochNodes holds each epoch's list, for the lines of problems.
+	epochNodes map[string]*yaml.Node
 }
 
 func (l *inputList) epochMode() bool { return l.epochs != nil }
@@ -46,7 +48,8 @@ func (l *inputList) entryField(epoch string, j int) string {
 func (p *parser) inputs(field string, n *yaml.Node) {
 	lists := make(map[string]*inputList)
 	for _, k := range []string{keyImage, keySelavy, keyNoise, keyBackground} {
-		lists[k] = &inputList{field: join(field, k)}
+		// Until the key is found, problems point at the inputs section.
+		lists[k] = &inputList{field: join(field, k), node: n}
 	}
 	keys := make([]key, 0, len(lists))
 	for _, k := range []string{keyImage, keySelavy, keyNoise, keyBackground} {
@@ -128,6 +131,7 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 		l.present, l.usable = true, true
 		l.epochs = []string{}
 		l.byEpoch, l.lines = make(map[string][]string), make(map[string][]int)
+		l.epochNodes = make(map[string]*yaml.Node)
 		for i := 0; i+1 < len(r.Content); i += 2 {
 			k, v := resolve(r.Content[i]), r.Content[i+1]
 			epoch, ok := keyName(k)
@@ -153,6 +157,7 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 			}
 			l.epochs = append(l.epochs, epoch)
 			l.byEpoch[epoch], l.lines[epoch] = p.paths(sub, rv)
+			l.epochNodes[epoch] = v
 		}
 		if len(r.Content) == 0 {
 			p.addf(l.field, n, "must list at least one epoch")
@@ -204,12 +209,12 @@ func (p *parser) matchImages(image, l *inputList) {
 				continue
 			}
 			if a, b := len(image.byEpoch[epoch]), len(ps); a != b {
-				p.addf(join(l.field, epoch), l.node, "lists %s but %s.%s lists %s: give one per image", files(b), image.field, epoch, files(a))
+				p.addf(join(l.field, epoch), l.epochNodes[epoch], "lists %s but %s.%s lists %s: give one per image", files(b), image.field, epoch, files(a))
 			}
 		}
 		for _, epoch := range l.epochs {
 			if _, ok := image.byEpoch[epoch]; !ok {
-				p.addf(join(l.field, epoch), l.node, "epoch %q is not in %s", epoch, image.field)
+				p.addf(join(l.field, epoch), l.epochNodes[epoch], "epoch %q is not in %s", epoch, image.field)
 			}
 		}
 	}

@@ -302,10 +302,8 @@ func (p *parser) float(dst *float64) setter {
 		case isNull(n):
 			p.addf(field, n, "has no value")
 			return
-		case n.ShortTag() != "!!int" && n.ShortTag() != "!!float":
-			p.addf(field, n, "must be a number, not %q", n.Value)
-			return
 		}
+		// Decode refuses anything but ints and floats (a quoted "10" too).
 		var f float64
 		if err := n.Decode(&f); err != nil {
 			p.addf(field, n, "must be a number, not %q", n.Value)

@@ -24,6 +24,7 @@ import (
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/sqlite"
 	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/web"
 	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/projections"
@@ -163,14 +164,21 @@ func RebuildProjections(ctx context.Context, dataDir string, out io.Writer) erro
 }
 
 // ParseConfig returns the API's configuration parser for an images root.
+// Problems with the configuration are domain.ErrInvalid (HTTP 400) and keep
+// the *runconfig.ValidationError for callers that list them per field; a
+// broken images root is the service's fault and stays a plain error.
 func ParseConfig(imagesRoot string) api.ConfigParser {
 	return func(text []byte) (domain.RunConfig, error) {
 		c, err := runconfig.Parse(text)
-		if err != nil {
-			return domain.RunConfig{}, fmt.Errorf("%w: configuration: %v", domain.ErrInvalid, err)
+		if err == nil {
+			err = c.CheckPaths(imagesRoot, true)
 		}
-		if err := c.CheckPaths(imagesRoot, true); err != nil {
-			return domain.RunConfig{}, fmt.Errorf("%w: configuration: %v", domain.ErrInvalid, err)
+		var verr *runconfig.ValidationError
+		if errors.As(err, &verr) {
+			return domain.RunConfig{}, fmt.Errorf("%w: configuration: %w", domain.ErrInvalid, err)
+		}
+		if err != nil {
+			return domain.RunConfig{}, fmt.Errorf("check configuration against the images directory: %w", err)
 		}
 		return c.Domain(), nil
 	}
@@ -261,6 +269,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	router := mux.NewRouter()
 	apiServer.Register(router)
+	sessionKey, err := web.LoadKey(filepath.Join(cfg.DataDir, web.KeyFile))
+	if err != nil {
+		return err
+	}
+	pages := &web.Server{API: apiServer, Key: sessionKey, Logger: log}
+	if err := pages.Register(router); err != nil {
+		return fmt.Errorf("web pages: %w", err)
+	}
+	defer pages.Close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -272,6 +289,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(pages.Close) // live page streams would hold Shutdown up
 	goRun("http server", func(ctx context.Context) error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
