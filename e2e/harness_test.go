@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/server"
+)
+
+// instance is a running server with its users.
+type instance struct {
+	t       *testing.T
+	url     string
+	dataDir string
+	tokens  map[string]string
+}
+
+// startServer runs server.Run in-process on a free loopback port, over
+// imagesDir, with users alice and bob (non-admin) and root (admin).
+func startServer(t *testing.T, imagesDir string) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dataDir := t.TempDir()
+	inst := &instance{t: t, dataDir: dataDir, tokens: map[string]string{}}
+	for _, u := range []struct {
+		name  string
+		admin bool
+	}{{"alice", false}, {"bob", false}, {"root", true}} {
+		tok, err := server.AddUser(ctx, dataDir, u.name, u.admin)
+		if err != nil {
+			t.Fatalf("add user %s: %v", u.name, err)
+		}
+		inst.tokens[u.name] = tok
+	}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Config{
+			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
+			Poll: 50 * time.Millisecond, Stdout: io.Discard, Ready: ready,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+	}()
+	select {
+	case addr := <-ready:
+		inst.url = "http://" + addr
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("server did not start within 30s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop within 30s")
+		}
+	})
+	return inst
+}
+
+// do sends a request as user and decodes a JSON answer into out (if not
+// nil). It returns the status code and the raw body.
+func (in *instance) do(user, method, path string, body any, out any) (int, []byte) {
+	in.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			in.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, in.url+path, rd)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok := in.tokens[user]; tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		in.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if out != nil && resp.StatusCode < 300 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, out); err != nil {
+			in.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode, raw
+}
+
+// must is do that fails the test unless the status is want.
+func (in *instance) must(want int, user, method, path string, body any, out any) []byte {
+	in.t.Helper()
+	code, raw := in.do(user, method, path, body, out)
+	if code != want {
+		in.t.Fatalf("%s %s as %s: status %d, want %d: %s", method, path, user, code, want, raw)
+	}
+	return raw
+}
+
+// errorOf checks that a body is {"error": "..."} and returns the message.
+func errorOf(t *testing.T, raw []byte) string {
+	t.Helper()
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &e); err != nil || e.Error == "" {
+		t.Fatalf("not a JSON error body: %s", raw)
+	}
+	return e.Error
+}
+
+type runView struct {
+	Name                string `json:"name"`
+	Owner               string `json:"owner"`
+	Status              string `json:"status"`
+	Version             int64  `json:"version"`
+	NImages             int    `json:"n_images"`
+	NSources            int    `json:"n_sources"`
+	NSelavyMeasurements int    `json:"n_selavy_measurements"`
+	Config              string `json:"config"`
+	RestoreAvailable    bool   `json:"restore_available"`
+	Images              []struct {
+		Name string `json:"name"`
+		Path string `json:"path"`
+	} `json:"images"`
+	Products []struct {
+		Name   string `json:"name"`
+		Digest string `json:"digest"`
+		Size   int64  `json:"size"`
+	} `json:"products"`
+	Logs []struct {
+		Name string `json:"name"`
+		Kind string `json:"kind"`
+	} `json:"logs"`
+}
+
+func (in *instance) run(name string) runView {
+	in.t.Helper()
+	var v runView
+	in.must(http.StatusOK, "alice", http.MethodGet, "/api/v1/runs/"+name, nil, &v)
+	return v
+}
+
+// waitStatus polls the run until its status is one of want, failing after
+// a deadline; it returns the run. Statuses seen on the way are recorded.
+func (in *instance) waitStatus(name string, seen map[string]bool, want ...string) runView {
+	in.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		v := in.run(name)
+		if seen != nil {
+			seen[v.Status] = true
+		}
+		for _, w := range want {
+			if v.Status == w {
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			in.t.Fatalf("run %s is %s after 60s, want %v", name, v.Status, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (in *instance) logText(name, log string) string {
+	in.t.Helper()
+	code, raw := in.do("alice", http.MethodGet, fmt.Sprintf("/api/v1/runs/%s/logs/%s", name, log), nil, nil)
+	if code != http.StatusOK {
+		in.t.Fatalf("get log %s: %d %s", log, code, raw)
+	}
+	return string(raw)
+}
