@@ -225,7 +225,8 @@ func Run(ctx context.Context, cfg Config) error {
 			Logger:    log.With("component", "workers"),
 		}
 		defer wk.Close()
-		wlog := watermill.NewSlogLogger(log.With("component", "watermill"))
+		// watermill narrates every subscription at Info: keep that for debugging.
+		wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 		bus := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
 		router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
 		if err != nil {

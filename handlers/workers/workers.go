@@ -313,8 +313,7 @@ func (w *Workers) HandleRestore(ctx context.Context, run string) error {
 			log.Errorf("Restore failed: %s", e.Reason)
 			log.Infof("Run %s is back to status %s; nothing else was changed", run, req.PreviousStatus)
 		}
-		out := append(append([]domain.Event(nil), pre...), log.Take()...)
-		return append(out, evs...), nil
+		return append(joinLogs(append(append([]domain.Event(nil), pre...), log.Take()...)), evs...), nil
 	})
 	if err != nil {
 		return fmt.Errorf("finish restore of run %s: %w", run, err)
@@ -418,4 +417,22 @@ func (w *Workers) HandleJanitor(ctx context.Context, env messaging.Envelope) err
 		w.Logger.Info("janitor deleted artifact", "run", env.Run, "artifact", a.Name, "digest", a.Digest)
 	}
 	return nil
+}
+
+// joinLogs merges consecutive LogWritten events of the same log into one,
+// so an outcome and its log lines make two events, not three.
+func joinLogs(evs []domain.Event) []domain.Event {
+	var out []domain.Event
+	for _, e := range evs {
+		lw, ok := e.(domain.LogWritten)
+		if n := len(out); ok && n > 0 {
+			if prev, ok := out[n-1].(domain.LogWritten); ok && prev.Log == lw.Log {
+				prev.Lines = append(append([]string(nil), prev.Lines...), lw.Lines...)
+				out[n-1] = prev
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
