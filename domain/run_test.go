@@ -27,6 +27,7 @@ func TestValidateRunName(t *testing.T) {
 		{"tab", "vast\tpilot", false},
 		{"newline", "vast\npilot", false},
 		{"delete", "vast\x7fpilot", false},
+		{"invalid UTF-8", "vast\xffpilot", false},
 	}
 	for _, c := range "[@!#$%^&*()<>?/\\|}{~:] " {
 		tests = append(tests, struct {
@@ -84,6 +85,8 @@ func TestCreate(t *testing.T) {
 	}{
 		{name: "new run"},
 		{name: "name of a deleted run", state: deleted.run},
+		// Callers name the zero Run so that errors can name it.
+		{name: "named but never created", state: domain.Run{Name: runName}},
 		{name: "without background maps", edit: func(c *domain.CreateRun) { c.Config.Inputs.Background = nil }},
 		{name: "with epochs", edit: func(c *domain.CreateRun) { c.Config.Inputs.Epochs = []string{"epoch01", "epoch02"} }},
 		{name: "name taken", state: existing, want: domain.ErrExists},
@@ -133,6 +136,7 @@ func TestUpdateConfig(t *testing.T) {
 		{"unusable configuration", completedRun(t).run, config(settings), alice, domain.ErrInvalid},
 		{"deleted run", deleted.run, next, alice, domain.ErrNotFound},
 		{"no run", domain.Run{}, next, alice, domain.ErrNotFound},
+		{"named but never created", domain.Run{Name: runName, Owner: "alice"}, next, alice, domain.ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -509,10 +509,15 @@ func TestRestoreFromTheDetailPage(t *testing.T) {
 		alice.do(
 			chromedp.Click(chromedp.ID("config-edit-button")),
 			chromedp.WaitVisible(chromedp.ID("config-text")),
-			chromedp.SetValue(chromedp.ID("config-text"), "inputs: [oops\n"),
-			chromedp.Click(chromedp.ID("config-validate")),
+			chromedp.SetValue(chromedp.ID("config-text"), strings.Replace(configFor("01", "02", "03", "04"), "radius: 10.0", "radius: -3", 1)),
+			chromedp.Click(chromedp.ID("config-save")),
 		)
 		alice.waitFor("the problems beside the editor", `!document.getElementById("config-problems").hidden && document.getElementById("config-problems").textContent.includes("Problems")`, 15*time.Second)
+		if p := alice.text("#config-problems"); !strings.Contains(p, "source_association.radius") || !strings.Contains(p, "line ") {
+			t.Errorf("problems beside the editor: %q; want the field and its line", p)
+		}
+		alice.do(chromedp.ScrollIntoView(chromedp.ID("config-card")))
+		alice.screenshot("config-problems-1280", false)
 		alice.do(
 			chromedp.SetValue(chromedp.ID("config-text"), configFor("01", "02", "03", "04")),
 			chromedp.Click(chromedp.ID("config-validate")),

@@ -14,9 +14,21 @@ import (
 	"github.com/piperun/piperun/eventstore"
 )
 
-// waitTimeout bounds every wait for something that should happen at once, so
-// that a broken adapter fails the test instead of hanging it.
-const waitTimeout = 5 * time.Second
+const (
+	// waitTimeout bounds every wait for something that should happen at
+	// once, so that a broken adapter fails the test instead of hanging it.
+	waitTimeout = 5 * time.Second
+	// callTimeout bounds every call to the store, for the same reason; it
+	// leaves room for a remote server.
+	callTimeout = 30 * time.Second
+)
+
+// ctx returns the context for one call to the store in test t.
+func ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // Factory makes the stores the suite runs against.
 type Factory struct {
@@ -82,7 +94,7 @@ func (c *contract) open(t *testing.T) eventstore.Store {
 }
 
 // stream returns a stream name unique to this run and test.
-func (c *contract) stream(t *testing.T, name string) string {
+func (c *contract) stream(name string) string {
 	return fmt.Sprintf("%s-%s-%s", name, c.run, uuid.NewString()[:8])
 }
 
@@ -103,7 +115,7 @@ func newEvents(n int, typ string) []eventstore.EventData {
 
 func mustAppend(t *testing.T, s eventstore.Store, stream string, expected int64, events ...eventstore.EventData) (version, position int64) {
 	t.Helper()
-	v, p, err := s.Append(context.Background(), stream, expected, events...)
+	v, p, err := s.Append(ctx(t), stream, expected, events...)
 	if err != nil {
 		t.Fatalf("append %d events to %q at %d: %v", len(events), stream, expected, err)
 	}
@@ -112,7 +124,7 @@ func mustAppend(t *testing.T, s eventstore.Store, stream string, expected int64,
 
 func mustReadStream(t *testing.T, s eventstore.Store, stream string, from int64, limit int) []eventstore.Event {
 	t.Helper()
-	evs, err := s.ReadStream(context.Background(), stream, from, limit)
+	evs, err := s.ReadStream(ctx(t), stream, from, limit)
 	if err != nil {
 		t.Fatalf("read stream %q from %d limit %d: %v", stream, from, limit, err)
 	}
@@ -121,7 +133,7 @@ func mustReadStream(t *testing.T, s eventstore.Store, stream string, from int64,
 
 func mustVersion(t *testing.T, s eventstore.Store, stream string) int64 {
 	t.Helper()
-	v, err := s.StreamVersion(context.Background(), stream)
+	v, err := s.StreamVersion(ctx(t), stream)
 	if err != nil {
 		t.Fatalf("version of %q: %v", stream, err)
 	}
@@ -130,7 +142,7 @@ func mustVersion(t *testing.T, s eventstore.Store, stream string) int64 {
 
 func mustHead(t *testing.T, s eventstore.Store) int64 {
 	t.Helper()
-	h, err := s.HeadPosition(context.Background())
+	h, err := s.HeadPosition(ctx(t))
 	if err != nil {
 		t.Fatalf("head position: %v", err)
 	}
@@ -148,7 +160,7 @@ func readOwn(t *testing.T, s eventstore.Store, after int64, limit int, streams .
 	}
 	var out []eventstore.Event
 	for {
-		page, err := s.ReadAll(context.Background(), after, limit)
+		page, err := s.ReadAll(ctx(t), after, limit)
 		if err != nil {
 			t.Fatalf("read global log after %d: %v", after, err)
 		}
@@ -196,7 +208,7 @@ func versions(evs []eventstore.Event) []int64 {
 
 func (c *contract) appendToNewStream(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	v, p := mustAppend(t, s, stream, eventstore.NoStream, newEvents(1, "run.created.v1")...)
 	if v != 1 {
 		t.Errorf("version of the first event = %d, want 1", v)
@@ -216,7 +228,7 @@ func (c *contract) appendToNewStream(t *testing.T) {
 
 func (c *contract) appendSeveralAtomically(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	v, p := mustAppend(t, s, stream, eventstore.NoStream, newEvents(3, "run.created.v1")...)
 	if v != 3 {
 		t.Errorf("version after 3 events = %d, want 3", v)
@@ -235,9 +247,9 @@ func (c *contract) appendSeveralAtomically(t *testing.T) {
 
 func (c *contract) wrongExpectedVersion(t *testing.T) {
 	s := c.open(t)
-	existing := c.stream(t, "run")
+	existing := c.stream("run")
 	mustAppend(t, s, existing, eventstore.NoStream, newEvents(2, "run.created.v1")...)
-	missing := c.stream(t, "missing")
+	missing := c.stream("missing")
 	tests := []struct {
 		name     string
 		stream   string
@@ -252,7 +264,7 @@ func (c *contract) wrongExpectedVersion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			head := mustHead(t, s)
-			_, _, err := s.Append(context.Background(), tt.stream, tt.expected, newEvents(3, "run.processed.v1")...)
+			_, _, err := s.Append(ctx(t), tt.stream, tt.expected, newEvents(3, "run.processed.v1")...)
 			if !errors.Is(err, eventstore.ErrConcurrency) {
 				t.Fatalf("append at %d to a stream at %d: err = %v, want ErrConcurrency", tt.expected, tt.actual, err)
 			}
@@ -275,7 +287,7 @@ func (c *contract) wrongExpectedVersion(t *testing.T) {
 
 func (c *contract) anyVersion(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "log")
+	stream := c.stream("log")
 	if v, _ := mustAppend(t, s, stream, eventstore.AnyVersion, newEvents(1, "log.line.v1")...); v != 1 {
 		t.Errorf("AnyVersion on a missing stream gave version %d, want 1", v)
 	}
@@ -287,7 +299,7 @@ func (c *contract) anyVersion(t *testing.T) {
 
 func (c *contract) invalidAppend(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	noID := newEvents(1, "run.created.v1")
 	noID[0].ID = ""
 	noType := newEvents(1, "run.created.v1")
@@ -306,7 +318,7 @@ func (c *contract) invalidAppend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := s.Append(context.Background(), tt.stream, tt.expected, tt.events...); err == nil {
+			if _, _, err := s.Append(ctx(t), tt.stream, tt.expected, tt.events...); err == nil {
 				t.Errorf("Append succeeded, want an error")
 			}
 		})
@@ -328,7 +340,7 @@ func (c *contract) concurrentAppendsToOneStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stream := c.stream(t, "run")
+			stream := c.stream("run")
 			if tt.existing > 0 {
 				mustAppend(t, s, stream, eventstore.NoStream, newEvents(tt.existing, "run.created.v1")...)
 			}
@@ -339,7 +351,7 @@ func (c *contract) concurrentAppendsToOneStream(t *testing.T) {
 			for i := range writers {
 				wg.Go(func() {
 					<-start
-					_, _, errs[i] = s.Append(context.Background(), stream, expected, newEvents(1, "run.restore-requested.v1")...)
+					_, _, errs[i] = s.Append(ctx(t), stream, expected, newEvents(1, "run.restore-requested.v1")...)
 				})
 			}
 			close(start)
@@ -372,7 +384,7 @@ func (c *contract) concurrentAppendsToDistinctStreams(t *testing.T) {
 	head := mustHead(t, s)
 	streams := make([]string, writers)
 	for i := range streams {
-		streams[i] = c.stream(t, fmt.Sprintf("run%d", i))
+		streams[i] = c.stream(fmt.Sprintf("run%d", i))
 	}
 	start := make(chan struct{})
 	errs := make(chan error, writers)
@@ -381,7 +393,7 @@ func (c *contract) concurrentAppendsToDistinctStreams(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for v := range int64(appends) {
-				got, _, err := s.Append(context.Background(), stream, v, newEvents(1, "run.processed.v1")...)
+				got, _, err := s.Append(ctx(t), stream, v, newEvents(1, "run.processed.v1")...)
 				if err != nil {
 					errs <- fmt.Errorf("append to %q at %d: %w", stream, v, err)
 					return
@@ -426,7 +438,7 @@ func (c *contract) concurrentAppendsToDistinctStreams(t *testing.T) {
 
 func (c *contract) readStreamRange(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	mustAppend(t, s, stream, eventstore.NoStream, newEvents(5, "run.processed.v1")...)
 	tests := []struct {
 		from  int64
@@ -450,7 +462,7 @@ func (c *contract) readStreamRange(t *testing.T) {
 
 func (c *contract) readMissingStream(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "missing")
+	stream := c.stream("missing")
 	if evs := mustReadStream(t, s, stream, 1, 0); len(evs) != 0 {
 		t.Errorf("missing stream has %d events", len(evs))
 	}
@@ -461,7 +473,7 @@ func (c *contract) readMissingStream(t *testing.T) {
 
 func (c *contract) readAllOrderAndLimit(t *testing.T) {
 	s := c.open(t)
-	a, b := c.stream(t, "a"), c.stream(t, "b")
+	a, b := c.stream("a"), c.stream("b")
 	head := mustHead(t, s)
 	mustAppend(t, s, a, eventstore.NoStream, newEvents(2, "run.created.v1")...)
 	mustAppend(t, s, b, eventstore.NoStream, newEvents(1, "run.created.v1")...)
@@ -487,7 +499,7 @@ func (c *contract) readAllOrderAndLimit(t *testing.T) {
 			}
 		})
 	}
-	page, err := s.ReadAll(context.Background(), head, 2)
+	page, err := s.ReadAll(ctx(t), head, 2)
 	if err != nil {
 		t.Fatalf("read global log: %v", err)
 	}
@@ -501,7 +513,7 @@ func (c *contract) readAllOrderAndLimit(t *testing.T) {
 
 func (c *contract) headPosition(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	before := mustHead(t, s)
 	_, p := mustAppend(t, s, stream, eventstore.NoStream, newEvents(2, "run.created.v1")...)
 	head := mustHead(t, s)
@@ -519,7 +531,7 @@ func (c *contract) headPosition(t *testing.T) {
 
 func (c *contract) changedAfterAppend(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	ch := s.Changed()
 	select {
 	case <-ch:
@@ -539,19 +551,18 @@ func (c *contract) changedAfterAppend(t *testing.T) {
 
 func (c *contract) snapshots(t *testing.T) {
 	s := c.open(t)
-	ctx := context.Background()
-	stream := c.stream(t, "run")
-	if _, err := s.LoadSnapshot(ctx, stream); !errors.Is(err, eventstore.ErrNotFound) {
+	stream := c.stream("run")
+	if _, err := s.LoadSnapshot(ctx(t), stream); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Fatalf("load a missing snapshot: err = %v, want ErrNotFound", err)
 	}
 	for _, want := range []eventstore.Snapshot{
 		{Stream: stream, Version: 3, Data: []byte(`{"status":"Completed"}`)},
 		{Stream: stream, Version: 7, Data: []byte(`{"status":"Restoring","images":["a.fits"]}`)},
 	} {
-		if err := s.SaveSnapshot(ctx, want); err != nil {
+		if err := s.SaveSnapshot(ctx(t), want); err != nil {
 			t.Fatalf("save snapshot v%d: %v", want.Version, err)
 		}
-		got, err := s.LoadSnapshot(ctx, stream)
+		got, err := s.LoadSnapshot(ctx(t), stream)
 		if err != nil {
 			t.Fatalf("load snapshot: %v", err)
 		}
@@ -559,30 +570,30 @@ func (c *contract) snapshots(t *testing.T) {
 			t.Errorf("loaded snapshot %q v%d %s, want %q v%d %s", got.Stream, got.Version, got.Data, want.Stream, want.Version, want.Data)
 		}
 	}
-	if _, err := s.LoadSnapshot(ctx, c.stream(t, "other")); !errors.Is(err, eventstore.ErrNotFound) {
+	if _, err := s.LoadSnapshot(ctx(t), c.stream("other")); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Errorf("load the snapshot of another stream: err = %v, want ErrNotFound", err)
 	}
 }
 
 func (c *contract) cancelledContext(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
-	ctx, cancel := context.WithCancel(context.Background())
+	stream := c.stream("run")
+	cancelled, cancel := context.WithCancel(ctx(t))
 	cancel()
 	calls := []struct {
 		name string
 		call func() error
 	}{
 		{"Append", func() error {
-			_, _, err := s.Append(ctx, stream, eventstore.NoStream, newEvents(1, "run.created.v1")...)
+			_, _, err := s.Append(cancelled, stream, eventstore.NoStream, newEvents(1, "run.created.v1")...)
 			return err
 		}},
-		{"ReadStream", func() error { _, err := s.ReadStream(ctx, stream, 1, 0); return err }},
-		{"StreamVersion", func() error { _, err := s.StreamVersion(ctx, stream); return err }},
-		{"ReadAll", func() error { _, err := s.ReadAll(ctx, 0, 10); return err }},
-		{"HeadPosition", func() error { _, err := s.HeadPosition(ctx); return err }},
-		{"SaveSnapshot", func() error { return s.SaveSnapshot(ctx, eventstore.Snapshot{Stream: stream, Version: 1}) }},
-		{"LoadSnapshot", func() error { _, err := s.LoadSnapshot(ctx, stream); return err }},
+		{"ReadStream", func() error { _, err := s.ReadStream(cancelled, stream, 1, 0); return err }},
+		{"StreamVersion", func() error { _, err := s.StreamVersion(cancelled, stream); return err }},
+		{"ReadAll", func() error { _, err := s.ReadAll(cancelled, 0, 10); return err }},
+		{"HeadPosition", func() error { _, err := s.HeadPosition(cancelled); return err }},
+		{"SaveSnapshot", func() error { return s.SaveSnapshot(cancelled, eventstore.Snapshot{Stream: stream, Version: 1}) }},
+		{"LoadSnapshot", func() error { _, err := s.LoadSnapshot(cancelled, stream); return err }},
 	}
 	for _, tt := range calls {
 		t.Run(tt.name, func(t *testing.T) {
@@ -594,14 +605,14 @@ func (c *contract) cancelledContext(t *testing.T) {
 	if v := mustVersion(t, s, stream); v != 0 {
 		t.Errorf("cancelled append wrote: version %d", v)
 	}
-	if _, err := s.LoadSnapshot(context.Background(), stream); !errors.Is(err, eventstore.ErrNotFound) {
+	if _, err := s.LoadSnapshot(ctx(t), stream); !errors.Is(err, eventstore.ErrNotFound) {
 		t.Errorf("cancelled snapshot save: load err = %v, want ErrNotFound", err)
 	}
 }
 
 func (c *contract) eventRoundTrip(t *testing.T) {
 	s := c.open(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	in := []eventstore.EventData{
 		{
 			ID:    uuid.NewString(),
@@ -658,17 +669,17 @@ func (c *contract) oddStreamNames(t *testing.T) {
 	s := c.open(t)
 	for _, name := range []string{"run-a_b.c-1", "run with spaces", "run/ä?#%'\";--"} {
 		t.Run(name, func(t *testing.T) {
-			stream := c.stream(t, name)
+			stream := c.stream(name)
 			mustAppend(t, s, stream, eventstore.NoStream, newEvents(2, "run.created.v1")...)
 			checkVersions(t, mustReadStream(t, s, stream, 1, 0), stream, 1, 2)
 			if v := mustVersion(t, s, stream); v != 2 {
 				t.Errorf("version = %d, want 2", v)
 			}
 			snap := eventstore.Snapshot{Stream: stream, Version: 2, Data: []byte(`{}`)}
-			if err := s.SaveSnapshot(context.Background(), snap); err != nil {
+			if err := s.SaveSnapshot(ctx(t), snap); err != nil {
 				t.Fatalf("save snapshot: %v", err)
 			}
-			if got, err := s.LoadSnapshot(context.Background(), stream); err != nil || got.Stream != stream || got.Version != 2 {
+			if got, err := s.LoadSnapshot(ctx(t), stream); err != nil || got.Stream != stream || got.Version != 2 {
 				t.Errorf("load snapshot = %+v, %v", got, err)
 			}
 		})
@@ -677,14 +688,14 @@ func (c *contract) oddStreamNames(t *testing.T) {
 
 func (c *contract) closed(t *testing.T) {
 	s := c.f.New(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	if _, _, err := s.Append(context.Background(), stream, eventstore.NoStream, newEvents(1, "run.created.v1")...); err == nil {
+	if _, _, err := s.Append(ctx(t), stream, eventstore.NoStream, newEvents(1, "run.created.v1")...); err == nil {
 		t.Error("Append on a closed store succeeded")
 	}
-	if _, err := s.ReadAll(context.Background(), 0, 1); err == nil {
+	if _, err := s.ReadAll(ctx(t), 0, 1); err == nil {
 		t.Error("ReadAll on a closed store succeeded")
 	}
 }
@@ -694,11 +705,11 @@ func (c *contract) durable(t *testing.T) {
 		t.Skip("the store is not durable (Factory.Reopen is nil)")
 	}
 	s := c.f.New(t)
-	stream := c.stream(t, "run")
+	stream := c.stream("run")
 	in := newEvents(3, "run.created.v1")
 	_, p := mustAppend(t, s, stream, eventstore.NoStream, in...)
 	snap := eventstore.Snapshot{Stream: stream, Version: 3, Data: []byte(`{"v":3}`)}
-	if err := s.SaveSnapshot(context.Background(), snap); err != nil {
+	if err := s.SaveSnapshot(ctx(t), snap); err != nil {
 		t.Fatalf("save snapshot: %v", err)
 	}
 
@@ -718,11 +729,11 @@ func (c *contract) durable(t *testing.T) {
 	if head := mustHead(t, s); head < p {
 		t.Errorf("head after reopen %d, before %d", head, p)
 	}
-	if got, err := s.LoadSnapshot(context.Background(), stream); err != nil || got.Version != 3 || !bytes.Equal(got.Data, snap.Data) {
+	if got, err := s.LoadSnapshot(ctx(t), stream); err != nil || got.Version != 3 || !bytes.Equal(got.Data, snap.Data) {
 		t.Errorf("snapshot after reopen = %+v, %v", got, err)
 	}
 	// The expected-version check and positions carry on from the stored state.
-	if _, _, err := s.Append(context.Background(), stream, eventstore.NoStream, newEvents(1, "run.created.v1")...); !errors.Is(err, eventstore.ErrConcurrency) {
+	if _, _, err := s.Append(ctx(t), stream, eventstore.NoStream, newEvents(1, "run.created.v1")...); !errors.Is(err, eventstore.ErrConcurrency) {
 		t.Errorf("NoStream on a reopened existing stream: err = %v, want ErrConcurrency", err)
 	}
 	v, p2 := mustAppend(t, s, stream, 3, newEvents(1, "run.processed.v1")...)

@@ -66,14 +66,20 @@ CREATE TABLE IF NOT EXISTS snapshots (
 
 const eventColumns = `position, id, stream, version, type, data, actor, time`
 
+// schemaVersion is kept in PRAGMA user_version, so that an older binary
+// refuses a file a newer one has migrated.
+const schemaVersion = 1
+
 // Store is the SQLite eventstore.Store. It is safe for concurrent use.
 type Store struct {
 	path string
 	// write has a single connection, used by the writer goroutine and by
-	// SaveSnapshot; every write transaction is BEGIN IMMEDIATE.
-	write *sql.DB
-	read  *sql.DB
-	stmts writeStmts
+	// SaveSnapshot; its transactions are BEGIN IMMEDIATE, which takes the
+	// file's write lock at once, before any version is read.
+	write        *sql.DB
+	read         *sql.DB
+	checkpointer *sql.DB
+	stmts        writeStmts
 
 	requests   chan *appendRequest
 	writerDone chan struct{}
@@ -83,76 +89,110 @@ type Store struct {
 	changedMu sync.Mutex
 	changed   chan struct{}
 
-	commits atomic.Int64 // write transactions committed, for benchmarks
+	committed        chan struct{} // wakes checkpointLoop
+	stopCheckpoints  chan struct{}
+	checkpointerDone chan struct{}
+
+	commits atomic.Int64 // write transactions committed, for tests and benchmarks
 }
 
 var _ eventstore.Store = (*Store)(nil)
 
-// Open opens or creates the event store in the SQLite file at path.
+// Open opens the event store in the SQLite file at path, creating it if
+// needed. Several processes may open the same file.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
-	busy := fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
-	// synchronous=FULL syncs the WAL on every commit: an acknowledged append
-	// survives a power loss, which NORMAL does not promise.
-	write, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma="+busy, "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)"))
-	if err != nil {
-		return nil, fmt.Errorf("open event store %s: %w", abs, err)
-	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxLifetime(0)
-	write.SetConnMaxIdleTime(0)
 	s := &Store{
-		path:       abs,
-		write:      write,
-		requests:   make(chan *appendRequest, opts.MaxBatch),
-		writerDone: make(chan struct{}),
-		changed:    make(chan struct{}),
+		path:             abs,
+		requests:         make(chan *appendRequest, opts.MaxBatch),
+		writerDone:       make(chan struct{}),
+		changed:          make(chan struct{}),
+		committed:        make(chan struct{}, 1),
+		stopCheckpoints:  make(chan struct{}),
+		checkpointerDone: make(chan struct{}),
 	}
-	if err := s.init(ctx); err != nil {
-		return nil, errors.Join(err, write.Close())
+	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
+	// synchronous=FULL syncs the WAL at every commit, so an acknowledged
+	// append survives a power loss; NORMAL would not promise that.
+	s.write, err = openDB(abs, 1, busy, "_txlock=immediate", "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)",
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerCheckpointFrames))
+	if err == nil {
+		s.read, err = openDB(abs, opts.ReadConns, busy, "_pragma=query_only(1)")
 	}
-	s.read, err = sql.Open("sqlite", dsn(abs, "_pragma="+busy, "_pragma=query_only(1)"))
+	if err == nil {
+		s.checkpointer, err = openDB(abs, 1, busy, "_pragma=synchronous(FULL)")
+	}
+	if err == nil {
+		err = s.init(ctx)
+	}
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open event store %s for reading: %w", abs, err), s.stmts.close(), write.Close())
+		return nil, errors.Join(fmt.Errorf("open event store %s: %w", abs, err), s.closeDBs())
 	}
-	s.read.SetMaxOpenConns(opts.ReadConns)
-	s.read.SetMaxIdleConns(opts.ReadConns)
 	go s.writeLoop(opts.MaxBatch)
+	go s.checkpointLoop()
 	return s, nil
 }
 
-// dsn returns the driver's name for the file at path with query parameters.
-func dsn(path string, params ...string) string {
+// openDB returns a pool of at most conns connections to the file at path.
+// Connections open on first use.
+func openDB(path string, conns int, params ...string) (*sql.DB, error) {
 	// A file: URI, so that '?' or '#' in a directory name stay part of it.
 	u := url.URL{Scheme: "file", Path: path}
-	return u.String() + "?" + strings.Join(params, "&")
+	db, err := sql.Open("sqlite", u.String()+"?"+strings.Join(params, "&"))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	return db, nil
 }
 
-// init creates the schema and prepares the write statements.
+// init checks the journal mode, creates the schema and prepares the write
+// statements.
 func (s *Store) init(ctx context.Context) error {
 	var mode string
 	if err := s.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return storageError(fmt.Sprintf("open event store %s", s.path), err)
+		return storageError("read journal mode", err)
 	}
-	// SQLite keeps the old mode silently where WAL is impossible (some network
-	// file systems); group commit and concurrent readers rely on it.
+	// SQLite silently keeps the old mode where WAL is impossible (some
+	// network file systems); concurrent readers and group commit need it.
 	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("open event store %s: journal mode is %q, want wal", s.path, mode)
+		return fmt.Errorf("journal mode is %q, want wal", mode)
 	}
-	if _, err := s.write.ExecContext(ctx, schema); err != nil {
-		return storageError(fmt.Sprintf("create schema in %s", s.path), err)
+	var version int
+	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return storageError("read schema version", err)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this program's %d", version, schemaVersion)
+	}
+	if version < schemaVersion {
+		if _, err := s.write.ExecContext(ctx, schema+fmt.Sprintf("\nPRAGMA user_version = %d;", schemaVersion)); err != nil {
+			return storageError("create schema", err)
+		}
 	}
 	return s.stmts.prepare(ctx, s.write)
 }
 
+// closeDBs closes what Open opened.
+func (s *Store) closeDBs() error {
+	errs := []error{s.stmts.close()}
+	for _, db := range []*sql.DB{s.read, s.checkpointer, s.write} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Append implements eventstore.Store. Concurrent appends are committed
 // together; each is checked on its own and gets its own result once the
-// batch is durable.
+// batch is durable. If ctx ends while the append waits for its batch, Append
+// returns ctx's error and the events may or may not have been written.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, events ...eventstore.EventData) (version, position int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, 0, fmt.Errorf("append to %q: %w", stream, err)
@@ -166,7 +206,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 	}
 	select {
 	case <-req.done:
-		return req.version, req.position, req.err
+		if req.err != nil {
+			return 0, 0, req.err
+		}
+		return req.version, req.position, nil
 	case <-ctx.Done():
 		return 0, 0, fmt.Errorf("append to %q: %w (the events may have been written)", stream, ctx.Err())
 	}
@@ -213,12 +256,12 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (int64, error)
 	if s.closed.Load() {
 		return 0, errClosed
 	}
-	var v int64
-	err := s.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`, stream).Scan(&v)
+	var v sql.NullInt64
+	err := s.read.QueryRowContext(ctx, versionQuery, stream).Scan(&v)
 	if err != nil {
 		return 0, storageError(fmt.Sprintf("version of stream %q", stream), err)
 	}
-	return v, nil
+	return v.Int64, nil
 }
 
 // ReadAll implements eventstore.Store. limit <= 0 means 1000.
@@ -314,8 +357,9 @@ func (s *Store) Close() error {
 	close(s.requests)
 	s.closeMu.Unlock()
 	<-s.writerDone
-	err := errors.Join(s.stmts.close(), s.read.Close(), s.write.Close())
-	if err != nil {
+	close(s.stopCheckpoints)
+	<-s.checkpointerDone
+	if err := s.closeDBs(); err != nil {
 		return fmt.Errorf("close event store %s: %w", s.path, err)
 	}
 	return nil

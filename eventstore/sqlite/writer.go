@@ -24,9 +24,20 @@ type appendRequest struct {
 	done              chan struct{}
 }
 
+const (
+	// versionQuery reads the end of the (stream, version) index; NULL when
+	// the stream is absent.
+	versionQuery = `SELECT MAX(version) FROM events WHERE stream = ?`
+	// insertAt inserts event ?1 as version ?3 + 1 of stream ?2 if the
+	// stream is at version ?3 (0: absent), and inserts nothing otherwise.
+	insertAt = `INSERT INTO events (id, stream, version, type, data, actor, time)
+		SELECT ?1, ?2, ?3 + 1, ?4, ?5, ?6, ?7
+		WHERE IFNULL((SELECT MAX(version) FROM events WHERE stream = ?2), 0) = ?3`
+)
+
 // writeStmts are prepared once on the single write connection.
 type writeStmts struct {
-	version, insert, savepoint, release, rollbackTo *sql.Stmt
+	version, insertAt, savepoint, release, rollbackTo *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -34,15 +45,15 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{&w.version, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`},
-		{&w.insert, `INSERT INTO events (id, stream, version, type, data, actor, time) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&w.version, versionQuery},
+		{&w.insertAt, insertAt},
 		{&w.savepoint, `SAVEPOINT append_one`},
 		{&w.release, `RELEASE append_one`},
 		{&w.rollbackTo, `ROLLBACK TO append_one`},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
-			return errors.Join(storageError(fmt.Sprintf("prepare %q", p.sql), err), w.close())
+			return storageError(fmt.Sprintf("prepare %q", p.sql), err)
 		}
 		*p.stmt = stmt
 	}
@@ -51,7 +62,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (w *writeStmts) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{w.version, w.insert, w.savepoint, w.release, w.rollbackTo} {
+	for _, s := range []*sql.Stmt{w.version, w.insertAt, w.savepoint, w.release, w.rollbackTo} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -97,12 +108,12 @@ func (s *Store) commitBatch(batch []*appendRequest) {
 	ctx := context.Background()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		failAll(batch, storageError("begin write transaction", err))
+		failAll(batch, storageError(fmt.Sprintf("begin write transaction on %s", s.path), err))
 		return
 	}
 	st := txStmts{
 		version:    tx.StmtContext(ctx, s.stmts.version),
-		insert:     tx.StmtContext(ctx, s.stmts.insert),
+		insertAt:   tx.StmtContext(ctx, s.stmts.insertAt),
 		savepoint:  tx.StmtContext(ctx, s.stmts.savepoint),
 		release:    tx.StmtContext(ctx, s.stmts.release),
 		rollbackTo: tx.StmtContext(ctx, s.stmts.rollbackTo),
@@ -123,10 +134,11 @@ func (s *Store) commitBatch(batch []*appendRequest) {
 		written = written || r.err == nil
 	}
 	if err := tx.Commit(); err != nil {
-		failAll(batch, storageError("commit appends", err))
+		failAll(batch, storageError(fmt.Sprintf("commit appends to %s", s.path), err))
 		return
 	}
 	s.commits.Add(1)
+	s.wakeCheckpointer()
 	if written {
 		s.notifyChanged()
 	}
@@ -141,69 +153,102 @@ func failAll(batch []*appendRequest, err error) {
 
 // txStmts are the write statements bound to the batch's transaction.
 type txStmts struct {
-	version, insert, savepoint, release, rollbackTo *sql.Stmt
+	version, insertAt, savepoint, release, rollbackTo *sql.Stmt
 }
 
 // append checks and writes one request inside the batch transaction. A
 // failure of the request alone (wrong version, duplicate id) goes to r.err
-// and is undone to the savepoint; the error returned dooms the whole batch.
+// and writes nothing; the error returned dooms the whole batch.
 func (st txStmts) append(ctx context.Context, r *appendRequest) error {
-	var current int64
-	if err := st.version.QueryRowContext(ctx, r.stream).Scan(&current); err != nil {
-		return storageError(fmt.Sprintf("version of stream %q", r.stream), err)
-	}
-	// BEGIN IMMEDIATE holds the database's write lock, so no other process
-	// can move the stream between this check and the inserts; the
-	// UNIQUE (stream, version) index backs it up.
-	if r.expected != eventstore.AnyVersion && r.expected != current {
-		r.err = &eventstore.ConcurrencyError{Stream: r.stream, Expected: r.expected, Actual: current}
-		return nil
-	}
-	if _, err := st.savepoint.ExecContext(ctx); err != nil {
-		return storageError("savepoint", err)
-	}
-	version, position, err := st.insertEvents(ctx, r.stream, current, r.events)
-	if err != nil {
-		if !isConstraint(err) {
+	at := r.expected
+	if at == eventstore.AnyVersion {
+		current, err := st.currentVersion(ctx, r.stream)
+		if err != nil {
 			return err
 		}
-		if _, rerr := st.rollbackTo.ExecContext(ctx); rerr != nil {
-			return storageError("roll back to savepoint", rerr)
-		}
-		r.err = constraintError(r, err)
-	} else {
-		r.version, r.position = version, position
+		at = current
 	}
-	if _, err := st.release.ExecContext(ctx); err != nil {
-		return storageError("release savepoint", err)
+	// A single INSERT that fails undoes itself and leaves the transaction
+	// going; several need a savepoint to go back to.
+	savepoint := len(r.events) > 1
+	if savepoint {
+		if _, err := st.savepoint.ExecContext(ctx); err != nil {
+			return storageError("savepoint", err)
+		}
+	}
+	rejected, err := st.insertEvents(ctx, r, at)
+	if err != nil {
+		return err
+	}
+	if rejected != nil {
+		r.err = rejected
+		if savepoint {
+			if _, err := st.rollbackTo.ExecContext(ctx); err != nil {
+				return storageError("roll back to savepoint", err)
+			}
+		}
+	}
+	if savepoint {
+		if _, err := st.release.ExecContext(ctx); err != nil {
+			return storageError("release savepoint", err)
+		}
 	}
 	return nil
 }
 
-// insertEvents writes events after version current of stream.
-func (st txStmts) insertEvents(ctx context.Context, stream string, current int64, events []eventstore.EventData) (version, position int64, err error) {
+// insertEvents writes the events of r after version at of its stream. It
+// returns the reason the database refused the append, or an error that dooms
+// the batch.
+func (st txStmts) insertEvents(ctx context.Context, r *appendRequest, at int64) (rejected, err error) {
 	now := time.Now()
-	for _, e := range events {
-		current++
+	for _, e := range r.events {
 		t := e.Time
 		if t.IsZero() {
 			t = now
 		}
-		res, err := st.insert.ExecContext(ctx, e.ID, stream, current, e.Type, e.Data, e.Actor, t.UnixNano())
+		// The statement inserts only if the stream is at version at, so the
+		// database, not this code, decides the expected-version check.
+		// BEGIN IMMEDIATE holds the write lock, so no other process can move
+		// the stream in between; UNIQUE (stream, version) backs it up.
+		res, err := st.insertAt.ExecContext(ctx, e.ID, r.stream, at, e.Type, e.Data, e.Actor, t.UnixNano())
+		if isConstraint(err) {
+			return constraintError(r, err), nil
+		}
 		if err != nil {
-			return 0, 0, storageError(fmt.Sprintf("insert event %s into %q", e.ID, stream), err)
+			return nil, storageError(fmt.Sprintf("insert event %s into %q", e.ID, r.stream), err)
 		}
-		if position, err = res.LastInsertId(); err != nil {
-			return 0, 0, fmt.Errorf("position of event %s: %w", e.ID, err)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("insert event %s into %q: %w", e.ID, r.stream, err)
 		}
+		if n == 0 {
+			current, err := st.currentVersion(ctx, r.stream)
+			if err != nil {
+				return nil, err
+			}
+			return &eventstore.ConcurrencyError{Stream: r.stream, Expected: r.expected, Actual: current}, nil
+		}
+		if r.position, err = res.LastInsertId(); err != nil {
+			return nil, fmt.Errorf("position of event %s: %w", e.ID, err)
+		}
+		at++
 	}
-	return current, position, nil
+	r.version = at
+	return nil, nil
+}
+
+func (st txStmts) currentVersion(ctx context.Context, stream string) (int64, error) {
+	var v sql.NullInt64
+	if err := st.version.QueryRowContext(ctx, stream).Scan(&v); err != nil {
+		return 0, storageError(fmt.Sprintf("version of stream %q", stream), err)
+	}
+	return v.Int64, nil
 }
 
 // constraintError explains a constraint violation of one append.
 func constraintError(r *appendRequest, err error) error {
-	// The (stream, version) index only fires if the version check above
-	// was bypassed; report it as the conflict it is.
+	// The (stream, version) index fires only if a row was written around
+	// the guarded insert; report it as the conflict it is.
 	if strings.Contains(err.Error(), "events.stream, events.version") {
 		return &eventstore.ConcurrencyError{Stream: r.stream, Expected: r.expected, Actual: -1}
 	}

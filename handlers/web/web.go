@@ -47,13 +47,13 @@ type Server struct {
 	// a keep-alive (default 15s).
 	Heartbeat time.Duration
 
-	once    sync.Once
-	initErr error
-	seal    *sealer
-	pages   map[string]*template.Template
-	assets  map[string]string // static file name -> URL with a content version
-	done    chan struct{}
-	closeMu sync.Once
+	once      sync.Once
+	initErr   error
+	seal      *sealer
+	pages     map[string]*template.Template
+	assets    map[string]string // static file name -> URL with a content version
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // pageNames are the templates under templates/, each rendered inside
@@ -154,7 +154,7 @@ func (s *Server) Register(r *mux.Router) error {
 // browsers to hang up. It is safe to call more than once.
 func (s *Server) Close() {
 	_ = s.init()
-	s.closeMu.Do(func() { close(s.done) })
+	s.closeOnce.Do(func() { close(s.done) })
 }
 
 // securityHeaders are sent with every page: no inline script or style may

@@ -264,7 +264,8 @@ func parseScalar(text string) any {
 	if isRealSyntax(text) {
 		// FITS allows a D exponent for double precision.
 		f, err := strconv.ParseFloat(strings.NewReplacer("D", "E", "d", "e").Replace(text), 64)
-		if err == nil || errors.Is(err, strconv.ErrRange) {
+		// Underflow to zero is harmless; overflow to infinity is not a value.
+		if err == nil || errors.Is(err, strconv.ErrRange) && !math.IsInf(f, 0) {
 			return f
 		}
 	}

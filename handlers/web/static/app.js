@@ -397,6 +397,7 @@
       text.value = run.config || '';
       problems.hidden = true;
       form.hidden = false;
+      $('config-card').classList.add('editing');
       $('config-view').hidden = true;
       this.hidden = true;
       text.focus();
@@ -404,6 +405,7 @@
     function stopEditing() {
       editing = false;
       form.hidden = true;
+      $('config-card').classList.remove('editing');
       $('config-view').hidden = false;
       $('config-view').textContent = run.config || '';
       $('config-edit-button').hidden = false;

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/runconfig"
+	"github.com/piperun/piperun/server"
+)
+
+func TestMain(m *testing.M) {
+	pollInterval = 20 * time.Millisecond
+	// The tests pass --server and --token; values from the environment of
+	// whoever runs them must not leak in.
+	for _, v := range []string{EnvServer, EnvToken, EnvDataDir, EnvAddr, EnvImagesDir} {
+		os.Unsetenv(v)
+	}
+	os.Exit(m.Run())
+}
+
+// result is what a piperun invocation did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// piperun runs the command line with stdin as standard input.
+func piperun(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := Run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout:\n%s--- stderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// testServer is a real piperun server running in the test's process.
+type testServer struct {
+	URL       string
+	DataDir   string
+	ImagesDir string
+	// API tokens of users created before the start.
+	Admin, Alice, Bob string
+}
+
+// startServer runs server.Run with workers on a fresh data directory and
+// the given images root until the test ends.
+func startServer(t *testing.T, imagesDir string) *testServer {
+	t.Helper()
+	ts := &testServer{DataDir: t.TempDir(), ImagesDir: imagesDir}
+	ctx := context.Background()
+	for _, u := range []struct {
+		name  string
+		admin bool
+		token *string
+	}{{"admin", true, &ts.Admin}, {"alice", false, &ts.Alice}, {"bob", false, &ts.Bob}} {
+		tok, err := server.AddUser(ctx, ts.DataDir, u.name, u.admin)
+		if err != nil {
+			t.Fatalf("add user %s: %v", u.name, err)
+		}
+		*u.token = tok
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(runCtx, server.Config{
+			DataDir: ts.DataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
+			Poll: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Stdout: io.Discard, Ready: ready,
+		})
+	}()
+	select {
+	case addr := <-ready:
+		ts.URL = "http://" + addr
+	case err := <-done:
+		cancel()
+		t.Fatalf("server stopped before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("server did not start within 30s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server stopped with an error: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("server did not stop within 20s of its context ending")
+		}
+	})
+	return ts
+}
+
+// as runs a client command against the server with a user's token (put
+// after the command's own arguments, which also checks that flags may
+// follow positionals), and checks that the token is never printed.
+func (ts *testServer) as(t *testing.T, token, stdin string, args ...string) result {
+	t.Helper()
+	args = append(append([]string(nil), args...), "--server", ts.URL, "--token", token)
+	r := piperun(t, stdin, args...)
+	if strings.Contains(r.stdout, token) || strings.Contains(r.stderr, token) {
+		t.Errorf("piperun %s printed the API token:\n%s", strings.Join(args[:len(args)-4], " "), r)
+	}
+	return r
+}
+
+// syntheticImages writes n sets of empty input files (enough for the
+// configuration checks, not for processing) and returns the directory.
+func syntheticImages(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	in := syntheticInputs(n)
+	for _, list := range [][]string{in.Images, in.Selavy, in.Noise, in.Background} {
+		for _, p := range list {
+			if err := os.WriteFile(filepath.Join(dir, p), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+func syntheticInputs(n int) domain.Inputs {
+	var in domain.Inputs
+	for i := 1; i <= n; i++ {
+		base := "img" + string(rune('0'+i))
+		in.Images = append(in.Images, base+".fits")
+		in.Selavy = append(in.Selavy, base+".selavy.txt")
+		in.Noise = append(in.Noise, base+".noise.fits")
+		in.Background = append(in.Background, base+".bg.fits")
+	}
+	return in
+}
+
+// vastInputs are the inputs of the given epochs of the shared VAST data.
+func vastInputs(epochs ...string) domain.Inputs {
+	var in domain.Inputs
+	for _, e := range epochs {
+		in.Images = append(in.Images, e+".fits")
+		in.Selavy = append(in.Selavy, e+".selavy.components.txt")
+		in.Noise = append(in.Noise, e+".noiseMap.fits")
+		in.Background = append(in.Background, e+".meanMap.fits")
+	}
+	return in
+}
+
+// writeConfig writes a configuration with the given inputs to a file and
+// returns its path.
+func writeConfig(t *testing.T, in domain.Inputs, run string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), run+".yaml")
+	if err := os.WriteFile(p, []byte(runconfig.Render(in, run)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in
+// different goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	"github.com/piperun/piperun/server"
+)
+
+// Version is piperun's version, set at build time with
+// -ldflags "-X github.com/piperun/piperun/cli.Version=v1.2.3"; when unset
+// the module's build information is used.
+var Version = ""
+
+var serveHelp = help{
+	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR]"},
+	description: `
+Runs the piperun service on a data directory: the HTTP API (and web pages)
+on --addr, and the workers that process runs, restore them and delete them.
+It keeps running until interrupted (SIGINT or SIGTERM), then stops cleanly:
+jobs that were cut short are picked up again at the next start.
+
+The data directory is created if needed. On the first start, when there is
+no user yet, an administrator "admin" is created and its API token printed
+once on standard output.
+
+Input paths in run configurations are relative to --images-dir, and may not
+leave it.`,
+	env: []string{
+		dataDirEnv,
+		EnvAddr + "        listen address, when --addr is not given (default " + DefaultAddr + ")",
+		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
+	},
+	examples: `
+piperun serve --data-dir /srv/piperun --images-dir /data/vast --addr 0.0.0.0:8080
+PIPERUN_DATA_DIR=/srv/piperun piperun serve`,
+}
+
+func cmdServe(e *env, args []string) error {
+	fs := e.flagSet()
+	dataDirFlag(fs)
+	fs.String("addr", DefaultAddr, "`HOST:PORT` the HTTP API listens on")
+	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
+	if _, err := e.parse(fs, serveHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	cfg := server.Config{
+		DataDir:   e.fromEnv(fs, "data-dir", EnvDataDir),
+		Addr:      e.fromEnv(fs, "addr", EnvAddr),
+		ImagesDir: e.fromEnv(fs, "images-dir", EnvImagesDir),
+		Workers:   true,
+		Logger:    slog.New(slog.NewTextHandler(e.stderr, nil)),
+		Stdout:    e.stdout,
+	}
+	if cfg.Addr == "" {
+		return usagef("--addr must not be empty (use 'piperun worker' for a process without the HTTP API)")
+	}
+	return server.Run(e.ctx, cfg)
+}
+
+var workerHelp = help{
+	usage: []string{"worker [--data-dir DIR] [--images-dir DIR]"},
+	description: `
+Runs only the workers (processing, restore, deletion, artifact clean-up) on
+a data directory, without the HTTP API: a way to add processing capacity
+next to a 'piperun serve' on the same data directory. It keeps running until
+interrupted (SIGINT or SIGTERM).
+
+--images-dir must be the same images root as the server's.`,
+	env: []string{
+		dataDirEnv,
+		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
+	},
+	examples: `
+piperun worker --data-dir /srv/piperun --images-dir /data/vast`,
+}
+
+func cmdWorker(e *env, args []string) error {
+	fs := e.flagSet()
+	dataDirFlag(fs)
+	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
+	if _, err := e.parse(fs, workerHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	return server.Run(e.ctx, server.Config{
+		DataDir:   e.fromEnv(fs, "data-dir", EnvDataDir),
+		ImagesDir: e.fromEnv(fs, "images-dir", EnvImagesDir),
+		Workers:   true,
+		Logger:    slog.New(slog.NewTextHandler(e.stderr, nil)),
+		Stdout:    e.stdout,
+	})
+}
+
+// subcommand is a command of a group such as "user".
+type subcommand struct {
+	name    string
+	summary string
+	run     func(e *env, args []string) error
+}
+
+// dispatch runs the subcommand named by args[0].
+func (e *env) dispatch(subs []subcommand, args []string) error {
+	list := func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Usage: piperun %s SUBCOMMAND [ARGS] [FLAGS]\n\nSubcommands:\n", e.path)
+		for _, s := range subs {
+			fmt.Fprintf(&b, "  %-10s%s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(&b, "\nRun 'piperun %s SUBCOMMAND --help' for its flags and examples.\n", e.path)
+		return b.String()
+	}
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, list())
+		return usagef("missing subcommand")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(e.stdout, list())
+		return errHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			e.path += " " + s.name
+			return s.run(e, args[1:])
+		}
+	}
+	return usagef("unknown subcommand %q", args[0])
+}
+
+func cmdUser(e *env, args []string) error {
+	return e.dispatch([]subcommand{
+		{name: "add", summary: "create a user and print its API token", run: cmdUserAdd},
+	}, args)
+}
+
+var userAddHelp = help{
+	usage: []string{"user add NAME [--admin] [--data-dir DIR]"},
+	description: `
+Creates the user NAME in a data directory and prints its API token, and
+only the token, on standard output: it is shown this once (the service
+keeps only its hash). Works whether or not a server is running on the data
+directory; a running server accepts the token at once.
+
+User names have 1 to 64 letters, digits, '.', '_' and '-'. Administrators
+may change any run; other users only the runs they created.`,
+	env: []string{dataDirEnv},
+	examples: `
+TOKEN=$(piperun user add alice --data-dir /srv/piperun)
+piperun user add bob --admin`,
+}
+
+func cmdUserAdd(e *env, args []string) error {
+	fs := e.flagSet()
+	dataDirFlag(fs)
+	admin := fs.Bool("admin", false, "make the user an administrator")
+	pos, err := e.parse(fs, userAddHelp, args, 1, 1, "the user NAME")
+	if err != nil {
+		return err
+	}
+	token, err := server.AddUser(e.ctx, e.fromEnv(fs, "data-dir", EnvDataDir), pos[0], *admin)
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", pos[0], err)
+	}
+	fmt.Fprintln(e.stdout, token)
+	return nil
+}
+
+func cmdProjections(e *env, args []string) error {
+	return e.dispatch([]subcommand{
+		{name: "rebuild", summary: "drop the read models and rebuild them from the event log", run: cmdProjectionsRebuild},
+	}, args)
+}
+
+var rebuildHelp = help{
+	usage: []string{"projections rebuild [--data-dir DIR]"},
+	description: `
+Drops the read models of a data directory (run list, run details, logs,
+users) and rebuilds them from the event log, which is the only source of
+truth. Use it after a change to how events are projected, or if the read
+model file was damaged. Stop the service on the data directory first.`,
+	env: []string{dataDirEnv},
+	examples: `
+piperun projections rebuild --data-dir /srv/piperun`,
+}
+
+func cmdProjectionsRebuild(e *env, args []string) error {
+	fs := e.flagSet()
+	dataDirFlag(fs)
+	if _, err := e.parse(fs, rebuildHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	return server.RebuildProjections(e.ctx, e.fromEnv(fs, "data-dir", EnvDataDir), e.stdout)
+}
+
+var versionHelp = help{
+	usage:       []string{"version"},
+	description: `Prints piperun's version, and the Go version and source revision it was built from.`,
+	examples:    `piperun version`,
+}
+
+func cmdVersion(e *env, args []string) error {
+	fs := e.flagSet()
+	if _, err := e.parse(fs, versionHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	v, extra := Version, ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		extra = bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				extra += ", revision " + s.Value[:12]
+			}
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	if extra != "" {
+		v += " (" + extra + ")"
+	}
+	fmt.Fprintf(e.stdout, "piperun %s\n", v)
+	return nil
+}
+
+var helpHelp = help{
+	usage:       []string{"help [COMMAND [SUBCOMMAND]]"},
+	description: `Shows the list of commands, or the help of one command (the same as 'piperun COMMAND --help').`,
+	examples:    "piperun help restorepiperun\npiperun help user add",
+}
+
+func cmdHelp(e *env, args []string) error {
+	fs := e.flagSet()
+	pos, err := e.parse(fs, helpHelp, args, 0, 2, "")
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		topHelp(e.stdout)
+		return nil
+	}
+	cmd, ok := lookup(pos[0])
+	if !ok {
+		return usagef("unknown command %q", pos[0])
+	}
+	e.path = pos[0]
+	err = cmd.run(e, append(pos[1:], "--help"))
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}

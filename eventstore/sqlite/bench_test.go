@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/piperun/piperun/eventstore"
+)
+
+func openBench(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "events.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	return s
+}
+
+var idGen = func() string {
+	if os.Getenv("V7") != "" {
+		return uuid.Must(uuid.NewV7()).String()
+	}
+	return uuid.NewString()
+}
+
+func benchEvent() eventstore.EventData {
+	return eventstore.EventData{
+		ID:    idGen(),
+		Type:  "run.processed.v1",
+		Data:  []byte(`{"run":"bench","images":4,"sources":12345}`),
+		Actor: "system:bench",
+		Time:  time.Now(),
+	}
+}
+
+// benchAppends runs b.N single-event appends from writers goroutines, each on
+// its own stream, and reports throughput, p99 latency and appends per commit.
+func benchAppends(b *testing.B, writers int) {
+	s := openBench(b)
+	ctx := context.Background()
+	var next atomic.Int64
+	latencies := make([][]time.Duration, writers)
+	errs := make(chan error, writers)
+	commits := s.commits.Load()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprintf("run-%d-%s", w, uuid.NewString())
+			for v := int64(0); next.Add(1) <= int64(b.N); v++ {
+				t0 := time.Now()
+				if _, _, err := s.Append(ctx, stream, v, benchEvent()); err != nil {
+					errs <- err
+					return
+				}
+				latencies[w] = append(latencies[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	all := slices.Concat(latencies...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(b.N)/float64(s.commits.Load()-commits), "appends/commit")
+}
+
+func BenchmarkAppendParallel64(b *testing.B) { benchAppends(b, 64) }
+
+func BenchmarkAppendSingleWriter(b *testing.B) { benchAppends(b, 1) }
+
+// BenchmarkFsync is the floor of a durable commit on this file system: write
+// a small record to a file and fsync it.
+func BenchmarkFsync(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "fsync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	rec := make([]byte, 128)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := f.Write(rec); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fsyncs/s")
+}
+
+// BenchmarkReadAll pages through a log of 20,000 events, 1000 at a time.
+func BenchmarkReadAll(b *testing.B) {
+	const events, page = 20_000, 1000
+	s := openBench(b)
+	ctx := context.Background()
+	for i := range events / 100 {
+		batch := make([]eventstore.EventData, 100)
+		for j := range batch {
+			batch[j] = benchEvent()
+		}
+		if _, _, err := s.Append(ctx, fmt.Sprintf("run-%d", i), eventstore.NoStream, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	read := 0
+	b.ResetTimer()
+	for b.Loop() {
+		after := int64(0)
+		for {
+			evs, err := s.ReadAll(ctx, after, page)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(evs) == 0 {
+				break
+			}
+			read += len(evs)
+			after = evs[len(evs)-1].Position
+		}
+	}
+	if read != b.N*events {
+		b.Fatalf("read %d events, want %d", read, b.N*events)
+	}
+	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
+}
