@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -31,6 +32,7 @@ Input paths in run configurations are relative to --images-dir, and may not
 leave it.`,
 	env: []string{
 		dataDirEnv,
+		esdbEnv,
 		EnvAddr + "        listen address, when --addr is not given (default " + DefaultAddr + ")",
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
 	},
@@ -42,6 +44,7 @@ PIPERUN_DATA_DIR=/srv/piperun piperun serve`,
 func cmdServe(e *env, args []string) error {
 	fs := e.flagSet()
 	dataDirFlag(fs)
+	esdbFlag(fs)
 	fs.String("addr", DefaultAddr, "`HOST:PORT` the HTTP API listens on")
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	if _, err := e.parse(fs, serveHelp, args, 0, 0, ""); err != nil {
@@ -49,6 +52,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	cfg := server.Config{
 		DataDir:   e.fromEnv(fs, "data-dir", EnvDataDir),
+		ESDBURL:   e.fromEnv(fs, "esdb-url", EnvESDBURL),
 		Addr:      e.fromEnv(fs, "addr", EnvAddr),
 		ImagesDir: e.fromEnv(fs, "images-dir", EnvImagesDir),
 		Workers:   true,
@@ -72,6 +76,7 @@ interrupted (SIGINT or SIGTERM).
 --images-dir must be the same images root as the server's.`,
 	env: []string{
 		dataDirEnv,
+		esdbEnv,
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
 	},
 	examples: `
@@ -81,12 +86,14 @@ piperun worker --data-dir /srv/piperun --images-dir /data/vast`,
 func cmdWorker(e *env, args []string) error {
 	fs := e.flagSet()
 	dataDirFlag(fs)
+	esdbFlag(fs)
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	if _, err := e.parse(fs, workerHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
 	return server.Run(e.ctx, server.Config{
 		DataDir:   e.fromEnv(fs, "data-dir", EnvDataDir),
+		ESDBURL:   e.fromEnv(fs, "esdb-url", EnvESDBURL),
 		ImagesDir: e.fromEnv(fs, "images-dir", EnvImagesDir),
 		Workers:   true,
 		Logger:    slog.New(slog.NewTextHandler(e.stderr, nil)),
@@ -146,7 +153,7 @@ directory; a running server accepts the token at once.
 
 User names have 1 to 64 letters, digits, '.', '_' and '-'. Administrators
 may change any run; other users only the runs they created.`,
-	env: []string{dataDirEnv},
+	env: []string{dataDirEnv, esdbEnv},
 	examples: `
 TOKEN=$(piperun user add alice --data-dir /srv/piperun)
 piperun user add bob --admin`,
@@ -155,12 +162,13 @@ piperun user add bob --admin`,
 func cmdUserAdd(e *env, args []string) error {
 	fs := e.flagSet()
 	dataDirFlag(fs)
+	esdbFlag(fs)
 	admin := fs.Bool("admin", false, "make the user an administrator")
 	pos, err := e.parse(fs, userAddHelp, args, 1, 1, "the user NAME")
 	if err != nil {
 		return err
 	}
-	token, err := server.AddUser(e.ctx, e.fromEnv(fs, "data-dir", EnvDataDir), pos[0], *admin)
+	token, err := server.AddUser(e.ctx, e.storage(fs), pos[0], *admin)
 	if err != nil {
 		return fmt.Errorf("add user %s: %w", pos[0], err)
 	}
@@ -181,7 +189,7 @@ Drops the read models of a data directory (run list, run details, logs,
 users) and rebuilds them from the event log, which is the only source of
 truth. Use it after a change to how events are projected, or if the read
 model file was damaged. Stop the service on the data directory first.`,
-	env: []string{dataDirEnv},
+	env: []string{dataDirEnv, esdbEnv},
 	examples: `
 piperun projections rebuild --data-dir /srv/piperun`,
 }
@@ -189,10 +197,11 @@ piperun projections rebuild --data-dir /srv/piperun`,
 func cmdProjectionsRebuild(e *env, args []string) error {
 	fs := e.flagSet()
 	dataDirFlag(fs)
+	esdbFlag(fs)
 	if _, err := e.parse(fs, rebuildHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
-	return server.RebuildProjections(e.ctx, e.fromEnv(fs, "data-dir", EnvDataDir), e.stdout)
+	return server.RebuildProjections(e.ctx, e.storage(fs), e.stdout)
 }
 
 var versionHelp = help{
@@ -254,4 +263,18 @@ func cmdHelp(e *env, args []string) error {
 		return nil
 	}
 	return err
+}
+
+// EnvESDBURL selects EventStoreDB as the event store.
+const EnvESDBURL = "PIPERUN_ESDB_URL"
+
+const esdbEnv = EnvESDBURL + "  EventStoreDB URL, when --esdb-url is not given (default: the embedded store)"
+
+func esdbFlag(fs *flag.FlagSet) {
+	fs.String("esdb-url", "", "`URL` of EventStoreDB (esdb://host:2113?tls=false) to use as the event store instead of the embedded one in --data-dir")
+}
+
+// storage is where the command's state lives.
+func (e *env) storage(fs *flag.FlagSet) server.Storage {
+	return server.Storage{DataDir: e.fromEnv(fs, "data-dir", EnvDataDir), ESDBURL: e.fromEnv(fs, "esdb-url", EnvESDBURL)}
 }

@@ -34,7 +34,7 @@ func startServer(t *testing.T, imagesDir string) *testServer {
 		admin bool
 		token *string
 	}{{"admin", true, &ts.Admin}, {"alice", false, &ts.Alice}, {"bob", false, &ts.Bob}} {
-		tok, err := server.AddUser(ctx, ts.DataDir, u.name, u.admin)
+		tok, err := server.AddUser(ctx, server.Storage{DataDir: ts.DataDir}, u.name, u.admin)
 		if err != nil {
 			t.Fatalf("add user %s: %v", u.name, err)
 		}

@@ -34,7 +34,7 @@ func startServer(t *testing.T, imagesDir string) *instance {
 		name  string
 		admin bool
 	}{{"alice", false}, {"bob", false}, {"root", true}} {
-		tok, err := server.AddUser(ctx, dataDir, u.name, u.admin)
+		tok, err := server.AddUser(ctx, server.Storage{DataDir: dataDir}, u.name, u.admin)
 		if err != nil {
 			t.Fatalf("add user %s: %v", u.name, err)
 		}

@@ -270,11 +270,20 @@ func condonErrors(m *Measurement, beamMaj, beamMin float64) {
 // radii and weights are VAST's to the last bit.
 func errorRadius(ra, raErr, dec, decErr float64) float64 {
 	r1, d1 := ra*degToRad, dec*degToRad
+	sinD1, cosD1 := crSin(d1), crCos(d1)
+	// The four corners share two declinations and two right ascensions.
+	var sinD2, cosD2, cosDRA [2]float64
+	for i, d := range [2]float64{dec + decErr, dec - decErr} {
+		sinD2[i], cosD2[i] = crSin(d*degToRad), crCos(d*degToRad)
+	}
+	for i, r := range [2]float64{ra + raErr, ra - raErr} {
+		cosDRA[i] = crCos(r1 - r*degToRad)
+	}
 	var best float64
-	for _, c := range [4][2]float64{{ra + raErr, dec + decErr}, {ra + raErr, dec - decErr}, {ra - raErr, dec + decErr}, {ra - raErr, dec - decErr}} {
-		r2, d2 := c[0]*degToRad, c[1]*degToRad
+	for _, c := range [4][2]int{{0, 0}, {0, 1}, {1, 0}, {1, 1}} {
+		i, j := c[0], c[1]
 		// The conversions keep each product rounded, as numpy's are.
-		cos := float64(crSin(d1)*crSin(d2)) + float64(float64(crCos(d1)*crCos(d2))*crCos(r1-r2))
+		cos := float64(sinD1*sinD2[j]) + float64(float64(cosD1*cosD2[j])*cosDRA[i])
 		if cos > 1 {
 			cos = 1
 		}

@@ -91,7 +91,8 @@ type SkyRegionRow struct {
 func writerOptions() []parquet.WriterOption {
 	return []parquet.WriterOption{
 		parquet.CreatedBy("piperun", "1", ""),
-		parquet.Compression(&parquet.Zstd),
+		// Snappy: zstd's per-page encoder state costs more than it saves here.
+		parquet.Compression(&parquet.Snappy),
 	}
 }
 

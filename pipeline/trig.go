@@ -100,17 +100,43 @@ func reduce(x float64) (dd, int) {
 	return r, int(int64(k) & 3)
 }
 
-// poly evaluates c[0] + c[1] z + c[2] z^2 + ... by Horner's rule.
-func poly(c *[15]dd, z dd) dd {
-	acc := c[len(c)-1]
-	for i := len(c) - 2; i >= 0; i-- {
+// terms returns how many series terms make the truncation error negligible
+// (below 2^-110 relative) for |r|: small arguments, such as the differences
+// of nearby right ascensions, need only a few.
+func terms(r float64) int {
+	a := math.Abs(r)
+	for i, lim := range termLimits {
+		if a <= lim {
+			return i + 1
+		}
+	}
+	return len(sinCoef)
+}
+
+// termLimits[n-1] is the largest |r| for which n terms suffice: the first
+// omitted term, r^(2n)/(2n)!, is below 2^-110 (for sin, r^(2n+1)/(2n+1)!
+// relative to r is smaller still).
+var termLimits = func() []float64 {
+	var lims []float64
+	fact := 1.0
+	for n := 1; n < len(sinCoef); n++ {
+		fact *= float64(2*n-1) * float64(2*n)
+		lims = append(lims, math.Pow(math.Ldexp(fact, -110), 1/float64(2*n)))
+	}
+	return lims
+}()
+
+// poly evaluates c[0] + c[1] z + ... + c[n-1] z^(n-1) by Horner's rule.
+func poly(c *[15]dd, n int, z dd) dd {
+	acc := c[n-1]
+	for i := n - 2; i >= 0; i-- {
 		acc = acc.mul(z).add(c[i])
 	}
 	return acc
 }
 
-func sinDD(r dd) dd { return r.mul(poly(&sinCoef, r.mul(r))) }
-func cosDD(r dd) dd { return poly(&cosCoef, r.mul(r)) }
+func sinDD(r dd) dd { return r.mul(poly(&sinCoef, terms(r.hi), r.mul(r))) }
+func cosDD(r dd) dd { return poly(&cosCoef, terms(r.hi), r.mul(r)) }
 
 // crSin is sin(x), correctly rounded.
 func crSin(x float64) float64 {

@@ -46,6 +46,10 @@ func bigSinCos(x float64) (float64, float64) {
 func TestCorrectlyRoundedSinCos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	inputs := []float64{0.5, -0.5235987755982988, 1e-9, -3e-12, math.Pi / 2, math.Pi, 2 * math.Pi, 6.283, 100, -1000.25}
+	// Arguments at the edges of the term-count ranges.
+	for _, lim := range termLimits {
+		inputs = append(inputs, lim, -lim*0.999, lim*1.001)
+	}
 	for range 400 {
 		inputs = append(inputs, (rng.Float64()*2-1)*2*math.Pi, (rng.Float64()*2-1)*1e-6, (rng.Float64()*2-1)*0.6)
 	}

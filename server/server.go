@@ -22,6 +22,7 @@ import (
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/eventstore/esdb"
 	"github.com/piperun/piperun/eventstore/sqlite"
 	"github.com/piperun/piperun/handlers/api"
 	"github.com/piperun/piperun/handlers/web"
@@ -42,6 +43,9 @@ const (
 type Config struct {
 	// DataDir holds the event store, read models and artifacts.
 	DataDir string
+	// ESDBURL selects EventStoreDB as the event store instead of the
+	// embedded one in DataDir.
+	ESDBURL string
 	// Addr is the HTTP listen address; empty for a worker-only process.
 	Addr string
 	// ImagesDir is the root that input paths are relative to.
@@ -90,22 +94,36 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Storage says where a process keeps its state.
+type Storage struct {
+	// DataDir holds the read models and the artifacts, and the embedded
+	// event store unless ESDBURL is set.
+	DataDir string
+	// ESDBURL selects EventStoreDB as the event store
+	// ("esdb://host:2113?tls=false").
+	ESDBURL string
+}
+
 // Components are the opened parts of a data directory.
 type Components struct {
-	Store     *sqlite.Store
+	Store     eventstore.Store
 	Read      *projections.Store
 	Artifacts *artifacts.Store
 	Svc       *app.Service
 }
 
 // Open opens (creating if needed) the stores of a data directory.
-func Open(ctx context.Context, dataDir string) (*Components, error) {
+func Open(ctx context.Context, st Storage) (*Components, error) {
+	dataDir := st.DataDir
+	if dataDir == "" {
+		return nil, errors.New("a data directory is required")
+	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(dataDir, EventsFile), sqlite.Options{})
+	store, err := openEventStore(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("open event store: %w", err)
+		return nil, err
 	}
 	read, err := projections.Open(ctx, filepath.Join(dataDir, ReadModelFile))
 	if err != nil {
@@ -128,8 +146,8 @@ func (c *Components) Close() error {
 
 // AddUser creates a user in a data directory and returns its API token. It
 // works whether or not a server is running on the directory.
-func AddUser(ctx context.Context, dataDir, name string, admin bool) (string, error) {
-	c, err := Open(ctx, dataDir)
+func AddUser(ctx context.Context, st Storage, name string, admin bool) (string, error) {
+	c, err := Open(ctx, st)
 	if err != nil {
 		return "", err
 	}
@@ -139,8 +157,8 @@ func AddUser(ctx context.Context, dataDir, name string, admin bool) (string, err
 
 // RebuildProjections drops the read models and rebuilds them from the
 // event log, reporting progress to out.
-func RebuildProjections(ctx context.Context, dataDir string, out io.Writer) error {
-	c, err := Open(ctx, dataDir)
+func RebuildProjections(ctx context.Context, st Storage, out io.Writer) error {
+	c, err := Open(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -190,7 +208,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	c, err := Open(ctx, cfg.DataDir)
+	c, err := Open(ctx, Storage{DataDir: cfg.DataDir, ESDBURL: cfg.ESDBURL})
 	if err != nil {
 		return err
 	}
@@ -353,4 +371,19 @@ func ready(ctx context.Context, c *Components, relay *messaging.Relay) error {
 	return nil
 }
 
-var _ eventstore.Store = (*sqlite.Store)(nil)
+// openEventStore opens EventStoreDB when a URL is given, else the
+// embedded SQLite store in the data directory.
+func openEventStore(ctx context.Context, st Storage) (eventstore.Store, error) {
+	if st.ESDBURL != "" {
+		store, err := esdb.OpenWith(ctx, st.ESDBURL, esdb.Options{StreamPrefixes: []string{"run-", "user-"}})
+		if err != nil {
+			return nil, fmt.Errorf("open EventStoreDB event store: %w", err)
+		}
+		return store, nil
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(st.DataDir, EventsFile), sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	return store, nil
+}

@@ -175,7 +175,7 @@ func startServer(imagesDir string) (*instance, error) {
 		name  string
 		admin bool
 	}{{"alice", false}, {"bob", false}, {"root", true}} {
-		tok, err := server.AddUser(ctx, dataDir, u.name, u.admin)
+		tok, err := server.AddUser(ctx, server.Storage{DataDir: dataDir}, u.name, u.admin)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("add user %s: %w", u.name, err)
