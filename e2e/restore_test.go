@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -126,6 +127,7 @@ func TestRestoreScenario(t *testing.T) {
 			first.NImages, first.NSelavyMeasurements, first.NSources, rows("01", "02", "03"))
 	}
 	preAdditionVersion := first.Version
+	checkProducts(t, in, name, first)
 	var preview struct {
 		Available bool   `json:"available"`
 		Config    string `json:"config"`
@@ -353,4 +355,31 @@ func equalJSON(t *testing.T, a, b any) bool {
 		t.Fatal(err)
 	}
 	return bytes.Equal(x, y)
+}
+
+// checkProducts downloads every product of the run and checks its bytes
+// against the digest in the manifest.
+func checkProducts(t *testing.T, in *instance, name string, v runView) {
+	t.Helper()
+	var list struct {
+		Products []struct {
+			Name   string `json:"name"`
+			Digest string `json:"digest"`
+		} `json:"products"`
+	}
+	in.must(http.StatusOK, "bob", http.MethodGet, "/api/v1/runs/"+name+"/products", nil, &list)
+	if len(list.Products) == 0 || len(list.Products) != len(v.Products) {
+		t.Fatalf("products list has %d entries, the run %d", len(list.Products), len(v.Products))
+	}
+	for _, p := range list.Products {
+		raw := in.must(http.StatusOK, "bob", http.MethodGet, "/api/v1/runs/"+name+"/products/"+p.Name, nil, nil)
+		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(raw)); got != p.Digest {
+			t.Errorf("product %s: downloaded %s, manifest says %s", p.Name, got, p.Digest)
+		}
+	}
+	for _, bad := range []string{"../../events.db", "nope.parquet", "%2e%2e%2fevents.db"} {
+		if code, _ := in.do("bob", http.MethodGet, "/api/v1/runs/"+name+"/products/"+bad, nil, nil); code != http.StatusNotFound {
+			t.Errorf("product %q: status %d, want 404", bad, code)
+		}
+	}
 }

@@ -13,9 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/gorilla/mux"
 
 	"github.com/piperun/piperun/app"
@@ -26,8 +23,8 @@ import (
 	"github.com/piperun/piperun/eventstore/sqlite"
 	"github.com/piperun/piperun/handlers/api"
 	"github.com/piperun/piperun/handlers/web"
-	"github.com/piperun/piperun/handlers/workers"
-	"github.com/piperun/piperun/messaging"
+	"github.com/piperun/piperun/messaging/kafka"
+	"github.com/piperun/piperun/metrics"
 	"github.com/piperun/piperun/projections"
 	"github.com/piperun/piperun/runconfig"
 )
@@ -52,6 +49,13 @@ type Config struct {
 	ImagesDir string
 	// Workers runs the processing and restore workers in this process.
 	Workers bool
+	// Kafka carries the run events between processes when Kafka.Brokers
+	// is set; otherwise an in-process bus does (see bus for who relays).
+	Kafka kafka.Config
+	// MetricsAddr, for a process without Addr, is where /metrics,
+	// /healthz and /readyz are served (none if empty). With Addr they are
+	// served there.
+	MetricsAddr string
 	// Poll is how often the log is re-read for other processes' appends.
 	Poll time.Duration
 	// Logger receives the service's own log (not the runs' logs).
@@ -84,6 +88,11 @@ func (c *Config) Validate() error {
 	c.ImagesDir = abs
 	if c.Poll <= 0 {
 		c.Poll = 200 * time.Millisecond
+	}
+	if len(c.Kafka.Brokers) > 0 {
+		if err := c.Kafka.Validate(); err != nil {
+			return err
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -213,6 +222,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer c.Close()
+	m := metrics.New()
+	c.Svc.Store = m.Store(c.Store)
 
 	if err := c.Read.CatchUp(ctx, c.Store); err != nil {
 		return err
@@ -232,40 +243,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	goRun("projector", func(ctx context.Context) error { return c.Read.Run(ctx, c.Store, cfg.Poll) })
 
-	var relay *messaging.Relay
-	var wk *workers.Workers
-	if cfg.Workers {
-		wk = &workers.Workers{
-			Svc:       c.Svc,
-			Process:   processFunc(c.Artifacts, cfg.ImagesDir),
-			Artifacts: c.Artifacts,
-			Runs:      c.Read,
-			Logger:    log.With("component", "workers"),
-		}
-		defer wk.Close()
-		// watermill narrates every subscription at Info: keep that for debugging.
-		wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-		bus := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wlog)
-		router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
-		if err != nil {
-			return fmt.Errorf("create message router: %w", err)
-		}
-		router.AddConsumerHandler("piperun-workers", messaging.DefaultTopic, bus, wk.Handle)
-		goRun("message router", router.Run)
-		select {
-		case <-router.Running():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer router.Close()
-		relay = &messaging.Relay{Store: c.Store, Publisher: bus, Checkpoints: c.Read, Name: "relay:gochannel", Logger: log.With("component", "relay"), Poll: cfg.Poll}
-		goRun("relay", relay.Run)
-		if err := wk.Recover(ctx); err != nil {
-			log.Error("recover pending work", "err", err)
-		}
+	b, err := startBus(ctx, cfg, c, m, goRun)
+	if err != nil {
+		return err
 	}
+	defer b.close()
 
 	if cfg.Addr == "" {
+		if cfg.MetricsAddr != "" {
+			if err := serveMetrics(cfg.MetricsAddr, m, b.health, log, goRun); err != nil {
+				return err
+			}
+		}
 		log.Info("piperun worker running", "data_dir", cfg.DataDir)
 		if cfg.Ready != nil {
 			cfg.Ready <- ""
@@ -283,11 +272,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	apiServer := &api.Server{
-		Svc: c.Svc, Read: c.Read, ParseConfig: ParseConfig(cfg.ImagesDir), Logger: log,
-		Ready: func(ctx context.Context) error { return ready(ctx, c, relay) },
+		Svc: c.Svc, Read: c.Read, ParseConfig: ParseConfig(cfg.ImagesDir), Logger: log, Artifacts: c.Artifacts,
+		Ready: func(ctx context.Context) error { return ready(ctx, c, b) },
 	}
 	router := mux.NewRouter()
 	apiServer.Register(router)
+	router.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
 	sessionKey, err := web.LoadKey(filepath.Join(cfg.DataDir, web.KeyFile))
 	if err != nil {
 		return err
@@ -354,8 +344,8 @@ func firstStartAdmin(ctx context.Context, c *Components, out io.Writer, url stri
 }
 
 // ready reports whether the process keeps up: read models close to the
-// log's head and the relay publishing.
-func ready(ctx context.Context, c *Components, relay *messaging.Relay) error {
+// log's head, the relay publishing and the Kafka consumer group moving.
+func ready(ctx context.Context, c *Components, b *bus) error {
 	head, err := c.Store.HeadPosition(ctx)
 	if err != nil {
 		return fmt.Errorf("event store: %w", err)
@@ -363,12 +353,7 @@ func ready(ctx context.Context, c *Components, relay *messaging.Relay) error {
 	if lag := head - c.Read.Position(); lag > 10000 {
 		return fmt.Errorf("read models are %d events behind", lag)
 	}
-	if relay != nil {
-		if _, err := relay.Status(); err != nil {
-			return fmt.Errorf("relay cannot publish: %w", err)
-		}
-	}
-	return nil
+	return b.health()
 }
 
 // openEventStore opens EventStoreDB when a URL is given, else the

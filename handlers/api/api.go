@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,11 @@ var ErrBadRequest = errors.New("bad request")
 // paths stay inside the images root) and returns it in domain form.
 type ConfigParser func(text []byte) (domain.RunConfig, error)
 
+// ArtifactOpener opens a stored product by digest.
+type ArtifactOpener interface {
+	Open(digest string) (io.ReadCloser, error)
+}
+
 // Server holds the API's dependencies.
 type Server struct {
 	Svc         *app.Service
@@ -41,6 +47,8 @@ type Server struct {
 	Logger      *slog.Logger
 	// Ready reports whether the service can take commands (nil: always).
 	Ready func(ctx context.Context) error
+	// Artifacts serves product downloads (nil: downloads are 404).
+	Artifacts ArtifactOpener
 	// ReadYourWrites bounds how long a command waits for the read models
 	// to show its effect before answering (default 2s).
 	ReadYourWrites time.Duration
@@ -76,6 +84,8 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/runs/{name}/logs", s.auth(s.listLogs)).Methods(http.MethodGet)
 	v1.Handle("/runs/{name}/logs/{log}", s.auth(s.getLog)).Methods(http.MethodGet)
 	v1.Handle("/runs/{name}/events", s.auth(s.events)).Methods(http.MethodGet)
+	v1.Handle("/runs/{name}/products", s.auth(s.listProducts)).Methods(http.MethodGet)
+	v1.Handle("/runs/{name}/products/{file:.+}", s.auth(s.getProduct)).Methods(http.MethodGet)
 	v1.Handle("/whoami", s.auth(s.whoami)).Methods(http.MethodGet)
 	v1.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no such API route %s %s", domain.ErrNotFound, r.Method, r.URL.Path))
@@ -499,4 +509,47 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		out = append(out, EventView{Version: ev.Version, Position: ev.Position, Type: ev.Type, Time: ev.Time, Actor: ev.Actor, Data: ev.Data})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
+func (s *Server) listProducts(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Read.GetRun(r.Context(), mux.Vars(r)["name"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"products": d.Products})
+}
+
+// getProduct streams one product of the run's current products. The file
+// is looked up by name in the run's manifest, never used as a path.
+func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	d, err := s.Read.GetRun(r.Context(), vars["name"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	for _, a := range d.Products {
+		if a.Name != vars["file"] {
+			continue
+		}
+		if s.Artifacts == nil {
+			break
+		}
+		f, err := s.Artifacts.Open(a.Digest)
+		if err != nil {
+			writeError(w, fmt.Errorf("open product %s of run %s: %w", a.Name, d.Name, err))
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/vnd.apache.parquet")
+		w.Header().Set("Content-Length", strconv.FormatInt(a.Size, 10))
+		w.Header().Set("ETag", `"`+a.Digest+`"`)
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(a.Name)))
+		if _, err := io.Copy(w, f); err != nil {
+			s.Logger.Warn("send product", "run", d.Name, "product", a.Name, "err", err)
+		}
+		return
+	}
+	writeError(w, fmt.Errorf("%w: run %q has no product %q", domain.ErrNotFound, d.Name, vars["file"]))
 }
