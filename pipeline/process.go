@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
@@ -331,7 +332,9 @@ func readImageFiles(ctx context.Context, root string, im *image, log Logger) err
 		return fmt.Errorf("read image %s: %w", im.imagePath, err)
 	}
 	r := &im.row
-	r.DateTime = info.DateTime
+	// Products keep microseconds; truncating here makes a full run and an
+	// add-mode run (which reads times back from images.parquet) agree.
+	r.DateTime = info.DateTime.Truncate(time.Microsecond)
 	r.JD = fits.JulianDate(info.DateTime)
 	r.Duration = info.DurationSec
 	r.RA, r.Dec = info.RADeg, info.DecDeg

@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/pipeline/fits"
@@ -544,5 +547,31 @@ func TestNamePrefix(t *testing.T) {
 		if got := namePrefix(in); got != want {
 			t.Errorf("namePrefix(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestProductsCarryNoBuildInformation(t *testing.T) {
+	// The default created-by string names the build, which would make
+	// digests differ between binaries.
+	store := newStore(t)
+	a, err := PutParquet(context.Background(), store, "x.parquet", []BandRow{{ID: 1, Name: "888", Frequency: 888, Bandwidth: 288}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := store.Open(a.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Metadata().CreatedBy; got != "piperun" {
+		t.Errorf("created_by %q", got)
 	}
 }

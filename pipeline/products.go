@@ -90,7 +90,8 @@ type SkyRegionRow struct {
 // binaries.
 func writerOptions() []parquet.WriterOption {
 	return []parquet.WriterOption{
-		parquet.CreatedBy("piperun", "1", ""),
+		// A bare WriterConfig sets only its non-zero fields.
+		&parquet.WriterConfig{CreatedBy: "piperun"},
 		// Snappy: zstd's per-page encoder state costs more than it saves here.
 		parquet.Compression(&parquet.Snappy),
 	}

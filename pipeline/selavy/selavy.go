@@ -67,6 +67,7 @@ type Error struct {
 	Err    error
 }
 
+// Error describes the problem with the file, line and column first.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("read selavy catalogue ")
@@ -90,6 +91,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error, one of this package's sentinels or
+// an I/O error.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Format is a catalogue file format.
@@ -102,6 +105,7 @@ const (
 	VOTable
 )
 
+// String names the format.
 func (f Format) String() string {
 	switch f {
 	case Text:
@@ -176,42 +180,46 @@ type column struct {
 	flag func(*Component) *bool
 }
 
-func s(name string, f func(*Component) *string) column {
+func strCol(name string, f func(*Component) *string) column {
 	return column{name: name, kind: kString, str: f}
 }
-func n(name string, f func(*Component) *float64) column {
+
+func numCol(name string, f func(*Component) *float64) column {
 	return column{name: name, kind: kFloat, num: f}
 }
-func b(name string, f func(*Component) *bool) column { return column{name: name, kind: kBool, flag: f} }
+
+func flagCol(name string, f func(*Component) *bool) column {
+	return column{name: name, kind: kBool, flag: f}
+}
 
 // columns are the required columns, as VAST reads them.
 var columns = []column{
-	s("island_id", func(c *Component) *string { return &c.IslandID }),
-	s("component_id", func(c *Component) *string { return &c.ComponentID }),
-	s("component_name", func(c *Component) *string { return &c.ComponentName }),
-	n("ra_deg_cont", func(c *Component) *float64 { return &c.RADeg }),
-	n("dec_deg_cont", func(c *Component) *float64 { return &c.DecDeg }),
-	n("ra_err", func(c *Component) *float64 { return &c.RAErr }),
-	n("dec_err", func(c *Component) *float64 { return &c.DecErr }),
-	n("flux_peak", func(c *Component) *float64 { return &c.FluxPeak }),
-	n("flux_peak_err", func(c *Component) *float64 { return &c.FluxPeakErr }),
-	n("flux_int", func(c *Component) *float64 { return &c.FluxInt }),
-	n("flux_int_err", func(c *Component) *float64 { return &c.FluxIntErr }),
-	n("maj_axis", func(c *Component) *float64 { return &c.MajAxis }),
-	n("min_axis", func(c *Component) *float64 { return &c.MinAxis }),
-	n("pos_ang", func(c *Component) *float64 { return &c.PosAng }),
-	n("maj_axis_err", func(c *Component) *float64 { return &c.MajAxisErr }),
-	n("min_axis_err", func(c *Component) *float64 { return &c.MinAxisErr }),
-	n("pos_ang_err", func(c *Component) *float64 { return &c.PosAngErr }),
-	n("maj_axis_deconv", func(c *Component) *float64 { return &c.MajAxisDeconv }),
-	n("min_axis_deconv", func(c *Component) *float64 { return &c.MinAxisDeconv }),
-	n("pos_ang_deconv", func(c *Component) *float64 { return &c.PosAngDeconv }),
-	n("chi_squared_fit", func(c *Component) *float64 { return &c.ChiSquaredFit }),
-	n("spectral_index", func(c *Component) *float64 { return &c.SpectralIndex }),
-	b("spectral_index_from_TT", func(c *Component) *bool { return &c.SpectralIndexFromTT }),
-	b("flag_c4", func(c *Component) *bool { return &c.FlagC4 }),
-	b("has_siblings", func(c *Component) *bool { return &c.HasSiblings }),
-	n("rms_image", func(c *Component) *float64 { return &c.RMSImage }),
+	strCol("island_id", func(c *Component) *string { return &c.IslandID }),
+	strCol("component_id", func(c *Component) *string { return &c.ComponentID }),
+	strCol("component_name", func(c *Component) *string { return &c.ComponentName }),
+	numCol("ra_deg_cont", func(c *Component) *float64 { return &c.RADeg }),
+	numCol("dec_deg_cont", func(c *Component) *float64 { return &c.DecDeg }),
+	numCol("ra_err", func(c *Component) *float64 { return &c.RAErr }),
+	numCol("dec_err", func(c *Component) *float64 { return &c.DecErr }),
+	numCol("flux_peak", func(c *Component) *float64 { return &c.FluxPeak }),
+	numCol("flux_peak_err", func(c *Component) *float64 { return &c.FluxPeakErr }),
+	numCol("flux_int", func(c *Component) *float64 { return &c.FluxInt }),
+	numCol("flux_int_err", func(c *Component) *float64 { return &c.FluxIntErr }),
+	numCol("maj_axis", func(c *Component) *float64 { return &c.MajAxis }),
+	numCol("min_axis", func(c *Component) *float64 { return &c.MinAxis }),
+	numCol("pos_ang", func(c *Component) *float64 { return &c.PosAng }),
+	numCol("maj_axis_err", func(c *Component) *float64 { return &c.MajAxisErr }),
+	numCol("min_axis_err", func(c *Component) *float64 { return &c.MinAxisErr }),
+	numCol("pos_ang_err", func(c *Component) *float64 { return &c.PosAngErr }),
+	numCol("maj_axis_deconv", func(c *Component) *float64 { return &c.MajAxisDeconv }),
+	numCol("min_axis_deconv", func(c *Component) *float64 { return &c.MinAxisDeconv }),
+	numCol("pos_ang_deconv", func(c *Component) *float64 { return &c.PosAngDeconv }),
+	numCol("chi_squared_fit", func(c *Component) *float64 { return &c.ChiSquaredFit }),
+	numCol("spectral_index", func(c *Component) *float64 { return &c.SpectralIndex }),
+	flagCol("spectral_index_from_TT", func(c *Component) *bool { return &c.SpectralIndexFromTT }),
+	flagCol("flag_c4", func(c *Component) *bool { return &c.FlagC4 }),
+	flagCol("has_siblings", func(c *Component) *bool { return &c.HasSiblings }),
+	numCol("rms_image", func(c *Component) *float64 { return &c.RMSImage }),
 }
 
 // Columns returns the names of the columns a catalogue must have.
