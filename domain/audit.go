@@ -70,6 +70,9 @@ func Audit(recs []Recorded) []AuditFinding {
 			if e.Mode == ModeAdd && e.Backup == nil {
 				bad(rec.Version, "addition without a backup")
 			}
+			if e.Mode == ModeAdd && e.Backup != nil && e.Backup.Version != rec.Version {
+				bad(rec.Version, "backup claims version %d but was taken at version %d", e.Backup.Version, rec.Version)
+			}
 			if e.Mode == ModeAdd && e.Backup != nil {
 				if prev.Products == nil || prev.LastSuccessful == nil {
 					bad(rec.Version, "addition to a run that never completed")
@@ -85,6 +88,9 @@ func Audit(recs []Recorded) []AuditFinding {
 			if prev.Status != StatusRestoring || prev.Restore == nil || prev.Restore.ID != e.RequestID {
 				bad(rec.Version, "run restored without a matching pending restore")
 				break
+			}
+			if prev.Backup == nil || e.BackupVersion != prev.Backup.Version || e.BackupVersion != prev.Restore.BackupVersion {
+				bad(rec.Version, "restore names backup version %d, but the pending restore and backup are of another version", e.BackupVersion)
 			}
 			before, ok := byVersion[e.BackupVersion-1]
 			if !ok || before.LastSuccessful == nil || before.Products == nil {
@@ -104,9 +110,17 @@ func Audit(recs []Recorded) []AuditFinding {
 			if prev.Status != StatusRestoring {
 				bad(rec.Version, "restore failure recorded while %s", prev.Status)
 			}
-		case ProcessingStarted, ProcessingCompleted, ProcessingFailed:
-			if prev.Job == nil {
-				bad(rec.Version, "%s without a pending job", rec.Event.EventType())
+		case ProcessingStarted:
+			if prev.Job == nil || prev.Job.ID != e.JobID {
+				bad(rec.Version, "%s without a matching pending job", rec.Event.EventType())
+			}
+		case ProcessingCompleted:
+			if prev.Job == nil || prev.Job.ID != e.JobID {
+				bad(rec.Version, "%s without a matching pending job", rec.Event.EventType())
+			}
+		case ProcessingFailed:
+			if prev.Job == nil || prev.Job.ID != e.JobID {
+				bad(rec.Version, "%s without a matching pending job", rec.Event.EventType())
 			}
 		}
 		prev.Apply(rec)

@@ -141,17 +141,17 @@ func TestAuditFindsForgeries(t *testing.T) {
 			s := completedRun(t)
 			s.happened(worker, domain.ProcessingStarted{JobID: "job-1"})
 			return s.recs
-		}, []finding{{5, "without a pending job"}}},
+		}, []finding{{5, "without a matching pending job"}}},
 		{"job completed without a request", func(t *testing.T) []domain.Recorded {
 			s := completedRun(t)
 			s.happened(worker, domain.ProcessingCompleted{JobID: "job-1", Products: products("epoch01")})
 			return s.recs
-		}, []finding{{5, "without a pending job"}}},
+		}, []finding{{5, "without a matching pending job"}}},
 		{"job failed without a request", func(t *testing.T) []domain.Recorded {
 			s := completedRun(t)
 			s.happened(worker, domain.ProcessingFailed{JobID: "job-1", Reason: "late"})
 			return s.recs
-		}, []finding{{5, "without a pending job"}}},
+		}, []finding{{5, "without a matching pending job"}}},
 		{"processing requested while running", func(t *testing.T) []domain.Recorded {
 			s := completedRun(t)
 			s.requestFullRerun("job-2")
@@ -200,6 +200,22 @@ func TestAuditFindsForgeries(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditReportsEachGapOnce: the events after a gap follow on from the
+// last version read, so they are not gaps themselves.
+func TestAuditReportsEachGapOnce(t *testing.T) {
+	recs := addedRun(t).recs
+	recs = slices.Delete(recs, 4, 5)
+	var gaps []domain.AuditFinding
+	for _, f := range domain.Audit(recs) {
+		if strings.Contains(f.Problem, "gap") {
+			gaps = append(gaps, f)
+		}
+	}
+	if len(gaps) != 1 || gaps[0].Version != 6 {
+		t.Errorf("gap findings %v, want one at version 6", gaps)
 	}
 }
 

@@ -116,7 +116,7 @@ func TestRestore(t *testing.T) {
 		}, []domain.Artifact{measurements("epoch03"), sources("epoch01", "epoch02", "epoch03")}},
 		{"by an administrator", func(t *testing.T) *stream {
 			s := addedRun(t)
-			s.happened(admin, single[domain.RestoreRequested](t, mustEvents(t)(s.run.RequestRestore(restoring("restore-1", admin)))))
+			s.happened(admin, mustEvents(t)(s.run.RequestRestore(restoring("restore-1", admin)))...)
 			return s
 		}, []domain.Artifact{measurements("epoch03"), sources("epoch01", "epoch02", "epoch03")}},
 	}

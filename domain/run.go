@@ -378,6 +378,11 @@ func (r *Run) RequestProcessing(c RequestProcessing) ([]Event, error) {
 // and the previous images must all stay with the same catalogue, noise and
 // background files.
 func AddedImages(prev, next RunConfig) ([]string, error) {
+	for _, c := range []RunConfig{prev, next} {
+		if err := checkConfig(c); err != nil {
+			return nil, err
+		}
+	}
 	if prev.SettingsDigest != next.SettingsDigest {
 		return nil, errorf(ErrConflict, "settings other than the inputs changed since the last successful run: re-process with a full re-run")
 	}

@@ -393,7 +393,10 @@ func TestAdditionTakesBackup(t *testing.T) {
 			s.configure(cfg)
 
 			s.requestProcessing("job-9")
-			ev := single[domain.ProcessingRequested](t, []domain.Event{s.recs[len(s.recs)-1].Event})
+			ev, ok := s.recs[len(s.recs)-1].Event.(domain.ProcessingRequested)
+			if !ok || ev.Backup == nil {
+				t.Fatalf("recorded %+v, want an addition with a backup", s.recs[len(s.recs)-1].Event)
+			}
 			want.Version = s.version()
 			if !reflect.DeepEqual(*ev.Backup, want) {
 				t.Errorf("backup in the event:\n%s\nwant:\n%s", jsonString(t, ev.Backup), jsonString(t, want))
