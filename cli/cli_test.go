@@ -90,8 +90,8 @@ func TestConfirm(t *testing.T) {
 
 // flagsOf lists, for every command, the flags its help must mention.
 var flagsOf = map[string][]string{
-	"serve":               {"--data-dir", "--addr", "--images-dir", EnvDataDir, EnvAddr, EnvImagesDir},
-	"worker":              {"--data-dir", "--images-dir", EnvDataDir, EnvImagesDir},
+	"serve":               {"--data-dir", "--esdb-url", "--addr", "--images-dir", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir},
+	"worker":              {"--data-dir", "--esdb-url", "--images-dir", EnvDataDir, EnvESDBURL, EnvImagesDir},
 	"initpiperun":         {"--config", "--description", "--template", "--server", "--token", EnvServer, EnvToken},
 	"runpipeline":         {"--debug", "--full-rerun", "--no-wait", "--server", "--token", EnvServer, EnvToken},
 	"restorepiperun":      {"--no-confirm", "--debug", "--no-wait", "--server", "--token", "Restore run RUN to this configuration? (y/n)"},
@@ -104,8 +104,8 @@ var flagsOf = map[string][]string{
 	"history":             {"--json", "--no-logs", "--server", "--token"},
 	"audit":               {"--server", "--token", "audit passed"},
 	"whoami":              {"--server", "--token"},
-	"user add":            {"--admin", "--data-dir", EnvDataDir},
-	"projections rebuild": {"--data-dir", EnvDataDir},
+	"user add":            {"--admin", "--data-dir", "--esdb-url", EnvDataDir, EnvESDBURL},
+	"projections rebuild": {"--data-dir", "--esdb-url", EnvDataDir, EnvESDBURL},
 	"version":             {},
 	"help":                {},
 }

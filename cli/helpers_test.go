@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	pollInterval = 20 * time.Millisecond
 	// The tests pass --server and --token; values from the environment of
 	// whoever runs them must not leak in.
-	for _, v := range []string{EnvServer, EnvToken, EnvDataDir, EnvAddr, EnvImagesDir} {
+	for _, v := range []string{EnvServer, EnvToken, EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir} {
 		os.Unsetenv(v)
 	}
 	os.Exit(m.Run())

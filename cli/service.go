@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
+	"github.com/piperun/piperun/messaging"
+	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/server"
 )
 
@@ -17,7 +20,7 @@ import (
 var Version = ""
 
 var serveHelp = help{
-	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR]"},
+	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false]"},
 	description: `
 Runs the piperun service on a data directory: the HTTP API (and web pages)
 on --addr, and the workers that process runs, restore them and delete them.
@@ -29,12 +32,22 @@ no user yet, an administrator "admin" is created and its API token printed
 once on standard output.
 
 Input paths in run configurations are relative to --images-dir, and may not
-leave it.`,
+leave it.
+
+With --kafka-brokers the run events travel on Kafka (topic --kafka-topic,
+created if missing) instead of inside the process: this process publishes
+them, and its workers, unless --workers=false, consume them in the group
+piperun-workers beside any 'piperun worker'. /readyz fails while events
+cannot be published or the group makes no progress; /metrics serves
+Prometheus metrics.`,
 	env: []string{
 		dataDirEnv,
 		esdbEnv,
 		EnvAddr + "        listen address, when --addr is not given (default " + DefaultAddr + ")",
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
+		kafkaBrokersEnv,
+		kafkaTopicEnv,
+		EnvWorkers + "     \"false\" for an API-only replica, when --workers is not given",
 	},
 	examples: `
 piperun serve --data-dir /srv/piperun --images-dir /data/vast --addr 0.0.0.0:8080
@@ -47,17 +60,27 @@ func cmdServe(e *env, args []string) error {
 	esdbFlag(fs)
 	fs.String("addr", DefaultAddr, "`HOST:PORT` the HTTP API listens on")
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
+	kafkaFlags(fs)
+	fs.Bool("workers", true, "run the workers in this process (false: only the API and the relay, with Kafka)")
 	if _, err := e.parse(fs, serveHelp, args, 0, 0, ""); err != nil {
 		return err
+	}
+	workers, err := strconv.ParseBool(e.fromEnv(fs, "workers", EnvWorkers))
+	if err != nil {
+		return usagef("--workers (or %s) must be true or false", EnvWorkers)
 	}
 	cfg := server.Config{
 		DataDir:   e.fromEnv(fs, "data-dir", EnvDataDir),
 		ESDBURL:   e.fromEnv(fs, "esdb-url", EnvESDBURL),
 		Addr:      e.fromEnv(fs, "addr", EnvAddr),
 		ImagesDir: e.fromEnv(fs, "images-dir", EnvImagesDir),
-		Workers:   true,
+		Workers:   workers,
+		Kafka:     e.kafkaConfig(fs),
 		Logger:    slog.New(slog.NewTextHandler(e.stderr, nil)),
 		Stdout:    e.stdout,
+	}
+	if !workers && len(cfg.Kafka.Brokers) == 0 {
+		return usagef("--workers=false needs --kafka-brokers: without Kafka, nothing else would process this server's runs")
 	}
 	if cfg.Addr == "" {
 		return usagef("--addr must not be empty (use 'piperun worker' for a process without the HTTP API)")
@@ -66,18 +89,28 @@ func cmdServe(e *env, args []string) error {
 }
 
 var workerHelp = help{
-	usage: []string{"worker [--data-dir DIR] [--images-dir DIR]"},
+	usage: []string{"worker [--data-dir DIR] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT]"},
 	description: `
 Runs only the workers (processing, restore, deletion, artifact clean-up) on
 a data directory, without the HTTP API: a way to add processing capacity
 next to a 'piperun serve' on the same data directory. It keeps running until
 interrupted (SIGINT or SIGTERM).
 
---images-dir must be the same images root as the server's.`,
+--images-dir must be the same images root as the server's.
+
+With --kafka-brokers the worker consumes the run events from Kafka in the
+group piperun-workers (it publishes nothing: the API servers relay the
+event log, its own events included); run as many as needed. Without it,
+it relays the log to its own workers. --metrics-addr serves /metrics,
+/healthz and /readyz, which fails while the consumer group makes no
+progress.`,
 	env: []string{
 		dataDirEnv,
 		esdbEnv,
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
+		kafkaBrokersEnv,
+		kafkaTopicEnv,
+		EnvMetricsAddr + "  metrics listen address, when --metrics-addr is not given (default: none)",
 	},
 	examples: `
 piperun worker --data-dir /srv/piperun --images-dir /data/vast`,
@@ -88,16 +121,20 @@ func cmdWorker(e *env, args []string) error {
 	dataDirFlag(fs)
 	esdbFlag(fs)
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
+	kafkaFlags(fs)
+	fs.String("metrics-addr", "", "`HOST:PORT` to serve /metrics, /healthz and /readyz on (default: none)")
 	if _, err := e.parse(fs, workerHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
 	return server.Run(e.ctx, server.Config{
-		DataDir:   e.fromEnv(fs, "data-dir", EnvDataDir),
-		ESDBURL:   e.fromEnv(fs, "esdb-url", EnvESDBURL),
-		ImagesDir: e.fromEnv(fs, "images-dir", EnvImagesDir),
-		Workers:   true,
-		Logger:    slog.New(slog.NewTextHandler(e.stderr, nil)),
-		Stdout:    e.stdout,
+		DataDir:     e.fromEnv(fs, "data-dir", EnvDataDir),
+		ESDBURL:     e.fromEnv(fs, "esdb-url", EnvESDBURL),
+		ImagesDir:   e.fromEnv(fs, "images-dir", EnvImagesDir),
+		Workers:     true,
+		Kafka:       e.kafkaConfig(fs),
+		MetricsAddr: e.fromEnv(fs, "metrics-addr", EnvMetricsAddr),
+		Logger:      slog.New(slog.NewTextHandler(e.stderr, nil)),
+		Stdout:      e.stdout,
 	})
 }
 
@@ -277,4 +314,31 @@ func esdbFlag(fs *flag.FlagSet) {
 // storage is where the command's state lives.
 func (e *env) storage(fs *flag.FlagSet) server.Storage {
 	return server.Storage{DataDir: e.fromEnv(fs, "data-dir", EnvDataDir), ESDBURL: e.fromEnv(fs, "esdb-url", EnvESDBURL)}
+}
+
+// Environment variables of the distributed mode.
+const (
+	EnvKafkaBrokers = "PIPERUN_KAFKA_BROKERS"
+	EnvKafkaTopic   = "PIPERUN_KAFKA_TOPIC"
+	EnvWorkers      = "PIPERUN_WORKERS"
+	EnvMetricsAddr  = "PIPERUN_METRICS_ADDR"
+)
+
+const (
+	kafkaBrokersEnv = EnvKafkaBrokers + "  Kafka brokers, when --kafka-brokers is not given (default: none, the in-process bus)"
+	kafkaTopicEnv   = EnvKafkaTopic + "    Kafka topic, when --kafka-topic is not given"
+)
+
+func kafkaFlags(fs *flag.FlagSet) {
+	fs.String("kafka-brokers", "", "comma-separated `HOST:PORT` list of Kafka brokers that carry the run events (default: none, the in-process bus)")
+	fs.String("kafka-topic", messaging.DefaultTopic, "Kafka `TOPIC` of the run events")
+}
+
+// kafkaConfig is the Kafka configuration from the flags; no brokers means
+// the in-process bus.
+func (e *env) kafkaConfig(fs *flag.FlagSet) kafka.Config {
+	return kafka.Config{
+		Brokers: kafka.ParseBrokers(e.fromEnv(fs, "kafka-brokers", EnvKafkaBrokers)),
+		Topic:   e.fromEnv(fs, "kafka-topic", EnvKafkaTopic),
+	}
 }
