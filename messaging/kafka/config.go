@@ -133,9 +133,9 @@ func (c Config) producerConfig() *sarama.Config {
 	sc.Producer.Idempotent = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.Max = 5
 	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
-		return min(100*time.Millisecond<<min(retries, 6), 5*time.Second)
+		return min(100*time.Millisecond<<min(retries, 5), 2*time.Second)
 	}
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true

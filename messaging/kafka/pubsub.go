@@ -150,11 +150,12 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string) error {
 	}
 }
 
-// wmLogger adapts the service log for watermill, keeping its chatter at
-// debug level out of the way.
+// wmLogger adapts the service log for watermill, which narrates every
+// connection and subscription at Info: that goes to Debug. Its errors stay
+// errors (the watchdog adds the ones it does not report).
 func wmLogger(l *slog.Logger) watermill.LoggerAdapter {
 	if l == nil {
 		l = slog.Default()
 	}
-	return watermill.NewSlogLogger(l)
+	return watermill.NewSlogLoggerWithLevelMapping(l, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 }

@@ -1,0 +1,448 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/messaging/kafka"
+)
+
+const runName = "kafka_restore_run"
+
+// TestDistributedRestore runs the restore scenario on two API replicas
+// sharing one data directory and a worker process, all talking through
+// Kafka; then reads the topic with franz-go; then kills the worker in the
+// middle of a restore.
+func TestDistributedRestore(t *testing.T) {
+	vast := testdata.VASTDir(t)
+	c := newCluster(t, vast)
+	a := c.startAPI("api-1")
+	b := c.startAPI("api-2")
+	worker, workerURL := c.startWorker("worker")
+
+	var first, added runView
+	ok := t.Run("restore scenario", func(t *testing.T) {
+		a.t, b.t = t, t
+		defer func() { a.t, b.t = c.t, c.t }()
+		a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs",
+			map[string]string{"name": runName, "description": "restore over kafka", "config": vastConfig("01", "02", "03")}, nil)
+		b.must(http.StatusConflict, "alice", http.MethodPost, "/api/v1/runs",
+			map[string]string{"name": runName, "config": vastConfig("01")}, nil)
+		b.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{"debug": false}, nil)
+		first = a.waitStatus(runName, "Completed", "Error")
+		if first.Status != "Completed" || first.NImages != 3 {
+			t.Fatalf("first processing: %s with %d images", first.Status, first.NImages)
+		}
+
+		b.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
+		var proc struct {
+			Mode string `json:"mode"`
+		}
+		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, &proc)
+		if proc.Mode != "add" {
+			t.Fatalf("processing after adding epoch 04 is in %q mode, want add", proc.Mode)
+		}
+		added = b.waitStatus(runName, "Completed", "Error")
+		if added.Status != "Completed" || added.NImages != 4 || !added.RestoreAvailable {
+			t.Fatalf("after the addition: %s with %d images, restore available %v", added.Status, added.NImages, added.RestoreAvailable)
+		}
+		b.must(http.StatusForbidden, "bob", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+
+		// A restore whose backup was tampered with fails, says why, and
+		// changes nothing.
+		victim := first.Products[0]
+		restoreArtifact := replaceArtifact(t, c.dataDir, victim.Digest, func(path string, content []byte) error {
+			return os.WriteFile(path, append([]byte("tampered"), content...), 0o444)
+		})
+		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+		failed := b.waitStatus(runName, "Completed", "Error")
+		if failed.Status != "Completed" || failed.NImages != 4 || !failed.RestoreAvailable || fmt.Sprint(failed.Products) != fmt.Sprint(added.Products) {
+			t.Fatalf("after a failed restore: %s with %d images, restore available %v", failed.Status, failed.NImages, failed.RestoreAvailable)
+		}
+		if log := b.logText(runName, failed.Logs[0].Name); !strings.Contains(log, "ERROR Restore failed") || !strings.Contains(log, victim.Name) {
+			t.Fatalf("failed restore log does not give the reason:\n%s", log)
+		}
+		restoreArtifact()
+
+		// Simultaneous restore requests on both replicas: one wins.
+		codes := make([]int, 16)
+		var wg sync.WaitGroup
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				on := a
+				if i%2 == 1 {
+					on = b
+				}
+				codes[i], _ = on.do("alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{"debug": true}, nil)
+			}()
+		}
+		wg.Wait()
+		accepted := 0
+		for _, code := range codes {
+			switch code {
+			case http.StatusAccepted:
+				accepted++
+			case http.StatusConflict:
+			default:
+				t.Errorf("simultaneous restore got status %d", code)
+			}
+		}
+		if accepted != 1 {
+			t.Fatalf("%d of %d simultaneous restores on two replicas were accepted, want 1 (%v)", accepted, len(codes), codes)
+		}
+		restored := a.waitStatus(runName, "Completed", "Error")
+		if restored.Status != "Completed" || restored.NImages != 3 || restored.RestoreAvailable {
+			t.Fatalf("after the restore: %s with %d images, restore available %v", restored.Status, restored.NImages, restored.RestoreAvailable)
+		}
+		if fmt.Sprint(restored.Products) != fmt.Sprint(first.Products) {
+			t.Fatal("restored products are not the pre-addition ones")
+		}
+		if restored.Logs[0].Kind != "restore" {
+			t.Fatalf("newest log is %+v, want the restore log", restored.Logs[0])
+		}
+		if log := b.logText(runName, restored.Logs[0].Name); !strings.Contains(log, "INFO Restore complete") || !strings.Contains(log, " DEBUG ") {
+			t.Fatalf("debug restore log lacks DEBUG lines or the outcome:\n%s", log)
+		}
+
+		// Add again, then restore with the CLI, as restorepiperun does.
+		a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
+		b.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
+		if v := a.waitStatus(runName, "Completed", "Error"); v.Status != "Completed" || v.NImages != 4 {
+			t.Fatalf("second addition: %s with %d images", v.Status, v.NImages)
+		}
+		out, err := exec.Command(binary, "restorepiperun", runName, "--no-confirm", "--server", b.url, "--token", c.tokens["alice"]).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "epoch03.fits") || !strings.Contains(string(out), "Restore complete") {
+			t.Fatalf("piperun restorepiperun: %v\n%s", err, out)
+		}
+		if v := a.run(runName); v.Status != "Completed" || v.NImages != 3 {
+			t.Fatalf("after the CLI restore: %s with %d images", v.Status, v.NImages)
+		}
+
+		// An addition whose processing fails leaves the run in Error with
+		// its backup; the restore brings back the pre-addition run.
+		b.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "-invalid")}, nil)
+		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
+		if v := b.waitStatus(runName, "Completed", "Error"); v.Status != "Error" || !v.RestoreAvailable {
+			t.Fatalf("failed addition: %s, restore available %v", v.Status, v.RestoreAvailable)
+		}
+		a.must(http.StatusAccepted, "root", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+		if v := b.waitStatus(runName, "Completed", "Error"); v.Status != "Completed" || v.NImages != 3 || fmt.Sprint(v.Products) != fmt.Sprint(first.Products) {
+			t.Fatalf("restore after the failed addition: %s with %d images", v.Status, v.NImages)
+		}
+		evs := a.events(runName)
+		if n := countType(evs, domain.TypeRunRestored, 0); n != 3 {
+			t.Fatalf("%d %s events, want 3", n, domain.TypeRunRestored)
+		}
+		if n := countType(evs, domain.TypeRestoreFailed, 0); n != 1 {
+			t.Fatalf("%d %s events, want 1", n, domain.TypeRestoreFailed)
+		}
+
+		for _, r := range []*api{a, b} {
+			if code, body := r.get("/readyz"); code != http.StatusOK {
+				t.Errorf("%s /readyz: %d %s", r.proc.name, code, body)
+			}
+		}
+		_, apiMetrics := a.get("/metrics")
+		if v := metric(apiMetrics, "piperun_relay_published_total"); v < 1 {
+			t.Errorf("api-1 published %v events:\n%s", v, grep(apiMetrics, "piperun_"))
+		}
+		if code, body := httpGet(t, workerURL+"/readyz"); code != http.StatusOK {
+			t.Errorf("worker /readyz: %d %s", code, body)
+		}
+		var m string
+		waitFor(t, 10*time.Second, "the worker's metrics to count the restore", func() bool {
+			_, m = httpGet(t, workerURL+"/metrics")
+			return metric(m, `piperun_restore_duration_seconds_count{outcome="restored"}`) == 3 &&
+				metric(m, `piperun_restore_duration_seconds_count{outcome="failed"}`) == 1 &&
+				metric(m, `piperun_messages_consumed_total{type="run.restore_requested.v1"}`) >= 1
+		}, func() string { return grep(m, "piperun_") })
+	})
+	if !ok {
+		t.FailNow()
+	}
+
+	ok = t.Run("kgo reads the run's events as CloudEvents", func(t *testing.T) {
+		a.t = t
+		defer func() { a.t = c.t }()
+		rd := startReader(t, c.broker.addr)
+		stored := a.events(runName)
+		var recs []*kgo.Record
+		waitFor(t, 30*time.Second, "every event of the run on the topic", func() bool {
+			recs = firstCopies(t, rd.records(), runName)
+			return len(recs) >= len(stored)
+		})
+		if len(recs) != len(stored) {
+			t.Fatalf("%d events of the run on the topic, %d in the store", len(recs), len(stored))
+		}
+		requested, restoredAt := -1, -1
+		for i, r := range recs {
+			want := stored[i]
+			if got := header(r, "ce_type") + "/" + header(r, "ce_piperunversion") + "/" + header(r, "ce_piperunposition"); got != fmt.Sprintf("%s/%d/%d", want.Type, want.Version, want.Position) {
+				t.Fatalf("record %d is %s, the store's event %d is %+v: not in order", i, got, i, want)
+			}
+			if string(r.Key) != runName || header(r, "ce_specversion") != "1.0" || header(r, "ce_source") != "piperun" ||
+				header(r, "ce_subject") != runName || header(r, "content-type") != "application/json" || header(r, "ce_id") == "" {
+				t.Fatalf("record %d lacks the CloudEvents headers or the key: key %q headers %v", i, r.Key, r.Headers)
+			}
+			if _, err := time.Parse(time.RFC3339Nano, header(r, "ce_time")); err != nil {
+				t.Errorf("record %d: ce_time: %v", i, err)
+			}
+			if !json.Valid(r.Value) {
+				t.Errorf("record %d: body is not JSON: %s", i, r.Value)
+			}
+			for _, h := range r.Headers {
+				if !strings.HasPrefix(h.Key, "ce_") && h.Key != "content-type" {
+					t.Errorf("record %d has a header %q that is not CloudEvents", i, h.Key)
+				}
+			}
+			switch header(r, "ce_type") {
+			case domain.TypeRestoreRequested:
+				requested = i
+			case domain.TypeRunRestored:
+				restoredAt = i
+			}
+		}
+		if requested < 0 || restoredAt < requested {
+			t.Fatalf("restore requested at record %d, restored at %d: want both, in that order", requested, restoredAt)
+		}
+	})
+	if !ok {
+		t.FailNow()
+	}
+
+	t.Run("worker killed mid-restore", func(t *testing.T) {
+		a.t, b.t = t, t
+		defer func() { a.t, b.t = c.t, c.t }()
+		a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
+		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
+		if v := b.waitStatus(runName, "Completed", "Error"); v.Status != "Completed" || !v.RestoreAvailable {
+			t.Fatalf("second addition: %s, restore available %v", v.Status, v.RestoreAvailable)
+		}
+
+		// A backup artifact becomes a named pipe: the worker's check of
+		// the backup blocks reading it, which the test can see (a writer
+		// can open a pipe only while a reader has it open).
+		var path string
+		restoreArtifact := replaceArtifact(t, c.dataDir, first.Products[0].Digest, func(p string, _ []byte) error {
+			path = p
+			return syscall.Mkfifo(p, 0o644)
+		})
+		before := a.run(runName).Version
+		b.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+		var pipe *os.File
+		waitFor(t, 30*time.Second, "the worker to read the backup", func() bool {
+			f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+			if errors.Is(err, syscall.ENXIO) {
+				return false
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pipe = f
+			return true
+		})
+		worker.kill()
+		pipe.Close()
+		if v := a.run(runName); v.Status != "Restoring" {
+			t.Fatalf("run is %s after the worker died mid-restore, want Restoring", v.Status)
+		}
+		restoreArtifact()
+
+		worker, _ = c.startWorker("worker (restarted)")
+		done := a.waitStatus(runName, "Completed", "Error")
+		if done.Status != "Completed" || done.NImages != 3 || done.RestoreAvailable {
+			t.Fatalf("restore after the restart: %s with %d images, restore available %v", done.Status, done.NImages, done.RestoreAvailable)
+		}
+		// Once the group has committed everything, the redelivered request
+		// has been handled too: still exactly one outcome.
+		cfg := kafka.Config{Brokers: []string{c.broker.addr}}
+		waitFor(t, 60*time.Second, "the consumer group to catch up", func() bool {
+			lag, err := kafka.GroupLag(context.Background(), cfg)
+			return err == nil && lag.Waiting == 0
+		})
+		evs := a.events(runName)
+		if n := countType(evs, domain.TypeRunRestored, before); n != 1 {
+			t.Fatalf("%d %s events after the restore request, want exactly 1", n, domain.TypeRunRestored)
+		}
+		if n := countType(evs, domain.TypeRestoreFailed, before); n != 0 {
+			t.Fatalf("%d %s events after the restore request", n, domain.TypeRestoreFailed)
+		}
+		rd := startReader(t, c.broker.addr)
+		waitFor(t, 30*time.Second, "the outcome on the topic", func() bool {
+			n := 0
+			for _, r := range firstCopies(t, rd.records(), runName) {
+				v, _ := strconv.ParseInt(header(r, "ce_piperunversion"), 10, 64)
+				if v > before && header(r, "ce_type") == domain.TypeRunRestored {
+					n++
+				}
+			}
+			if n > 1 {
+				t.Fatalf("%d distinct %s events on the topic after the request", n, domain.TypeRunRestored)
+			}
+			return n == 1
+		})
+	})
+}
+
+// TestBrokerRestartWhilePublishing stops the broker while events are being
+// appended and published, and starts it again on the same port: every
+// event reaches the topic, in order per run.
+func TestBrokerRestartWhilePublishing(t *testing.T) {
+	vast := testdata.VASTDir(t)
+	c := newCluster(t, vast)
+	a := c.startAPI("api")
+	rd := startReader(t, c.broker.addr)
+
+	runs := []string{"r0", "r1", "r2", "r3"}
+	for _, r := range runs {
+		a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": r, "config": vastConfig("01", "02")}, nil)
+	}
+	// Each configuration change is one event of its run.
+	changes := 0
+	change := func() {
+		r := runs[changes%len(runs)]
+		cfg := vastConfig("01", "02")
+		if (changes/len(runs))%2 == 0 {
+			cfg = vastConfig("01", "02", "03")
+		}
+		a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+r+"/config", map[string]string{"config": cfg}, nil)
+		changes++
+	}
+	for range 12 {
+		change()
+	}
+	waitFor(t, 30*time.Second, "the first events on the topic", func() bool { return len(rd.records()) >= 8 })
+
+	c.broker.stop()
+	for range 12 {
+		change()
+	}
+	waitFor(t, 60*time.Second, "/readyz to report the relay's trouble", func() bool {
+		code, body := a.get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "relay cannot publish")
+	})
+	for range 4 {
+		change()
+	}
+	// Let the relay fail a few times, so that it is the retries, not one
+	// lucky reconnect, that bring the events over.
+	waitFor(t, 60*time.Second, "the relay to retry", func() bool {
+		_, m := a.get("/metrics")
+		return metric(m, "piperun_relay_publish_errors_total") >= 3
+	})
+	c.broker.start()
+	for range 8 {
+		change()
+	}
+
+	want := map[string][]eventView{}
+	total := 0
+	for _, r := range runs {
+		want[r] = a.events(r)
+		total += len(want[r])
+	}
+	waitFor(t, 60*time.Second, "every event on the topic", func() bool {
+		n := 0
+		recs := rd.records()
+		for _, r := range runs {
+			n += len(firstCopies(t, recs, r))
+		}
+		return n >= total
+	})
+	recs := rd.records()
+	for _, r := range runs {
+		got := firstCopies(t, recs, r)
+		if len(got) != len(want[r]) {
+			t.Fatalf("run %s: %d events on the topic, %d in the store", r, len(got), len(want[r]))
+		}
+		for i, rec := range got {
+			w := want[r][i]
+			if g := header(rec, "ce_type") + "/" + header(rec, "ce_piperunversion") + "/" + header(rec, "ce_piperunposition"); g != fmt.Sprintf("%s/%d/%d", w.Type, w.Version, w.Position) {
+				t.Fatalf("run %s: record %d is %s, want %+v", r, i, g, w)
+			}
+		}
+	}
+	waitFor(t, 30*time.Second, "/readyz to recover", func() bool {
+		code, _ := a.get("/readyz")
+		return code == http.StatusOK
+	})
+}
+
+// replaceArtifact replaces the stored file of an artifact with what put
+// writes at its path, and returns a function that puts the original back.
+func replaceArtifact(t *testing.T, dataDir, digest string, put func(path string, content []byte) error) func() {
+	t.Helper()
+	path := filepath.Join(dataDir, "artifacts", "sha256", digest[7:9], digest[9:])
+	content, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("artifact %s is not where the artifact store keeps it: %v", digest, err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(path, content); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, content, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func countType(evs []eventView, typ string, after int64) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ && e.Version > after {
+			n++
+		}
+	}
+	return n
+}
+
+// metric returns the value of a sample line of Prometheus' text format, or
+// -1.
+func metric(text, name string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(text)
+	if m == nil {
+		return -1
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+func grep(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
