@@ -202,21 +202,30 @@ func TestRestoreScenario(t *testing.T) {
 
 	// 20 simultaneous restore requests: exactly one is accepted.
 	codes := make([]int, 20)
+	bodies := make([][]byte, 20)
 	var wg sync.WaitGroup
 	for i := range codes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _ = in.do("alice", http.MethodPost, "/api/v1/runs/"+name+"/restore", map[string]bool{"debug": true}, nil)
+			codes[i], bodies[i] = in.do("alice", http.MethodPost, "/api/v1/runs/"+name+"/restore", map[string]bool{"debug": true}, nil)
 		}()
 	}
 	wg.Wait()
 	accepted := 0
-	for _, c := range codes {
+	for i, c := range codes {
 		switch c {
 		case http.StatusAccepted:
 			accepted++
+			var ack struct {
+				Status string `json:"status"`
+				Log    string `json:"log"`
+			}
+			if err := json.Unmarshal(bodies[i], &ack); err != nil || ack.Status != "Restoring" || !restoreLogName.MatchString(ack.Log) {
+				t.Errorf("accepted restore answered %s; want status Restoring and the restore log's name", bodies[i])
+			}
 		case http.StatusConflict:
+			errorOf(t, bodies[i])
 		default:
 			t.Errorf("simultaneous restore got status %d", c)
 		}
