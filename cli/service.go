@@ -44,6 +44,7 @@ Prometheus metrics.`,
 		dataDirEnv,
 		esdbEnv,
 		EnvAddr + "        listen address, when --addr is not given (default " + DefaultAddr + ")",
+		EnvSessionKeyFile + "  web session key file, when --session-key-file is not given",
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
 		kafkaBrokersEnv,
 		kafkaTopicEnv,
@@ -59,6 +60,7 @@ func cmdServe(e *env, args []string) error {
 	dataDirFlag(fs)
 	esdbFlag(fs)
 	fs.String("addr", DefaultAddr, "`HOST:PORT` the HTTP API listens on")
+	fs.String("session-key-file", "", "`FILE` holding the web session key (default <data-dir>/session.key; replicas behind one address must share it)")
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	kafkaFlags(fs)
 	fs.Bool("workers", true, "run the workers in this process (false: only the API and the relay, with Kafka)")
@@ -70,14 +72,15 @@ func cmdServe(e *env, args []string) error {
 		return usagef("--workers (or %s) must be true or false", EnvWorkers)
 	}
 	cfg := server.Config{
-		DataDir:   e.fromEnv(fs, "data-dir", EnvDataDir),
-		ESDBURL:   e.fromEnv(fs, "esdb-url", EnvESDBURL),
-		Addr:      e.fromEnv(fs, "addr", EnvAddr),
-		ImagesDir: e.fromEnv(fs, "images-dir", EnvImagesDir),
-		Workers:   workers,
-		Kafka:     e.kafkaConfig(fs),
-		Logger:    slog.New(slog.NewTextHandler(e.stderr, nil)),
-		Stdout:    e.stdout,
+		DataDir:        e.fromEnv(fs, "data-dir", EnvDataDir),
+		ESDBURL:        e.fromEnv(fs, "esdb-url", EnvESDBURL),
+		Addr:           e.fromEnv(fs, "addr", EnvAddr),
+		SessionKeyFile: e.fromEnv(fs, "session-key-file", EnvSessionKeyFile),
+		ImagesDir:      e.fromEnv(fs, "images-dir", EnvImagesDir),
+		Workers:        workers,
+		Kafka:          e.kafkaConfig(fs),
+		Logger:         slog.New(slog.NewTextHandler(e.stderr, nil)),
+		Stdout:         e.stdout,
 	}
 	if !workers && len(cfg.Kafka.Brokers) == 0 {
 		return usagef("--workers=false needs --kafka-brokers: without Kafka, nothing else would process this server's runs")
@@ -342,3 +345,6 @@ func (e *env) kafkaConfig(fs *flag.FlagSet) kafka.Config {
 		Topic:   e.fromEnv(fs, "kafka-topic", EnvKafkaTopic),
 	}
 }
+
+// EnvSessionKeyFile names the web session key file.
+const EnvSessionKeyFile = "PIPERUN_SESSION_KEY_FILE"

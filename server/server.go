@@ -43,6 +43,10 @@ type Config struct {
 	// ESDBURL selects EventStoreDB as the event store instead of the
 	// embedded one in DataDir.
 	ESDBURL string
+	// SessionKeyFile holds the key of the web pages' session cookies
+	// (default <DataDir>/session.key). API replicas behind one address
+	// must share it, or a sign-in on one is unknown to the other.
+	SessionKeyFile string
 	// Addr is the HTTP listen address; empty for a worker-only process.
 	Addr string
 	// ImagesDir is the root that input paths are relative to.
@@ -278,7 +282,11 @@ func Run(ctx context.Context, cfg Config) error {
 	router := mux.NewRouter()
 	apiServer.Register(router)
 	router.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
-	sessionKey, err := web.LoadKey(filepath.Join(cfg.DataDir, web.KeyFile))
+	keyFile := cfg.SessionKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, web.KeyFile)
+	}
+	sessionKey, err := web.LoadKey(keyFile)
 	if err != nil {
 		return err
 	}
