@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,8 +77,10 @@ func TestPutIsIdempotentAndLeavesNoTempFiles(t *testing.T) {
 		}
 		return err
 	})
-	if len(files) != 1 {
-		t.Fatalf("store holds %v, want exactly one file", files)
+	p, _ := s.path(d1)
+	want := []string{p, s.stampLocation(d1)}
+	if !slices.Equal(files, want) {
+		t.Fatalf("store holds %v, want exactly the content and its stamp %v", files, want)
 	}
 }
 

@@ -152,7 +152,7 @@ func startProc(t *testing.T, name string, ready *regexp.Regexp, args ...string) 
 func (p *proc) start() {
 	p.t.Helper()
 	cmd := exec.Command(binary, p.args...)
-	cmd.Env = append(os.Environ(), "PIPERUN_KAFKA_BROKERS=", "PIPERUN_KAFKA_TOPIC=", "PIPERUN_WORKERS=")
+	cmd.Env = append(os.Environ(), "PIPERUN_KAFKA_BROKERS=", "PIPERUN_KAFKA_TOPIC=", "PIPERUN_WORKERS=", "PIPERUN_METRICS_ADDR=", "PIPERUN_ESDB_URL=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		p.t.Fatal(err)

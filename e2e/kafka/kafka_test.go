@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -238,30 +237,23 @@ func TestDistributedRestore(t *testing.T) {
 			t.Fatalf("second addition: %s, restore available %v", v.Status, v.RestoreAvailable)
 		}
 
-		// A backup artifact becomes a named pipe: the worker's check of
-		// the backup blocks reading it, which the test can see (a writer
-		// can open a pipe only while a reader has it open).
-		var path string
+		// A backup artifact becomes a named pipe that nobody writes: the
+		// worker's check of the backup blocks opening it, for ever. Once
+		// the worker has taken the request (its metrics count it), it is
+		// somewhere between the start of the restore and that pipe.
 		restoreArtifact := replaceArtifact(t, c.dataDir, first.Products[0].Digest, func(p string, _ []byte) error {
-			path = p
 			return syscall.Mkfifo(p, 0o644)
 		})
+		const taken = `piperun_messages_consumed_total{type="run.restore_requested.v1"}`
+		_, m := httpGet(t, workerURL+"/metrics")
+		takenBefore := metric(m, taken)
 		before := a.run(runName).Version
 		b.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
-		var pipe *os.File
-		waitFor(t, 30*time.Second, "the worker to read the backup", func() bool {
-			f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
-			if errors.Is(err, syscall.ENXIO) {
-				return false
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			pipe = f
-			return true
-		})
+		waitFor(t, 30*time.Second, "the worker to take the restore request", func() bool {
+			_, m = httpGet(t, workerURL+"/metrics")
+			return metric(m, taken) > takenBefore
+		}, func() string { return grep(m, "piperun_") })
 		worker.kill()
-		pipe.Close()
 		if v := a.run(runName); v.Status != "Restoring" {
 			t.Fatalf("run is %s after the worker died mid-restore, want Restoring", v.Status)
 		}
@@ -310,6 +302,7 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 	vast := testdata.VASTDir(t)
 	c := newCluster(t, vast)
 	a := c.startAPI("api")
+	c.startWorker("worker")
 	rd := startReader(t, c.broker.addr)
 
 	runs := []string{"r0", "r1", "r2", "r3"}
@@ -381,6 +374,12 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 			}
 		}
 	}
+	// piperun's own consumer group recovers too.
+	cfg := kafka.Config{Brokers: []string{c.broker.addr}}
+	waitFor(t, 60*time.Second, "the workers' consumer group to catch up", func() bool {
+		lag, err := kafka.GroupLag(context.Background(), cfg)
+		return err == nil && lag.Waiting == 0
+	})
 	waitFor(t, 30*time.Second, "/readyz to recover", func() bool {
 		code, _ := a.get("/readyz")
 		return code == http.StatusOK

@@ -1,0 +1,181 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/eventstore/sqlite"
+)
+
+// BenchmarkLoadRun loads one run whose stream holds events=N events, from
+// its newest snapshot plus the events after it. The history is what long
+// runs are made of: processing jobs (request, start, completion with
+// products of 8 images) whose logs are flushed as log events, one job per
+// 1,000 events. lag=100: the newest snapshot is 100 events behind the head,
+// about the most that snapshotting every 100 events allows; lag=0: a
+// snapshot at the head. ns/op should not grow with N; the state itself
+// grows by a log reference or two per job.
+//
+//	go test -run '^$' -bench BenchmarkLoadRun -benchtime 2000x ./app/
+func BenchmarkLoadRun(b *testing.B) {
+	backends := []struct {
+		name string
+		open func(b *testing.B) eventstore.Store
+	}{
+		{"sqlite", func(b *testing.B) eventstore.Store {
+			s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "events.db"), sqlite.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			return s
+		}},
+		{"memory", func(*testing.B) eventstore.Store { return memory.New() }},
+	}
+	for _, be := range backends {
+		for _, n := range []int{100, 10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/events=%d", be.name, n), func(b *testing.B) {
+				ctx := context.Background()
+				svc := app.New(be.open(b))
+				buildHistory(b, svc, "long-run", n)
+				b.Run("lag=100", func(b *testing.B) { benchLoad(b, svc, "long-run") })
+				// One more event, snapshotted: the best case.
+				every := svc.SnapshotEvery
+				svc.SnapshotEvery = 1
+				if _, err := svc.ExecRun(ctx, "long-run", "alice", func(*domain.Run) ([]domain.Event, error) {
+					return []domain.Event{domain.LogWritten{Log: "2024-05-01-13-00-00_log.txt", Kind: domain.LogRun, Lines: []string{"done"}}}, nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+				svc.SnapshotEvery = every
+				b.Run("lag=0", func(b *testing.B) { benchLoad(b, svc, "long-run") })
+			})
+		}
+	}
+}
+
+// benchLoad measures LoadRun of run and reports how far its newest
+// snapshot lags and how large it is.
+func benchLoad(b *testing.B, svc *app.Service, run string) {
+	ctx := context.Background()
+	head, err := svc.Store.StreamVersion(ctx, app.RunStream(run))
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, err := svc.Store.LoadSnapshot(ctx, app.RunStream(run))
+	if err != nil && !errors.Is(err, eventstore.ErrNotFound) {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		r, err := svc.LoadRun(ctx, run)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Version != head {
+			b.Fatalf("loaded version %d, want %d", r.Version, head)
+		}
+	}
+	b.ReportMetric(float64(len(snap.Data)), "snapshot-bytes")
+	b.ReportMetric(float64(head-snap.Version), "events-after-snapshot")
+}
+
+// buildHistory appends n events to run through the service's commands, so
+// that snapshots are taken as in production.
+func buildHistory(b *testing.B, svc *app.Service, run string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	alice := domain.Actor{Name: "alice"}
+	cfg := benchConfig(8)
+	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: run, Config: cfg, Actor: alice}); err != nil {
+		b.Fatal(err)
+	}
+	const tail = 99 // appended one at a time at the end, after the last snapshot
+	version := 1
+	exec := func(decide func(r *domain.Run) ([]domain.Event, error)) {
+		b.Helper()
+		res, err := svc.ExecRun(ctx, run, alice.Name, decide)
+		if err != nil {
+			b.Fatal(err)
+		}
+		version = int(res.Run.Version)
+	}
+	logEvent := func(job int, line int) domain.Event {
+		lines := make([]string, 3)
+		for i := range lines {
+			lines[i] = fmt.Sprintf("2024-05-01 12:%02d:%02d,000 INFO Job %d: measured image %d of 8, %d components kept", line%60, i, job, line%8+1, 1000+line)
+		}
+		return domain.LogWritten{Log: fmt.Sprintf("2024-05-01-12-00-%02d_log.txt", job%60), Kind: domain.LogRun, Lines: lines}
+	}
+	for job := 0; version < n-tail; job++ {
+		jobID := fmt.Sprintf("job-%d", job)
+		// A job takes at least 3 events: request, start, finish.
+		if n-tail-version < 3 {
+			exec(func(*domain.Run) ([]domain.Event, error) { return []domain.Event{logEvent(job, 0)}, nil })
+			continue
+		}
+		exec(func(r *domain.Run) ([]domain.Event, error) {
+			return r.RequestProcessing(domain.RequestProcessing{JobID: jobID, FullRerun: true, Log: fmt.Sprintf("2024-05-01-12-%02d-00_log.txt", job), Actor: alice})
+		})
+		exec(func(r *domain.Run) ([]domain.Event, error) { return r.StartProcessing(jobID), nil })
+		logs := min(997, n-tail-version-1)
+		exec(func(*domain.Run) ([]domain.Event, error) {
+			evs := make([]domain.Event, logs)
+			for i := range evs {
+				evs[i] = logEvent(job, i)
+			}
+			return evs, nil
+		})
+		products := benchProducts(cfg)
+		exec(func(r *domain.Run) ([]domain.Event, error) { return r.FinishProcessing(jobID, &products, nil), nil })
+	}
+	every := svc.SnapshotEvery
+	svc.SnapshotEvery = 0
+	defer func() { svc.SnapshotEvery = every }()
+	for i := 0; version < n; i++ {
+		exec(func(*domain.Run) ([]domain.Event, error) { return []domain.Event{logEvent(-1, i)}, nil })
+	}
+}
+
+// benchConfig is a configuration over images synthetic image names.
+func benchConfig(images int) domain.RunConfig {
+	var in domain.Inputs
+	var yaml strings.Builder
+	yaml.WriteString("inputs:\n  image:\n")
+	for i := range images {
+		base := fmt.Sprintf("epoch%02d", i+1)
+		in.Images = append(in.Images, base+".fits")
+		in.Selavy = append(in.Selavy, base+".selavy.components.txt")
+		in.Noise = append(in.Noise, base+".noiseMap.fits")
+		in.Background = append(in.Background, base+".meanMap.fits")
+		fmt.Fprintf(&yaml, "  - %s.fits\n", base)
+	}
+	return domain.RunConfig{YAML: yaml.String(), Inputs: in, SettingsDigest: strings.Repeat("ab", 32)}
+}
+
+// benchProducts are products of the shape processing gives: per image a
+// measurements file, plus the run-wide tables.
+func benchProducts(cfg domain.RunConfig) domain.Products {
+	var p domain.Products
+	for i, img := range cfg.Inputs.Images {
+		stem := strings.TrimSuffix(img, ".fits")
+		p.Artifacts = append(p.Artifacts, domain.Artifact{Name: "measurements/" + stem + ".parquet", Digest: fmt.Sprintf("sha256:%064x", i+1), Size: 1 << 20})
+		p.Images = append(p.Images, domain.ImageSummary{
+			Name: img, Path: img, DateTime: time.Date(2020, 8, 3+i, 4, 33, 55, 0, time.UTC),
+			FrequencyMHz: 888, BMajDeg: 15.0 / 3600, BMinDeg: 10.0 / 3600, RADeg: 150, DecDeg: -30, NMeasurements: 1000,
+		})
+	}
+	for i, name := range []string{"images.parquet", "bands.parquet", "skyregions.parquet", "sources.parquet", "associations.parquet", "relations.parquet"} {
+		p.Artifacts = append(p.Artifacts, domain.Artifact{Name: name, Digest: fmt.Sprintf("sha256:%064x", 100+i), Size: 64 << 10})
+	}
+	p.Figures = domain.Figures{NImages: len(cfg.Inputs.Images), NSources: 1000, NSelavyMeasurements: 8000}
+	return p
+}

@@ -1,0 +1,206 @@
+package association
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/pipeline"
+	"github.com/piperun/piperun/runconfig"
+)
+
+func addVAST(t *testing.T, store *artifacts.Store, cfg domain.RunConfig, prev domain.Products) domain.Products {
+	t.Helper()
+	log := &testLog{}
+	p, err := pipeline.Process(context.Background(), store, pipeline.Job{
+		Run: "vast", ImagesRoot: testdata.VASTDir(t), Config: cfg, Previous: &prev, Add: true, Associate: Associator{},
+	}, log)
+	if err != nil {
+		t.Fatalf("add: %v\n%s", err, strings.Join(log.lines, "\n"))
+	}
+	return p
+}
+
+func digest(t *testing.T, p domain.Products, name string) string {
+	t.Helper()
+	a, ok := pipeline.FindArtifact(p, name)
+	if !ok {
+		t.Fatalf("no %s", name)
+	}
+	return a.Digest
+}
+
+var associationProducts = []string{SourcesProduct, AssociationsProduct, RelationsProduct}
+
+// TestAddingLaterImagesContinuesTheRun: adding an image later than all the
+// run's images gives exactly (byte for byte) the products of a run over all
+// of them, since association goes in time order either way.
+func TestAddingLaterImagesContinuesTheRun(t *testing.T) {
+	vast := testdata.VASTDir(t)
+	store := newStore(t)
+	s := DefaultSettings()
+	s.RadiusArcsec = 12 // with the fork of the parity data
+	first := processVAST(t, store, expectedConfig(t, vast, "01", "02", "03"), Associator{Settings: &s})
+	log := &testLog{}
+	added, err := pipeline.Process(context.Background(), store, pipeline.Job{
+		Run: "vast", ImagesRoot: vast, Config: expectedConfig(t, vast, "01", "02", "03", "04"),
+		Previous: &first, Add: true, Associate: Associator{Settings: &s},
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := processVAST(t, store, expectedConfig(t, vast, "01", "02", "03", "04"), Associator{Settings: &s})
+	for _, name := range associationProducts {
+		if digest(t, added, name) != digest(t, fresh, name) {
+			t.Errorf("%s after adding epoch04 differs from a fresh run's", name)
+		}
+	}
+	if added.Figures != fresh.Figures {
+		t.Errorf("figures %+v, want %+v", added.Figures, fresh.Figures)
+	}
+	again := processVAST(t, store, expectedConfig(t, vast, "01", "02", "03"), Associator{Settings: &s})
+	for _, name := range associationProducts {
+		if digest(t, again, name) != digest(t, first, name) {
+			t.Errorf("%s: two runs over the same inputs differ", name)
+		}
+	}
+}
+
+// TestAddModeKeepsSourceIDs adds an image earlier than the last one: only
+// its measurements are associated, against the existing sources, whose
+// ids and earlier associations stay while their metrics change.
+func TestAddModeKeepsSourceIDs(t *testing.T) {
+	vast := testdata.VASTDir(t)
+	store := newStore(t)
+	before := processVAST(t, store, expectedConfig(t, vast, "01", "02", "04"), Associator{})
+	after := addVAST(t, store, expectedConfig(t, vast, "01", "02", "03", "04"), before)
+
+	oldSrc := readProduct[SourceRow](t, store, before, SourcesProduct)
+	newSrc := readProduct[SourceRow](t, store, after, SourcesProduct)
+	oldAssoc := readProduct[AssociationRow](t, store, before, AssociationsProduct)
+	newAssoc := readProduct[AssociationRow](t, store, after, AssociationsProduct)
+
+	// Epoch03 repeats epoch01's positions: its 4 measurements (ids 16 to
+	// 19 in this run, after epoch04's) join the 4 sources of epoch01.
+	byID := map[int64]SourceRow{}
+	for _, r := range newSrc {
+		byID[r.ID] = r
+	}
+	if len(newSrc) != len(oldSrc) {
+		t.Errorf("%d sources after the addition, want the %d of before", len(newSrc), len(oldSrc))
+	}
+	grown := 0
+	for _, o := range oldSrc {
+		n, ok := byID[o.ID]
+		if !ok {
+			t.Errorf("source %d disappeared", o.ID)
+			continue
+		}
+		if n.NMeas == o.NMeas+1 {
+			grown++
+			if n.AvgFluxPeak == o.AvgFluxPeak && n.WavgRA == o.WavgRA {
+				t.Errorf("source %d gained a measurement but kept its metrics", o.ID)
+			}
+		} else if n != o {
+			t.Errorf("source %d changed without a new measurement:\n%+v\n%+v", o.ID, o, n)
+		}
+	}
+	if grown != 4 {
+		t.Errorf("%d sources gained a measurement, want 4", grown)
+	}
+	// The earlier associations are all still there, with their d2d.
+	type key struct{ s, m int64 }
+	kept := map[key]float64{}
+	for _, a := range newAssoc {
+		kept[key{a.SourceID, a.MeasID}] = a.D2D
+	}
+	for _, a := range oldAssoc {
+		if d, ok := kept[key{a.SourceID, a.MeasID}]; !ok || d != a.D2D {
+			t.Errorf("association %+v lost or changed", a)
+		}
+	}
+	var added []int64
+	for _, a := range newAssoc {
+		if _, ok := kept[key{a.SourceID, a.MeasID}]; ok && !slices.ContainsFunc(oldAssoc, func(o AssociationRow) bool { return o.SourceID == a.SourceID && o.MeasID == a.MeasID }) {
+			added = append(added, a.MeasID)
+		}
+	}
+	slices.Sort(added)
+	if want := []int64{16, 17, 18, 19}; !slices.Equal(added, want) {
+		t.Errorf("new associations of measurements %v, want %v", added, want)
+	}
+}
+
+func TestEpochModeAssociatesEachEpochAsOneStep(t *testing.T) {
+	vast := testdata.VASTDir(t)
+	files := func(kind string, epochs ...string) string {
+		var b strings.Builder
+		for _, e := range epochs {
+			fmt.Fprintf(&b, "      - data/epoch%s.%s\n", e, kind)
+		}
+		return b.String()
+	}
+	var y strings.Builder
+	y.WriteString("inputs:\n")
+	for _, k := range []struct{ key, kind string }{{"image", "fits"}, {"selavy", "selavy.components.txt"}, {"noise", "noiseMap.fits"}, {"background", "meanMap.fits"}} {
+		fmt.Fprintf(&y, "  %s:\n    a:\n%s    b:\n%s    c:\n%s", k.key, files(k.kind, "01", "03"), files(k.kind, "02"), files(k.kind, "04"))
+	}
+	cfg, err := runconfig.Parse([]byte(y.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newStore(t)
+	p := processVAST(t, store, cfg.Domain(), Associator{})
+	got := readProduct[AssociationRow](t, store, p, AssociationsProduct)
+
+	// Epoch a's two images have the same sources at the same positions:
+	// epoch03's measurements (ids 12 to 15) are duplicates of epoch01's
+	// and are left out; the sources are then those of a run over epochs
+	// 01, 02 and 04.
+	plain := newStore(t)
+	want := readProduct[AssociationRow](t, plain, processVAST(t, plain, expectedConfig(t, vast, "01", "02", "04"), Associator{}), AssociationsProduct)
+	renumber := map[int64]int64{16: 12, 17: 13, 18: 14, 19: 15, 20: 16} // epoch04's ids without epoch03
+	for i := range want {
+		if id, ok := renumber[want[i].MeasID]; ok {
+			want[i].MeasID = id
+		}
+	}
+	gk, wk := sortedKeys(sourceKeys(got)), sortedKeys(sourceKeys(want))
+	if !slices.Equal(gk, wk) {
+		t.Errorf("epoch mode sources %v, want %v", gk, wk)
+	}
+	for _, a := range got {
+		if a.MeasID >= 5 && a.MeasID <= 8 {
+			// Epoch a's images are 01 (ids 1-4) and 03 (ids 5-8): images
+			// are numbered in time order, 02 comes between them.
+		}
+	}
+}
+
+func sortedKeys(m map[int64]string) []string {
+	var out []string
+	for _, k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestUnsupportedMethodFails(t *testing.T) {
+	vast := testdata.VASTDir(t)
+	cfg := expectedConfig(t, vast, "01")
+	cfg.YAML = strings.Replace(cfg.YAML, "method: basic", "method: advanced", 1)
+	store := newStore(t)
+	_, err := pipeline.Process(context.Background(), store, pipeline.Job{
+		Run: "vast", ImagesRoot: vast, Config: cfg, Associate: Associator{},
+	}, &testLog{})
+	if !errors.Is(err, ErrUnsupportedMethod) {
+		t.Fatalf("error %v, want ErrUnsupportedMethod", err)
+	}
+}

@@ -1,0 +1,310 @@
+package association
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/pipeline"
+	"github.com/piperun/piperun/runconfig"
+)
+
+// Product file names.
+const (
+	SourcesProduct      = "sources.parquet"
+	AssociationsProduct = "associations.parquet"
+	RelationsProduct    = "relations.parquet"
+)
+
+// ErrUnsupportedMethod means the configuration asks for an association
+// method other than basic.
+var ErrUnsupportedMethod = errors.New("association method not supported")
+
+// Associator is VAST's basic association as a pipeline.Associator. The
+// zero value reads its settings from each job's configuration.
+type Associator struct {
+	// Settings, when set, override the job's configuration.
+	Settings *Settings
+}
+
+var _ pipeline.Associator = Associator{}
+
+// measColumns are the measurement columns association reads.
+type measColumns struct {
+	ID          int64   `parquet:"id"`
+	RA          float64 `parquet:"ra"`
+	Dec         float64 `parquet:"dec"`
+	FluxPeak    float64 `parquet:"flux_peak"`
+	FluxPeakErr float64 `parquet:"flux_peak_err"`
+	FluxInt     float64 `parquet:"flux_int"`
+	FluxIntErr  float64 `parquet:"flux_int_err"`
+	HasSiblings bool    `parquet:"has_siblings"`
+	SNR         float64 `parquet:"snr"`
+	Compactness float64 `parquet:"compactness"`
+	WeightEW    float64 `parquet:"weight_ew"`
+	WeightNS    float64 `parquet:"weight_ns"`
+	Forced      bool    `parquet:"forced"`
+}
+
+// Associate associates the job's images (only the new ones in add mode,
+// against the previous run's sources, whose ids stay) and writes
+// sources.parquet, associations.parquet and relations.parquet. The same
+// inputs always give the same bytes.
+func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pipeline.AssociationInput, log pipeline.Logger) (pipeline.AssociationResult, error) {
+	s, err := a.settings(in.Job)
+	if err != nil {
+		return pipeline.AssociationResult{}, err
+	}
+	if s.Method != runconfig.MethodBasic {
+		return pipeline.AssociationResult{}, fmt.Errorf("%w: %q (only %q is implemented)", ErrUnsupportedMethod, s.Method, runconfig.MethodBasic)
+	}
+	start := time.Now()
+	e := newEngine(s.RadiusArcsec)
+	images := make([]pipeline.ImageRow, len(in.Images))
+	for i, im := range in.Images {
+		images[i] = im.Image
+	}
+	ranges, err := e.load(ctx, store, in.Images)
+	if err != nil {
+		return pipeline.AssociationResult{}, err
+	}
+
+	toAssociate := make([]int, 0, len(in.Images))
+	restored := false
+	if in.Job.Add && in.Job.Previous != nil {
+		if restored, err = e.restorePrevious(ctx, store, *in.Job.Previous, ranges); err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		if !restored {
+			log.Warnf("add mode: the previous products have no %s; associating every image afresh", AssociationsProduct)
+		}
+	}
+	for i, im := range in.Images {
+		if !restored || im.New {
+			toAssociate = append(toAssociate, i)
+		}
+	}
+	previousSources := len(e.sources)
+	epochMode := in.Job.Config.Inputs.Epochs != nil
+	steps := groupSteps(images, toAssociate, epochMode)
+	for _, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		var ms []int32
+		for _, im := range st {
+			r := ranges[im]
+			for k := r.lo; k < r.hi; k++ {
+				ms = append(ms, k)
+			}
+		}
+		if len(st) > 1 {
+			for _, mi := range ms {
+				m := &e.meas[mi]
+				im := images[m.Image]
+				m.distFromCentre = separation(m.RA, m.Dec, im.RA, im.Dec)
+			}
+		}
+		e.step(e.epochStep(ms, len(st) > 1, s.EpochDuplicateRadiusArcsec/3600))
+	}
+	log.Infof("basic association (radius %g arcsec): %d steps, %d measurements, %d sources (%d before)",
+		s.RadiusArcsec, len(steps), len(e.meas), len(e.sources), previousSources)
+
+	e.sortSources()
+	rows := make([]SourceRow, len(e.sources))
+	for i, src := range e.sources {
+		rows[i] = e.sourceMetrics(src)
+	}
+	neighbourDistances(rows)
+	if err := e.markNewSources(ctx, rows, images, in.Job.ImagesRoot, s); err != nil {
+		return pipeline.AssociationResult{}, err
+	}
+	res := pipeline.AssociationResult{NSources: len(rows)}
+	for _, r := range rows {
+		if r.New {
+			res.NNewSources++
+		}
+		res.NForcedMeasurements += int(r.NMeasForced)
+	}
+	assoc, rels := e.associationRows()
+	for _, p := range []struct {
+		name string
+		put  func() (domain.Artifact, error)
+	}{
+		{SourcesProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, SourcesProduct, rows) }},
+		{AssociationsProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, AssociationsProduct, assoc) }},
+		{RelationsProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, RelationsProduct, rels) }},
+	} {
+		art, err := p.put()
+		if err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		res.Artifacts = append(res.Artifacts, art)
+	}
+	log.Infof("sources: %d (%d new), %d associations, %d relations, in %s",
+		len(rows), res.NNewSources, len(assoc), len(rels), time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+func (a Associator) settings(job pipeline.Job) (Settings, error) {
+	if a.Settings != nil {
+		return *a.Settings, nil
+	}
+	return SettingsFromConfig(job.Config)
+}
+
+// measRange is the span of an image's measurements in engine.meas, and
+// their first id (ids are contiguous within an image).
+type measRange struct {
+	lo, hi  int32
+	firstID int64
+}
+
+// load reads every image's measurements.
+func (e *engine) load(ctx context.Context, store *artifacts.Store, images []pipeline.ImageProducts) ([]measRange, error) {
+	total := 0
+	for _, im := range images {
+		total += int(im.Image.NMeas)
+	}
+	e.meas = make([]measurement, 0, total)
+	ranges := make([]measRange, len(images))
+	for i, im := range images {
+		cols, err := pipeline.ReadParquet[measColumns](ctx, store, im.Measurements.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("read measurements of image %s: %w", im.Image.Name, err)
+		}
+		r := measRange{lo: int32(len(e.meas))}
+		for k, c := range cols {
+			if k == 0 {
+				r.firstID = c.ID
+			} else if c.ID != r.firstID+int64(k) {
+				return nil, fmt.Errorf("measurements of image %s: ids are not contiguous (%d after %d)", im.Image.Name, c.ID, cols[k-1].ID)
+			}
+			e.meas = append(e.meas, measurement{
+				ID: c.ID, Image: int32(i), RA: c.RA, Dec: c.Dec,
+				WeightEW: c.WeightEW, WeightNS: c.WeightNS,
+				FluxInt: c.FluxInt, FluxIntErr: c.FluxIntErr, FluxPeak: c.FluxPeak, FluxPeakErr: c.FluxPeakErr,
+				SNR: c.SNR, Compactness: c.Compactness, HasSiblings: c.HasSiblings, Forced: c.Forced,
+			})
+		}
+		r.hi = int32(len(e.meas))
+		ranges[i] = r
+	}
+	return ranges, nil
+}
+
+// restorePrevious rebuilds the sources of the previous run from its
+// associations and relations; false when it has none.
+func (e *engine) restorePrevious(ctx context.Context, store *artifacts.Store, prev domain.Products, ranges []measRange) (bool, error) {
+	aa, ok := pipeline.FindArtifact(prev, AssociationsProduct)
+	if !ok {
+		return false, nil
+	}
+	assoc, err := pipeline.ReadParquet[AssociationRow](ctx, store, aa.Digest)
+	if err != nil {
+		return false, fmt.Errorf("previous %s: %w", AssociationsProduct, err)
+	}
+	var rels []RelationRow
+	if ra, ok := pipeline.FindArtifact(prev, RelationsProduct); ok {
+		if rels, err = pipeline.ReadParquet[RelationRow](ctx, store, ra.Digest); err != nil {
+			return false, fmt.Errorf("previous %s: %w", RelationsProduct, err)
+		}
+	}
+	byFirst := slices.Clone(ranges)
+	slices.SortFunc(byFirst, func(a, b measRange) int { return cmp.Compare(a.firstID, b.firstID) })
+	index := func(id int64) (int32, bool) {
+		i, _ := slices.BinarySearchFunc(byFirst, id, func(r measRange, id int64) int {
+			if id < r.firstID {
+				return 1
+			}
+			if id >= r.firstID+int64(r.hi-r.lo) {
+				return -1
+			}
+			return 0
+		})
+		if i >= len(byFirst) {
+			return 0, false
+		}
+		r := byFirst[i]
+		if id < r.firstID || id >= r.firstID+int64(r.hi-r.lo) {
+			return 0, false
+		}
+		return r.lo + int32(id-r.firstID), true
+	}
+	related := map[int64][]int64{}
+	for _, r := range rels {
+		related[r.FromSourceID] = append(related[r.FromSourceID], r.ToSourceID)
+	}
+	// Rows are stored by source, each source's in association order.
+	for lo := 0; lo < len(assoc); {
+		hi := lo
+		var rows []row
+		for ; hi < len(assoc) && assoc[hi].SourceID == assoc[lo].SourceID; hi++ {
+			mi, ok := index(assoc[hi].MeasID)
+			if !ok {
+				return false, fmt.Errorf("previous %s: measurement %d of source %d is in no image of the run", AssociationsProduct, assoc[hi].MeasID, assoc[hi].SourceID)
+			}
+			rows = append(rows, row{Meas: mi, D2D: assoc[hi].D2D})
+		}
+		id := assoc[lo].SourceID
+		if _, dup := e.byID[id]; dup {
+			return false, fmt.Errorf("previous %s: rows of source %d are not together", AssociationsProduct, id)
+		}
+		e.restore(id, rows, related[id])
+		lo = hi
+	}
+	return true, nil
+}
+
+// groupSteps splits the images to associate into steps: one per image in
+// time order, or in epoch mode one per epoch, epochs in the sorted order
+// of their names as VAST sorts them.
+func groupSteps(images []pipeline.ImageRow, which []int, epochMode bool) [][]int {
+	if !epochMode {
+		steps := make([][]int, len(which))
+		for i, im := range which {
+			steps[i] = []int{im}
+		}
+		return steps
+	}
+	byEpoch := map[string][]int{}
+	var names []string
+	for _, im := range which {
+		ep := images[im].Epoch
+		if _, ok := byEpoch[ep]; !ok {
+			names = append(names, ep)
+		}
+		byEpoch[ep] = append(byEpoch[ep], im)
+	}
+	slices.Sort(names)
+	steps := make([][]int, len(names))
+	for i, n := range names {
+		steps[i] = byEpoch[n]
+	}
+	return steps
+}
+
+// associationRows lists the associations by source id, each source's in
+// association order, and the relations in both directions by (from, to).
+func (e *engine) associationRows() ([]AssociationRow, []RelationRow) {
+	n := 0
+	for _, s := range e.sources {
+		n += len(s.Rows)
+	}
+	assoc := make([]AssociationRow, 0, n)
+	rels := []RelationRow{}
+	for _, s := range e.sources {
+		for _, r := range s.Rows {
+			assoc = append(assoc, AssociationRow{SourceID: s.ID, MeasID: e.meas[r.Meas].ID, D2D: r.D2D})
+		}
+		for _, to := range s.Related {
+			rels = append(rels, RelationRow{FromSourceID: s.ID, ToSourceID: to})
+		}
+	}
+	return assoc, rels
+}

@@ -1,0 +1,135 @@
+package association
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+
+	"github.com/piperun/piperun/pipeline"
+)
+
+// newSourceCheck is a source that should have been seen in an earlier
+// image: its flux at detection and the image to measure the rms in.
+type newSourceCheck struct {
+	row   int     // index into the source rows
+	flux  float64 // peak flux at detection, mJy/beam
+	image int     // index into the images
+}
+
+// markNewSources sets new and new_high_sigma the way VAST's new-source
+// analysis does. A source is new when the first image (in time) of the
+// sky regions that contain it is not one it was measured in; for each
+// earlier image of those regions where it would have been at least
+// minSigma above the image's minimum rms, its significance is its
+// detection peak flux over the noise map's value at its position (images
+// where that position is near the border or a NaN are left out). A source
+// with such an image is new, and new_high_sigma is its largest
+// significance (VAST's definition of the column).
+func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []pipeline.ImageRow, root string, s Settings) error {
+	type region struct {
+		ra, dec, radius float64
+		images          []int // in time order
+	}
+	regionOf := map[int64]*region{}
+	var regions []*region
+	for i, im := range images {
+		r, ok := regionOf[im.SkyRegID]
+		if !ok {
+			r = &region{ra: im.RA, dec: im.Dec, radius: im.FOVBMin}
+			regionOf[im.SkyRegID] = r
+			regions = append(regions, r)
+		}
+		r.images = append(r.images, i)
+	}
+	if len(regions) == 0 {
+		return nil
+	}
+	pts := make([]vec, len(regions))
+	maxRadius := 0.0
+	for i, r := range regions {
+		pts[i] = unitVec(r.ra, r.dec)
+		maxRadius = max(maxRadius, r.radius)
+	}
+	tree := newKDTree(pts)
+	maxD2 := chord2(maxRadius) * (1 + 1e-9)
+
+	var checks []newSourceCheck
+	seen := make([]bool, len(images))
+	for k := range rows {
+		src := e.sources[k]
+		clear(seen)
+		detection := len(images)
+		for _, a := range src.Rows {
+			im := int(e.meas[a.Meas].Image)
+			seen[im] = true
+			detection = min(detection, im)
+		}
+		var coverage []int
+		tree.each(unitVec(rows[k].WavgRA, rows[k].WavgDec), maxD2, func(i int32) {
+			r := regions[i]
+			if separation(r.ra, r.dec, rows[k].WavgRA, rows[k].WavgDec) < r.radius {
+				coverage = append(coverage, r.images...)
+			}
+		})
+		if len(coverage) == 0 {
+			continue
+		}
+		// Images are indexed in time order.
+		primary := slices.Min(coverage)
+		if seen[primary] {
+			continue
+		}
+		var flux []float64
+		for _, a := range src.Rows {
+			if m := &e.meas[a.Meas]; int(m.Image) == detection {
+				flux = append(flux, m.FluxPeak)
+			}
+		}
+		for _, im := range coverage {
+			if seen[im] || images[im].DateTime.Compare(images[detection].DateTime) >= 0 {
+				continue
+			}
+			for _, f := range flux {
+				if f/images[im].RMSMin >= s.NewSourceMinSigma {
+					checks = append(checks, newSourceCheck{row: k, flux: f, image: im})
+				}
+			}
+		}
+	}
+	// One pass per noise map.
+	slices.SortStableFunc(checks, func(a, b newSourceCheck) int { return cmp.Compare(a.image, b.image) })
+	for lo := 0; lo < len(checks); {
+		hi := lo
+		for hi < len(checks) && checks[hi].image == checks[lo].image {
+			hi++
+		}
+		im := images[checks[lo].image]
+		path := filepath.Join(root, filepath.FromSlash(im.NoisePath))
+		m, err := openRMSMap(path, im.BeamBMaj)
+		if err != nil {
+			return fmt.Errorf("read noise map %s of image %s: %w", im.NoisePath, im.Name, err)
+		}
+		for _, c := range checks[lo:hi] {
+			r := &rows[c.row]
+			rms, ok, err := m.trueRMS(ctx, r.WavgRA, r.WavgDec, s.EdgeBufferScale)
+			if err != nil {
+				m.Close()
+				return fmt.Errorf("read noise map %s of image %s: %w", im.NoisePath, im.Name, err)
+			}
+			if !ok {
+				continue
+			}
+			sigma := c.flux / rms
+			if !r.New || sigma > r.NewHighSigma || math.IsNaN(r.NewHighSigma) {
+				r.NewHighSigma = sigma
+			}
+			r.New = true
+		}
+		m.Close()
+		lo = hi
+	}
+	return nil
+}

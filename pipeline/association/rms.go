@@ -1,0 +1,246 @@
+package association
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"github.com/piperun/piperun/pipeline/fits"
+)
+
+// rmsMap reads pixels of a noise map on demand: only the few pixels around
+// each new source are needed, and maps can be large.
+type rmsMap struct {
+	f            *os.File
+	offset       int64 // start of the data
+	nx, ny       int   // NAXIS1, NAXIS2
+	bitpix       int
+	bscale       float64
+	bzero        float64
+	blank        int64
+	hasBlank     bool
+	wcs          *fits.WCS
+	crpix        [2]float64
+	pixelArcsec  float64 // size of a pixel along the second axis
+	beamMajArcec float64
+}
+
+func openRMSMap(path string, fallbackBeamMajDeg float64) (*rmsMap, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newRMSMap(f, fallbackBeamMajDeg)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func newRMSMap(f *os.File, fallbackBeamMajDeg float64) (*rmsMap, error) {
+	h, err := fits.ReadHeader(f)
+	if err != nil {
+		return nil, err
+	}
+	m := &rmsMap{f: f, offset: h.Size(), bscale: 1}
+	bitpix, err := h.Int("BITPIX")
+	if err != nil {
+		return nil, err
+	}
+	m.bitpix = int(bitpix)
+	switch m.bitpix {
+	case 8, 16, 32, 64, -32, -64:
+	default:
+		return nil, fmt.Errorf("BITPIX %d: %w", bitpix, fits.ErrBadValue)
+	}
+	nx, err := h.Int("NAXIS1")
+	if err != nil {
+		return nil, err
+	}
+	ny, err := h.Int("NAXIS2")
+	if err != nil {
+		return nil, err
+	}
+	if nx <= 0 || ny <= 0 {
+		return nil, fmt.Errorf("image is %d x %d pixels: %w", nx, ny, fits.ErrBadValue)
+	}
+	m.nx, m.ny = int(nx), int(ny)
+	if m.bscale, err = h.FloatOr("BSCALE", 1); err != nil {
+		return nil, err
+	}
+	if m.bzero, err = h.FloatOr("BZERO", 0); err != nil {
+		return nil, err
+	}
+	if h.Has("BLANK") {
+		if m.blank, err = h.Int("BLANK"); err != nil {
+			return nil, err
+		}
+		m.hasBlank = true
+	}
+	if m.wcs, err = fits.NewWCS(h); err != nil {
+		return nil, err
+	}
+	for i := range 2 {
+		if m.crpix[i], err = h.Float(fmt.Sprintf("CRPIX%d", i+1)); err != nil {
+			return nil, err
+		}
+	}
+	_, scale := m.wcs.PixelScales()
+	m.pixelArcsec = scale * 3600
+	bmaj, err := h.FloatOr("BMAJ", fallbackBeamMajDeg)
+	if err != nil {
+		return nil, err
+	}
+	m.beamMajArcec = bmaj * 3600
+	return m, nil
+}
+
+func (m *rmsMap) Close() error { return m.f.Close() }
+
+var errNoPixel = errors.New("position has no pixel")
+
+// worldToArrayIndex returns the 0-based (row, column) of the pixel nearest
+// to (ra, dec), as astropy's world_to_array_index: the WCS is inverted by
+// Newton's method on PixelToWorld, then rounded with floor(p + 0.5).
+func (m *rmsMap) worldToArrayIndex(ra, dec float64) (int, int, error) {
+	p := m.crpix
+	cosDec := math.Cos(dec * degToRad)
+	residual := func(p [2]float64) ([2]float64, error) {
+		r, d, err := m.wcs.PixelToWorld(p[0], p[1])
+		if err != nil {
+			return [2]float64{}, err
+		}
+		dra := math.Remainder(r-ra, 360)
+		return [2]float64{dra * cosDec, d - dec}, nil
+	}
+	for range 60 {
+		f, err := residual(p)
+		if err != nil {
+			return 0, 0, errNoPixel
+		}
+		fx, err := residual([2]float64{p[0] + 1, p[1]})
+		if err != nil {
+			return 0, 0, errNoPixel
+		}
+		fy, err := residual([2]float64{p[0], p[1] + 1})
+		if err != nil {
+			return 0, 0, errNoPixel
+		}
+		a, b := fx[0]-f[0], fy[0]-f[0]
+		c, d := fx[1]-f[1], fy[1]-f[1]
+		det := a*d - b*c
+		if det == 0 {
+			return 0, 0, errNoPixel
+		}
+		dx := (d*f[0] - b*f[1]) / det
+		dy := (a*f[1] - c*f[0]) / det
+		p[0] -= dx
+		p[1] -= dy
+		if math.Abs(dx) < 1e-10 && math.Abs(dy) < 1e-10 {
+			break
+		}
+	}
+	x, y := p[0]-1, p[1]-1 // 0-based
+	if math.IsNaN(x) || math.IsNaN(y) || math.Abs(x) > 1e12 || math.Abs(y) > 1e12 {
+		return 0, 0, errNoPixel
+	}
+	return int(math.Floor(y + 0.5)), int(math.Floor(x + 0.5)), nil
+}
+
+// readRow reads pixels [x0, x1) of row y of the first plane.
+func (m *rmsMap) readRow(y, x0, x1 int) ([]float64, error) {
+	size := abs(m.bitpix) / 8
+	buf := make([]byte, (x1-x0)*size)
+	off := m.offset + (int64(y)*int64(m.nx)+int64(x0))*int64(size)
+	if _, err := m.f.ReadAt(buf, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("data end early: %w", io.ErrUnexpectedEOF)
+		}
+		return nil, err
+	}
+	out := make([]float64, x1-x0)
+	for i := range out {
+		b := buf[i*size:]
+		var v float64
+		switch m.bitpix {
+		case -32:
+			v = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
+		case -64:
+			v = math.Float64frombits(binary.BigEndian.Uint64(b))
+		default:
+			var n int64
+			switch m.bitpix {
+			case 8:
+				n = int64(b[0])
+			case 16:
+				n = int64(int16(binary.BigEndian.Uint16(b)))
+			case 32:
+				n = int64(int32(binary.BigEndian.Uint32(b)))
+			case 64:
+				n = int64(binary.BigEndian.Uint64(b))
+			}
+			if m.hasBlank && n == m.blank {
+				v = math.NaN()
+			} else {
+				v = float64(n)
+			}
+		}
+		out[i] = v*m.bscale + m.bzero
+	}
+	return out, nil
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// trueRMS is VAST's rms of a noise map at a position, in mJy: the pixel
+// value there, or ok false when the position lies within
+// edgeBuffer × 1.5 beams (major axis) of the border or within half a beam
+// of a NaN pixel, where forced extraction would not measure either.
+func (m *rmsMap) trueRMS(ctx context.Context, ra, dec, edgeBuffer float64) (float64, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	i, j, err := m.worldToArrayIndex(ra, dec)
+	if err != nil {
+		return 0, false, nil
+	}
+	// Python's round() rounds half to even.
+	npix := int(math.RoundToEven(math.RoundToEven(3.0/2*m.beamMajArcec/m.pixelArcsec) * edgeBuffer))
+	if i < npix || i >= m.ny-npix || j < npix || j >= m.nx-npix {
+		return 0, false, nil
+	}
+	d := int(math.RoundToEven(m.beamMajArcec / 2 / m.pixelArcsec))
+	// numpy slices [i-d, i+d) clipped to the array.
+	r0, r1 := max(i-d, 0), min(i+d, m.ny)
+	c0, c1 := max(j-d, 0), min(j+d, m.nx)
+	for r := r0; r < r1 && c0 < c1; r++ {
+		row, err := m.readRow(r, c0, c1)
+		if err != nil {
+			return 0, false, err
+		}
+		for _, v := range row {
+			if math.IsNaN(v) {
+				return 0, false, nil
+			}
+		}
+	}
+	v, err := m.readRow(i, j, j+1)
+	if err != nil {
+		return 0, false, err
+	}
+	rms := v[0] * 1e3
+	if math.IsNaN(rms) || rms == 0 {
+		return 0, false, nil
+	}
+	return rms, true, nil
+}
