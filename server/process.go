@@ -7,13 +7,16 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/pipeline"
+	"github.com/piperun/piperun/pipeline/association"
 )
 
-// processFunc adapts the pipeline to the processing worker.
+// processFunc adapts the pipeline to the processing worker: measurements,
+// then VAST's basic source association.
 func processFunc(store *artifacts.Store, imagesRoot string) workers.ProcessFunc {
 	return func(ctx context.Context, run string, cfg domain.RunConfig, previous *domain.Products, add bool, log workers.Logger) (domain.Products, error) {
 		return pipeline.Process(ctx, store, pipeline.Job{
 			Run: run, Config: cfg, ImagesRoot: imagesRoot, Previous: previous, Add: add,
+			Associate: association.Associator{},
 		}, log)
 	}
 }

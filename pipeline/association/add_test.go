@@ -86,8 +86,8 @@ func TestAddModeKeepsSourceIDs(t *testing.T) {
 	oldAssoc := readProduct[AssociationRow](t, store, before, AssociationsProduct)
 	newAssoc := readProduct[AssociationRow](t, store, after, AssociationsProduct)
 
-	// Epoch03 repeats epoch01's positions: its 4 measurements (ids 16 to
-	// 19 in this run, after epoch04's) join the 4 sources of epoch01.
+	// Epoch03 repeats epoch01's positions: its 4 measurements (ids 17 to
+	// 20 in this run, after epoch04's) join the 4 sources of epoch01.
 	byID := map[int64]SourceRow{}
 	for _, r := range newSrc {
 		byID[r.ID] = r
@@ -107,7 +107,7 @@ func TestAddModeKeepsSourceIDs(t *testing.T) {
 			if n.AvgFluxPeak == o.AvgFluxPeak && n.WavgRA == o.WavgRA {
 				t.Errorf("source %d gained a measurement but kept its metrics", o.ID)
 			}
-		} else if n != o {
+		} else if n.NNeighbourDist = o.NNeighbourDist; n != o { // neighbours may move
 			t.Errorf("source %d changed without a new measurement:\n%+v\n%+v", o.ID, o, n)
 		}
 	}
@@ -132,7 +132,7 @@ func TestAddModeKeepsSourceIDs(t *testing.T) {
 		}
 	}
 	slices.Sort(added)
-	if want := []int64{16, 17, 18, 19}; !slices.Equal(added, want) {
+	if want := []int64{17, 18, 19, 20}; !slices.Equal(added, want) {
 		t.Errorf("new associations of measurements %v, want %v", added, want)
 	}
 }
@@ -165,7 +165,9 @@ func TestEpochModeAssociatesEachEpochAsOneStep(t *testing.T) {
 	// 01, 02 and 04.
 	plain := newStore(t)
 	want := readProduct[AssociationRow](t, plain, processVAST(t, plain, expectedConfig(t, vast, "01", "02", "04"), Associator{}), AssociationsProduct)
-	renumber := map[int64]int64{16: 12, 17: 13, 18: 14, 19: 15, 20: 16} // epoch04's ids without epoch03
+	// Images are numbered in time order: epoch04's measurements are 16 to
+	// 20 in the epoch mode run, 12 to 16 in the plain one.
+	renumber := map[int64]int64{12: 16, 13: 17, 14: 18, 15: 19, 16: 20}
 	for i := range want {
 		if id, ok := renumber[want[i].MeasID]; ok {
 			want[i].MeasID = id
@@ -174,12 +176,6 @@ func TestEpochModeAssociatesEachEpochAsOneStep(t *testing.T) {
 	gk, wk := sortedKeys(sourceKeys(got)), sortedKeys(sourceKeys(want))
 	if !slices.Equal(gk, wk) {
 		t.Errorf("epoch mode sources %v, want %v", gk, wk)
-	}
-	for _, a := range got {
-		if a.MeasID >= 5 && a.MeasID <= 8 {
-			// Epoch a's images are 01 (ids 1-4) and 03 (ids 5-8): images
-			// are numbered in time order, 02 comes between them.
-		}
 	}
 }
 

@@ -34,23 +34,6 @@ type Associator struct {
 
 var _ pipeline.Associator = Associator{}
 
-// measColumns are the measurement columns association reads.
-type measColumns struct {
-	ID          int64   `parquet:"id"`
-	RA          float64 `parquet:"ra"`
-	Dec         float64 `parquet:"dec"`
-	FluxPeak    float64 `parquet:"flux_peak"`
-	FluxPeakErr float64 `parquet:"flux_peak_err"`
-	FluxInt     float64 `parquet:"flux_int"`
-	FluxIntErr  float64 `parquet:"flux_int_err"`
-	HasSiblings bool    `parquet:"has_siblings"`
-	SNR         float64 `parquet:"snr"`
-	Compactness float64 `parquet:"compactness"`
-	WeightEW    float64 `parquet:"weight_ew"`
-	WeightNS    float64 `parquet:"weight_ns"`
-	Forced      bool    `parquet:"forced"`
-}
-
 // Associate associates the job's images (only the new ones in add mode,
 // against the previous run's sources, whose ids stay) and writes
 // sources.parquet, associations.parquet and relations.parquet. The same
@@ -174,23 +157,17 @@ func (e *engine) load(ctx context.Context, store *artifacts.Store, images []pipe
 	e.meas = make([]measurement, 0, total)
 	ranges := make([]measRange, len(images))
 	for i, im := range images {
-		cols, err := pipeline.ReadParquet[measColumns](ctx, store, im.Measurements.Digest)
-		if err != nil {
+		r := measRange{lo: int32(len(e.meas))}
+		var err error
+		if e.meas, err = appendMeasurements(ctx, store, im.Measurements.Digest, int32(i), e.meas); err != nil {
 			return nil, fmt.Errorf("read measurements of image %s: %w", im.Image.Name, err)
 		}
-		r := measRange{lo: int32(len(e.meas))}
-		for k, c := range cols {
-			if k == 0 {
-				r.firstID = c.ID
-			} else if c.ID != r.firstID+int64(k) {
-				return nil, fmt.Errorf("measurements of image %s: ids are not contiguous (%d after %d)", im.Image.Name, c.ID, cols[k-1].ID)
+		for k := r.lo; k < int32(len(e.meas)); k++ {
+			if k == r.lo {
+				r.firstID = e.meas[k].ID
+			} else if e.meas[k].ID != e.meas[k-1].ID+1 {
+				return nil, fmt.Errorf("measurements of image %s: ids are not contiguous (%d after %d)", im.Image.Name, e.meas[k].ID, e.meas[k-1].ID)
 			}
-			e.meas = append(e.meas, measurement{
-				ID: c.ID, Image: int32(i), RA: c.RA, Dec: c.Dec,
-				WeightEW: c.WeightEW, WeightNS: c.WeightNS,
-				FluxInt: c.FluxInt, FluxIntErr: c.FluxIntErr, FluxPeak: c.FluxPeak, FluxPeakErr: c.FluxPeakErr,
-				SNR: c.SNR, Compactness: c.Compactness, HasSiblings: c.HasSiblings, Forced: c.Forced,
-			})
 		}
 		r.hi = int32(len(e.meas))
 		ranges[i] = r

@@ -7,16 +7,15 @@ import (
 
 // measurement is what association needs of a measurement.
 type measurement struct {
-	ID                     int64
-	Image                  int32 // index of its image in the job's images
-	RA, Dec                float64
-	WeightEW, WeightNS     float64
-	FluxInt, FluxIntErr    float64
-	FluxPeak, FluxPeakErr  float64
-	SNR, Compactness       float64
-	HasSiblings, Forced    bool
-	distFromCentre         float64 // degrees; orders epoch duplicates
-	epochDuplicateRejected bool
+	ID                    int64
+	Image                 int32 // index of its image in the job's images
+	RA, Dec               float64
+	WeightEW, WeightNS    float64
+	FluxInt, FluxIntErr   float64
+	FluxPeak, FluxPeakErr float64
+	SNR, Compactness      float64
+	HasSiblings, Forced   bool
+	distFromCentre        float64 // degrees; orders epoch duplicates
 }
 
 // row is one association of a measurement with a source.
@@ -31,7 +30,7 @@ type source struct {
 	Rows    []row
 	Related []int64 // kept sorted, without duplicates
 	// Weighted position sums over the non-forced rows, in row order, as
-	// VAST computes them: RA is wrapped to [0.1, 360.1) first.
+	// VAST computes them, with RA wrapped (see wrappedRA).
 	sumEW, sumNS, wEW, wNS float64
 	RA, Dec                float64
 }
@@ -237,11 +236,9 @@ func (e *engine) epochStep(ms []int32, multiImage bool, dupRadiusDeg float64) []
 	}
 	kept := order[:0:0]
 	for i, mi := range order {
-		if drop[i] {
-			e.meas[mi].epochDuplicateRejected = true
-			continue
+		if !drop[i] {
+			kept = append(kept, mi)
 		}
-		kept = append(kept, mi)
 	}
 	slices.SortStableFunc(kept, func(a, b int32) int { return cmp.Compare(e.meas[a].RA, e.meas[b].RA) })
 	return kept

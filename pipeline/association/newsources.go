@@ -27,7 +27,8 @@ type newSourceCheck struct {
 // detection peak flux over the noise map's value at its position (images
 // where that position is near the border or a NaN are left out). A source
 // with such an image is new, and new_high_sigma is its largest
-// significance (VAST's definition of the column).
+// significance, as VAST documents the column (in the parity data each new
+// source has a single earlier image, so no choice is made there).
 func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []pipeline.ImageRow, root string, s Settings) error {
 	type region struct {
 		ra, dec, radius float64

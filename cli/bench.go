@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/pipeline"
+	"github.com/piperun/piperun/pipeline/association"
+	"github.com/piperun/piperun/runconfig"
+	"github.com/piperun/piperun/synth"
+)
+
+var benchHelp = help{
+	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--seed S] [--dir DIR]"},
+	description: `
+Generates a synthetic survey (N images of the same field, M sources of
+which some vary and some appear after the first image, positions scattered
+by --jitter), processes it as a run would (measurements, then VAST's basic
+association with the default settings) and reports how long each part took,
+measurements per second, and the peak memory.
+
+Memory is the Go runtime's total mapped memory (runtime/metrics
+/memory/classes/total:bytes, close to the resident size), sampled every
+5 ms: over the whole processing, and over association alone (memory is
+returned to the system before it starts, so that figure is association's).
+
+The survey is written to --dir, or to a temporary directory removed
+afterwards.`,
+	examples: `
+piperun bench associate --images 100 --sources 10000
+piperun bench associate --images 10 --sources 1000 --jitter 2`,
+}
+
+// cmdBench runs a benchmark; association is the only one.
+func cmdBench(e *env, args []string) error {
+	fs := e.flagSet()
+	images := fs.Int("images", 100, "number of images `N`")
+	sources := fs.Int("sources", 10000, "number of sources `M`")
+	jitter := fs.Float64("jitter", 0.5, "positional scatter per image, in `ARCSEC`")
+	seed := fs.Uint64("seed", 1, "random `SEED`; equal options give equal surveys")
+	dir := fs.String("dir", "", "`DIR` to write the survey and products to (default: a temporary directory)")
+	pos, err := e.parse(fs, benchHelp, args, 1, 1, "what to time: associate")
+	if err != nil {
+		return err
+	}
+	if pos[0] != "associate" {
+		return usagef("unknown benchmark %q: the only one is associate", pos[0])
+	}
+	if *images < 1 || *sources < 1 || *jitter < 0 {
+		return usagef("--images and --sources must be at least 1 and --jitter not negative")
+	}
+	root := *dir
+	if root == "" {
+		tmp, err := os.MkdirTemp("", "piperun-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		root = tmp
+	}
+	imagesDir := filepath.Join(root, "images")
+
+	t0 := time.Now()
+	opts := synth.Options{Images: *images, Sources: *sources, Seed: *seed, JitterArcsec: *jitter}
+	if *jitter == 0 {
+		// synth reads 0 as its default; a tiny scatter is as good as none.
+		opts.JitterArcsec = 1e-9
+	}
+	sv, err := synth.Generate(imagesDir, opts)
+	if err != nil {
+		return fmt.Errorf("generate survey: %w", err)
+	}
+	components := 0
+	for _, im := range sv.Images {
+		components += im.Components
+	}
+	fmt.Fprintf(e.stdout, "survey: %d images x %d sources (jitter %g arcsec), %d catalogue components, generated in %s\n",
+		*images, *sources, *jitter, components, time.Since(t0).Round(time.Millisecond))
+
+	cfg, err := runconfig.Parse([]byte(runconfig.Render(sv.Inputs(), "bench")))
+	if err != nil {
+		return fmt.Errorf("survey configuration: %w", err)
+	}
+	store, err := artifacts.New(filepath.Join(root, "artifacts"))
+	if err != nil {
+		return err
+	}
+
+	mem := newMemSampler()
+	defer mem.stop()
+	timed := &timedAssociator{inner: association.Associator{}, mem: mem}
+	t1 := time.Now()
+	p, err := pipeline.Process(e.ctx, store, pipeline.Job{
+		Run: "bench", Config: cfg.Domain(), ImagesRoot: imagesDir, Associate: timed,
+	}, quietLog{})
+	if err != nil {
+		return fmt.Errorf("process survey: %w", err)
+	}
+	total := time.Since(t1)
+	processPeak := mem.stop()
+	n := p.Figures.NSelavyMeasurements
+	measure := total - timed.took
+	fmt.Fprintf(e.stdout, "measurements: %d read from the catalogues and stored in %s (%.0f meas/s)\n",
+		n, measure.Round(time.Millisecond), float64(n)/measure.Seconds())
+	fmt.Fprintf(e.stdout, "association: %d measurements in %s (%.0f meas/s): %d sources, %d new; peak memory %s\n",
+		n, timed.took.Round(time.Millisecond), float64(n)/timed.took.Seconds(), p.Figures.NSources, p.Figures.NNewSources, mib(timed.peak))
+	fmt.Fprintf(e.stdout, "processing: %s in all; peak memory %s\n", total.Round(time.Millisecond), mib(processPeak))
+	return nil
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// timedAssociator times the association and samples its peak memory.
+type timedAssociator struct {
+	inner pipeline.Associator
+	mem   *memSampler
+	took  time.Duration
+	peak  uint64
+}
+
+func (t *timedAssociator) Associate(ctx context.Context, store *artifacts.Store, in pipeline.AssociationInput, log pipeline.Logger) (pipeline.AssociationResult, error) {
+	debug.FreeOSMemory()
+	t.mem.resetPhase()
+	start := time.Now()
+	res, err := t.inner.Associate(ctx, store, in, log)
+	t.took = time.Since(start)
+	t.peak = t.mem.resetPhase()
+	return res, err
+}
+
+// memSampler records the peak of the Go runtime's total mapped memory,
+// overall and since the last resetPhase.
+type memSampler struct {
+	overall, phase atomic.Uint64
+	done           chan struct{}
+	wg             sync.WaitGroup
+	once           sync.Once
+}
+
+const memMetric = "/memory/classes/total:bytes"
+
+func newMemSampler() *memSampler {
+	m := &memSampler{done: make(chan struct{})}
+	m.sample()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-m.done:
+				return
+			case <-tick.C:
+				m.sample()
+			}
+		}
+	}()
+	return m
+}
+
+func (m *memSampler) sample() uint64 {
+	s := []metrics.Sample{{Name: memMetric}}
+	metrics.Read(s)
+	v := s[0].Value.Uint64()
+	for _, peak := range []*atomic.Uint64{&m.overall, &m.phase} {
+		for {
+			old := peak.Load()
+			if v <= old || peak.CompareAndSwap(old, v) {
+				break
+			}
+		}
+	}
+	return v
+}
+
+// resetPhase returns the phase's peak (including now) and starts a new
+// phase at the current value.
+func (m *memSampler) resetPhase() uint64 {
+	m.sample()
+	peak := m.phase.Load()
+	s := []metrics.Sample{{Name: memMetric}}
+	metrics.Read(s)
+	m.phase.Store(s[0].Value.Uint64())
+	return peak
+}
+
+// stop ends sampling and returns the overall peak.
+func (m *memSampler) stop() uint64 {
+	m.once.Do(func() {
+		close(m.done)
+		m.wg.Wait()
+	})
+	m.sample()
+	return m.overall.Load()
+}
+
+// quietLog drops the job's log lines: the benchmark prints its own.
+type quietLog struct{}
+
+func (quietLog) Debugf(string, ...any) {}
+func (quietLog) Infof(string, ...any)  {}
+func (quietLog) Warnf(string, ...any)  {}

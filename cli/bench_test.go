@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func init() {
+	// The help test of every command (cli_test.go) covers bench too.
+	flagsOf["bench"] = []string{"--images", "--sources", "--jitter", "--seed", "--dir", "bench associate"}
+}
+
+func TestBenchAssociate(t *testing.T) {
+	r := piperun(t, "", "bench", "associate", "--images", "3", "--sources", "40", "--seed", "2", "--dir", t.TempDir())
+	if r.code != ExitOK {
+		t.Fatalf("bench associate: %s", r)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`survey: 3 images x 40 sources \(jitter 0\.5 arcsec\), \d+ catalogue components`),
+		regexp.MustCompile(`measurements: \d+ read from the catalogues and stored in \S+ \(\d+ meas/s\)`),
+		regexp.MustCompile(`association: \d+ measurements in \S+ \(\d+ meas/s\): \d+ sources, \d+ new; peak memory \d+ MiB`),
+		regexp.MustCompile(`processing: \S+ in all; peak memory \d+ MiB`),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("output does not match %s:\n%s", want, r.stdout)
+		}
+	}
+	if r := piperun(t, "", "bench", "sort"); r.code != ExitUsage || !strings.Contains(r.stderr, "associate") {
+		t.Errorf("bench sort: %s", r)
+	}
+}

@@ -1,0 +1,157 @@
+package association
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/server"
+)
+
+// instance is a running server with one user, alice.
+type instance struct {
+	t     *testing.T
+	url   string
+	token string
+}
+
+// startServer runs server.Run in-process on a free loopback port, workers
+// on, over imagesDir.
+func startServer(t *testing.T, imagesDir string) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dataDir := t.TempDir()
+	tok, err := server.AddUser(ctx, server.Storage{DataDir: dataDir}, "alice", false)
+	if err != nil {
+		cancel()
+		t.Fatalf("add user: %v", err)
+	}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Config{
+			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
+			Poll: 50 * time.Millisecond, Stdout: io.Discard, Ready: ready,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+	}()
+	in := &instance{t: t, token: tok}
+	select {
+	case addr := <-ready:
+		in.url = "http://" + addr
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("server did not start within 30s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop within 30s")
+		}
+	})
+	return in
+}
+
+// must sends a request as alice, fails the test unless the status is want,
+// decodes a JSON answer into out (if not nil) and returns the raw body.
+func (in *instance) must(want int, method, path string, body, out any) []byte {
+	in.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			in.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, in.url+path, rd)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+in.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		in.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		in.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, raw)
+	}
+	if out != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, out); err != nil {
+			in.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+	return raw
+}
+
+type product struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+type runView struct {
+	Status           string    `json:"status"`
+	Version          int64     `json:"version"`
+	NImages          int       `json:"n_images"`
+	NSources         int       `json:"n_sources"`
+	NNewSources      int       `json:"n_new_sources"`
+	RestoreAvailable bool      `json:"restore_available"`
+	Products         []product `json:"products"`
+	Logs             []struct {
+		Name string `json:"name"`
+	} `json:"logs"`
+}
+
+func (in *instance) run(name string) runView {
+	in.t.Helper()
+	var v runView
+	in.must(http.StatusOK, http.MethodGet, "/api/v1/runs/"+name, nil, &v)
+	return v
+}
+
+// waitDone polls the run until it is Completed or in Error, and fails the
+// test, with the newest log, unless it completed.
+func (in *instance) waitDone(name string) runView {
+	in.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		v := in.run(name)
+		switch v.Status {
+		case "Completed":
+			return v
+		case "Error":
+			log := ""
+			if len(v.Logs) > 0 {
+				log = string(in.must(http.StatusOK, http.MethodGet, "/api/v1/runs/"+name+"/logs/"+v.Logs[0].Name, nil, nil))
+			}
+			in.t.Fatalf("run %s ended in Error; log:\n%s", name, log)
+		}
+		if time.Now().After(deadline) {
+			in.t.Fatalf("run %s is %s after 90s", name, v.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
