@@ -2,17 +2,15 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/internal/testserver"
 )
 
 // instance is a running server with its users.
@@ -23,54 +21,13 @@ type instance struct {
 	tokens  map[string]string
 }
 
-// startServer runs server.Run in-process on a free loopback port, over
-// imagesDir, with users alice and bob (non-admin) and root (admin).
+// startServer runs a real server over imagesDir, with users alice and bob
+// (non-admin) and root (admin).
 func startServer(t *testing.T, imagesDir string) *instance {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	dataDir := t.TempDir()
-	inst := &instance{t: t, dataDir: dataDir, tokens: map[string]string{}}
-	for _, u := range []struct {
-		name  string
-		admin bool
-	}{{"alice", false}, {"bob", false}, {"root", true}} {
-		tok, err := server.AddUser(ctx, server.Storage{DataDir: dataDir}, u.name, u.admin)
-		if err != nil {
-			t.Fatalf("add user %s: %v", u.name, err)
-		}
-		inst.tokens[u.name] = tok
-	}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{
-			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
-			Poll: 50 * time.Millisecond, Stdout: io.Discard, Ready: ready,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-	}()
-	select {
-	case addr := <-ready:
-		inst.url = "http://" + addr
-	case err := <-done:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
-	})
-	return inst
+	srv := testserver.Start(t, imagesDir, []testserver.User{{Name: "alice"}, {Name: "bob"}, {Name: "root", Admin: true}},
+		testserver.Options{Poll: 50 * time.Millisecond})
+	return &instance{t: t, url: srv.URL, dataDir: srv.DataDir, tokens: srv.Tokens}
 }
 
 // do sends a request as user and decodes a JSON answer into out (if not

@@ -18,41 +18,11 @@ import (
 	"github.com/piperun/piperun/cli"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/testserver"
 )
 
-// vastConfig returns a VAST-format run configuration over the given epochs
-// of the shared test data (paths relative to the VAST data's parent).
-func vastConfig(epochs ...string) string {
-	var b strings.Builder
-	b.WriteString("run:\n  path: docs_example_run\n  suppress_astropy_warnings: true\ninputs:\n")
-	for _, kind := range []struct{ key, suffix string }{
-		{"image", ".fits"}, {"selavy", ".selavy.components.txt"},
-		{"noise", ".noiseMap.fits"}, {"background", ".meanMap.fits"},
-	} {
-		fmt.Fprintf(&b, "  %s:\n", kind.key)
-		for _, e := range epochs {
-			fmt.Fprintf(&b, "  - data/epoch%s%s\n", e, kind.suffix)
-		}
-	}
-	b.WriteString(`source_monitoring:
-  monitor: false
-source_association:
-  method: basic
-  radius: 10.0
-new_sources:
-  min_sigma: 5.0
-measurements:
-  source_finder: selavy
-  flux_fractional_error: 0.0
-  condon_errors: true
-  selavy_local_rms_fill_value: 0.2
-  ra_uncertainty: 1
-  dec_uncertainty: 1
-variability:
-  source_aggregate_pair_metrics_min_abs_vs: 4.3
-`)
-	return b.String()
-}
+// vastConfig returns a run configuration over epochs of the VAST data.
+func vastConfig(epochs ...string) string { return testserver.VASTConfig("docs_example_run", epochs...) }
 
 // catalogueRows counts the components of a selavy .txt catalogue.
 func catalogueRows(t *testing.T, path string) int {

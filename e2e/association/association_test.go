@@ -10,26 +10,13 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/testserver"
 	assoc "github.com/piperun/piperun/pipeline/association"
 )
 
 // config is a VAST run configuration over the given epochs of the shared
-// test data, in that order (paths relative to the VAST data's parent).
-func config(epochs ...string) string {
-	var b strings.Builder
-	b.WriteString("run:\n  path: association\ninputs:\n")
-	for _, kind := range []struct{ key, suffix string }{
-		{"image", ".fits"}, {"selavy", ".selavy.components.txt"},
-		{"noise", ".noiseMap.fits"}, {"background", ".meanMap.fits"},
-	} {
-		fmt.Fprintf(&b, "  %s:\n", kind.key)
-		for _, e := range epochs {
-			fmt.Fprintf(&b, "  - data/epoch%s%s\n", e, kind.suffix)
-		}
-	}
-	b.WriteString("source_association:\n  method: basic\n  radius: 10.0\nnew_sources:\n  min_sigma: 5.0\n")
-	return b.String()
-}
+// test data, in that order.
+func config(epochs ...string) string { return testserver.VASTConfig("association", epochs...) }
 
 // products are a run's association products.
 type products struct {

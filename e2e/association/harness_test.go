@@ -2,16 +2,14 @@ package association
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/internal/testserver"
 )
 
 // instance is a running server with one user, alice.
@@ -21,49 +19,11 @@ type instance struct {
 	token string
 }
 
-// startServer runs server.Run in-process on a free loopback port, workers
-// on, over imagesDir.
+// startServer runs a real server over imagesDir with one user, alice.
 func startServer(t *testing.T, imagesDir string) *instance {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	dataDir := t.TempDir()
-	tok, err := server.AddUser(ctx, server.Storage{DataDir: dataDir}, "alice", false)
-	if err != nil {
-		cancel()
-		t.Fatalf("add user: %v", err)
-	}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{
-			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
-			Poll: 50 * time.Millisecond, Stdout: io.Discard, Ready: ready,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-	}()
-	in := &instance{t: t, token: tok}
-	select {
-	case addr := <-ready:
-		in.url = "http://" + addr
-	case err := <-done:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
-	})
-	return in
+	srv := testserver.Start(t, imagesDir, []testserver.User{{Name: "alice"}}, testserver.Options{Poll: 50 * time.Millisecond})
+	return &instance{t: t, url: srv.URL, token: srv.Tokens["alice"]}
 }
 
 // must sends a request as alice, fails the test unless the status is want,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/piperun/piperun/internal/testserver"
 	"io"
 	"net/http"
 	"os"
@@ -504,36 +505,5 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool, e
 	}
 }
 
-// vastConfig is a VAST run configuration over epochs of the test data,
-// with paths relative to the images root (the VAST data directory).
-func vastConfig(epochs ...string) string {
-	var b strings.Builder
-	b.WriteString("run:\n  path: kafka_run\n  suppress_astropy_warnings: true\ninputs:\n")
-	for _, kind := range []struct{ key, suffix string }{
-		{"image", ".fits"}, {"selavy", ".selavy.components.txt"},
-		{"noise", ".noiseMap.fits"}, {"background", ".meanMap.fits"},
-	} {
-		fmt.Fprintf(&b, "  %s:\n", kind.key)
-		for _, e := range epochs {
-			fmt.Fprintf(&b, "  - data/epoch%s%s\n", e, kind.suffix)
-		}
-	}
-	b.WriteString(`source_monitoring:
-  monitor: false
-source_association:
-  method: basic
-  radius: 10.0
-new_sources:
-  min_sigma: 5.0
-measurements:
-  source_finder: selavy
-  flux_fractional_error: 0.0
-  condon_errors: true
-  selavy_local_rms_fill_value: 0.2
-  ra_uncertainty: 1
-  dec_uncertainty: 1
-variability:
-  source_aggregate_pair_metrics_min_abs_vs: 4.3
-`)
-	return b.String()
-}
+// vastConfig is a VAST run configuration over epochs of the test data.
+func vastConfig(epochs ...string) string { return testserver.VASTConfig("kafka_run", epochs...) }
