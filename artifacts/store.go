@@ -29,9 +29,11 @@ var (
 
 const prefix = "sha256:"
 
-// Store keeps files under <dir>/sha256/<first 2 hex>/<remaining 62 hex>.
-// It is safe for concurrent use by several goroutines and processes sharing
-// the directory: files appear only by atomic rename and are never modified.
+// Store keeps files under <dir>/sha256/<first 2 hex>/<remaining 62 hex>,
+// and beside each, under <dir>/stamps/, the stat it had when last known
+// whole (see Verify). It is safe for concurrent use by several goroutines
+// and processes sharing the directory: files appear only by atomic rename
+// and are never modified.
 type Store struct {
 	dir string
 	// now is the clock stamps are taken with; replaceable in tests.
@@ -57,7 +59,8 @@ func (s *Store) Dir() string { return s.dir }
 
 // Put stores the content of r and returns its digest and size. Storing
 // content that is already present is idempotent. The file is durable
-// (fsynced, as is its directory) when Put returns.
+// (fsynced, as is its directory) when Put returns, and stamped, so that
+// Verify need not read it again.
 func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64, err error) {
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "sha256"), ".put-*")
 	if err != nil {
@@ -104,7 +107,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64
 	if err = syncDir(filepath.Dir(shard)); err != nil {
 		return "", 0, fmt.Errorf("put artifact %s: %w", digest, err)
 	}
-	s.recordStamp(digest, final)
+	s.stampPut(digest, final)
 	return digest, size, nil
 }
 

@@ -19,7 +19,8 @@ import (
 )
 
 var benchHelp = help{
-	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--seed S] [--dir DIR]"},
+	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--seed S] [--dir DIR]",
+		"bench http|restore|projections [FLAGS]"},
 	description: `
 Generates a synthetic survey (N images of the same field, M sources of
 which some vary and some appear after the first image, positions scattered
@@ -33,14 +34,25 @@ Memory is the Go runtime's total mapped memory (runtime/metrics
 returned to the system before it starts, so that figure is association's).
 
 The survey is written to --dir, or to a temporary directory removed
-afterwards.`,
+afterwards.
+
+'bench http', 'bench restore' and 'bench projections' measure the service
+itself: commands over HTTP under load, restore time at several run sizes,
+and the rebuild of the read models. Each has its own --help.`,
 	examples: `
 piperun bench associate --images 100 --sources 10000
 piperun bench associate --images 10 --sources 1000 --jitter 2`,
 }
 
-// cmdBench runs a benchmark; association is the only one.
+// cmdBench runs a benchmark: association here, the service's own in
+// speedBenchmarks.
 func cmdBench(e *env, args []string) error {
+	if len(args) > 0 {
+		if run, ok := speedBenchmarks[args[0]]; ok {
+			e.path += " " + args[0]
+			return run(e, args[1:])
+		}
+	}
 	fs := e.flagSet()
 	images := fs.Int("images", 100, "number of images `N`")
 	sources := fs.Int("sources", 10000, "number of sources `M`")
@@ -52,7 +64,7 @@ func cmdBench(e *env, args []string) error {
 		return err
 	}
 	if pos[0] != "associate" {
-		return usagef("unknown benchmark %q: the only one is associate", pos[0])
+		return usagef("unknown benchmark %q: associate, http, restore or projections", pos[0])
 	}
 	if *images < 1 || *sources < 1 || *jitter < 0 {
 		return usagef("--images and --sources must be at least 1 and --jitter not negative")

@@ -229,6 +229,10 @@ func ValidateRunName(name string) error {
 		return errorf(ErrInvalid, "run name is %d characters long; at most %d are allowed", utf8.RuneCountInString(name), MaxRunNameLength)
 	case !utf8.ValidString(name):
 		return errorf(ErrInvalid, "run name is not valid UTF-8")
+	case name == "." || name == "..":
+		// URLs clean these segments away: such a run could never be
+		// addressed (and VAST would take them for directories).
+		return errorf(ErrInvalid, "run name %q is not allowed", name)
 	}
 	if i := strings.IndexAny(name, forbiddenNameChars); i >= 0 {
 		return errorf(ErrInvalid, "run name %q contains %q; none of %s or spaces are allowed", name, name[i:i+1], strings.TrimSpace(forbiddenNameChars))

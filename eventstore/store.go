@@ -96,6 +96,8 @@ type Store interface {
 
 	// ReadAll returns events of the global log with Position > after, in
 	// position order, at most limit (limit <= 0 means an adapter default).
+	// It returns fewer than limit only when no more events follow: Tail
+	// takes a short page to mean it has caught up.
 	ReadAll(ctx context.Context, after int64, limit int) ([]Event, error)
 
 	// HeadPosition returns the position of the last event in the global log

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,13 +30,16 @@ CREATE TABLE IF NOT EXISTS runs (
 	updated TEXT NOT NULL,
 	state BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS log_lines (
+-- One row per log event: lines first .. first+n-1 of a log, as a JSON
+-- array. A row per line made the log most of a rebuild's writes.
+CREATE TABLE IF NOT EXISTS log_chunks (
 	run TEXT NOT NULL,
 	log TEXT NOT NULL,
-	seq INTEGER NOT NULL,
-	line TEXT NOT NULL,
-	PRIMARY KEY (run, log, seq)
-);
+	first INTEGER NOT NULL,
+	n INTEGER NOT NULL,
+	lines TEXT NOT NULL,
+	PRIMARY KEY (run, log, first)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (
 	name TEXT PRIMARY KEY,
 	admin INTEGER NOT NULL,
@@ -44,6 +48,50 @@ CREATE TABLE IF NOT EXISTS users (
 `
 
 const checkpointName = "read-models"
+
+// schemaVersion is kept in PRAGMA user_version. Version 1 kept a row per
+// log line (log_lines); Open converts it.
+const schemaVersion = 2
+
+// migrate brings a read-model file to schemaVersion, in one transaction so
+// that processes opening the file together migrate it once.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("read-model schema version %d is newer than this program's %d", version, schemaVersion)
+	}
+	if version == schemaVersion {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	var oldLines int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'`).Scan(&oldLines); err != nil {
+		return err
+	}
+	if oldLines > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO log_chunks (run, log, first, n, lines)
+			SELECT run, log, seq, 1, json_array(line) FROM log_lines`); err != nil {
+			return fmt.Errorf("convert log lines: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DROP TABLE log_lines`); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
 
 // Change tells subscribers that a run's read model changed.
 type Change struct {
@@ -62,7 +110,11 @@ type Store struct {
 	subs     map[int]chan Change
 	nextSub  int
 	cache    map[string]*domain.Run
-	applyMu  sync.Mutex // one projector at a time
+	// seqs caches the last line number of each log (run -> log -> seq), so
+	// that appending lines needs no query. Like cache, it holds only what
+	// the database holds as of position.
+	seqs    map[string]map[string]int64
+	applyMu sync.Mutex // one projector at a time
 }
 
 // Open opens (creating if needed) the read-model database at path.
@@ -76,11 +128,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create read-model schema in %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, waiters: make(chan struct{}), subs: map[int]chan Change{}, cache: map[string]*domain.Run{}}
+	s := &Store{db: db, path: path, waiters: make(chan struct{}), subs: map[int]chan Change{}}
+	s.dropCaches()
 	if err := db.QueryRowContext(ctx, `SELECT position FROM checkpoint WHERE name = ?`, checkpointName).Scan(&s.position); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		db.Close()
 		return nil, fmt.Errorf("read projection checkpoint: %w", err)
@@ -147,26 +200,98 @@ func (s *Store) Run(ctx context.Context, es eventstore.Store, poll time.Duration
 	return err
 }
 
+// catchUpBatch is how many events CatchUp reads and applies at a time.
+const catchUpBatch = 5000
+
 // CatchUp applies every event up to the store's current head and returns.
+// The next batch is read and decoded while the current one is written, so
+// that a rebuild keeps more than one core busy.
 func (s *Store) CatchUp(ctx context.Context, es eventstore.Store) error {
-	for {
-		batch, err := es.ReadAll(ctx, s.Position(), 5000)
-		if err != nil {
-			return fmt.Errorf("catch up read models: %w", err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type next struct {
+		batch []decodedEvent
+		err   error
+	}
+	ahead := make(chan next, 1)
+	go func() {
+		defer close(ahead)
+		after := s.Position()
+		for {
+			batch, err := es.ReadAll(ctx, after, catchUpBatch)
+			if err != nil {
+				ahead <- next{err: fmt.Errorf("catch up read models: %w", err)}
+				return
+			}
+			if len(batch) == 0 {
+				return
+			}
+			select {
+			case ahead <- next{batch: decodeBatch(batch)}:
+			case <-ctx.Done():
+				return
+			}
+			after = batch[len(batch)-1].Position
 		}
-		if len(batch) == 0 {
-			return nil
+	}()
+	for n := range ahead {
+		if n.err != nil {
+			return n.err
 		}
-		if err := s.ApplyBatch(ctx, batch); err != nil {
+		if err := s.applyDecoded(ctx, n.batch); err != nil {
 			return err
 		}
 	}
+	return ctx.Err()
+}
+
+// decodedEvent is a stored event with its domain form, decoded ahead of
+// applying it. err is the decoding error, reported if the event is
+// applied (events already projected are skipped undecoded or not).
+type decodedEvent struct {
+	ev  eventstore.Event
+	rec domain.Recorded
+	err error
+}
+
+// decodeBatch decodes the run and user events of batch, on all cores:
+// decoding JSON is most of a projector's work.
+func decodeBatch(batch []eventstore.Event) []decodedEvent {
+	out := make([]decodedEvent, len(batch))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(batch)/256))
+	chunk := (len(batch) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(batch); lo += chunk {
+		hi := min(lo+chunk, len(batch))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				ev := batch[i]
+				out[i].ev = ev
+				if projected(ev.Stream) {
+					out[i].rec, out[i].err = app.Recorded(ev)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// projected reports whether events of stream feed the read models.
+func projected(stream string) bool {
+	return strings.HasPrefix(stream, "run-") || strings.HasPrefix(stream, "user-")
 }
 
 // ApplyBatch applies events (which must follow the checkpoint, in order) in
 // one transaction with the new checkpoint. Events at or before the
 // checkpoint are skipped, so a batch delivered twice changes nothing.
 func (s *Store) ApplyBatch(ctx context.Context, batch []eventstore.Event) error {
+	return s.applyDecoded(ctx, decodeBatch(batch))
+}
+
+func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -181,54 +306,47 @@ func (s *Store) ApplyBatch(ctx context.Context, batch []eventstore.Event) error 
 		return fmt.Errorf("read projection checkpoint: %w", err)
 	}
 	if start != s.Position() {
-		s.cache = map[string]*domain.Run{}
+		s.dropCaches()
 		s.advance(start, nil)
 	}
-	touched := map[string]*domain.Run{}
+	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}}
+	defer b.close()
 	last := start
-	for _, ev := range batch {
-		if ev.Position <= start {
+	for _, d := range batch {
+		if d.ev.Position <= start {
 			continue
 		}
-		last = ev.Position
-		if err := s.apply(ctx, tx, ev, touched); err != nil {
-			s.cache = map[string]*domain.Run{} // the cache may hold uncommitted states
+		last = d.ev.Position
+		if err := b.apply(ctx, d); err != nil {
+			s.dropCaches() // the caches may hold uncommitted states
 			return err
 		}
 	}
 	if last == start {
 		return nil
 	}
-	for name, r := range touched {
-		if r.Deleted {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE name = ?`, name); err != nil {
-				return fmt.Errorf("delete run %s from read models: %w", name, err)
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM log_lines WHERE run = ?`, name); err != nil {
-				return fmt.Errorf("delete logs of run %s from read models: %w", name, err)
-			}
-			continue
-		}
-		state, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode run %s read model: %w", name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (name, owner, status, updated, state) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, status = excluded.status, updated = excluded.updated, state = excluded.state`,
-			name, r.Owner, string(r.Status), r.Updated.UTC().Format(time.RFC3339Nano), state); err != nil {
-			return fmt.Errorf("write run %s read model: %w", name, err)
-		}
+	if err := b.finish(ctx); err != nil {
+		s.dropCaches()
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoint (name, position) VALUES (?, ?)
 		ON CONFLICT(name) DO UPDATE SET position = excluded.position`, checkpointName, last); err != nil {
+		s.dropCaches()
 		return fmt.Errorf("write read-model checkpoint: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		s.cache = map[string]*domain.Run{}
+		s.dropCaches()
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
-	s.advance(last, touched)
+	s.advance(last, b.touched)
 	return nil
+}
+
+// dropCaches forgets the cached run states and log line numbers; they are
+// read again from the database when needed.
+func (s *Store) dropCaches() {
+	s.cache = map[string]*domain.Run{}
+	s.seqs = map[string]map[string]int64{}
 }
 
 // advance records a new position, wakes WaitFor callers and tells
@@ -251,57 +369,109 @@ func (s *Store) advance(pos int64, touched map[string]*domain.Run) {
 	}
 }
 
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev eventstore.Event, touched map[string]*domain.Run) error {
-	switch {
-	case strings.HasPrefix(ev.Stream, "user-"):
-		rec, err := app.Recorded(ev)
-		if err != nil {
-			return fmt.Errorf("project %s: %w", ev.Stream, err)
-		}
+// batchWriter applies one batch of events in a transaction. Run states are
+// folded in memory and written once per batch; log lines are buffered and
+// inserted many rows per statement.
+type batchWriter struct {
+	s       *Store
+	tx      *sql.Tx
+	touched map[string]*domain.Run
+	chunks  []logChunk // not yet inserted
+	stmts   map[string]*sql.Stmt
+}
+
+// logChunk is the lines of one log event.
+type logChunk struct {
+	run, log string
+	first    int64
+	lines    []string
+}
+
+// chunksPerInsert is how many log chunks one INSERT writes: 5 parameters
+// each, well under SQLite's limit on parameters.
+const chunksPerInsert = 100
+
+func (b *batchWriter) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := b.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := b.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare read-model statement: %w", err)
+	}
+	if b.stmts == nil {
+		b.stmts = map[string]*sql.Stmt{}
+	}
+	b.stmts[query] = st
+	return st, nil
+}
+
+func (b *batchWriter) close() {
+	for _, st := range b.stmts {
+		st.Close()
+	}
+}
+
+func (b *batchWriter) exec(ctx context.Context, query string, args ...any) error {
+	st, err := b.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
+func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
+	ev := d.ev
+	if !projected(ev.Stream) {
+		return nil
+	}
+	if d.err != nil {
+		return fmt.Errorf("project %s: %w", ev.Stream, d.err)
+	}
+	rec := d.rec
+	if strings.HasPrefix(ev.Stream, "user-") {
 		if u, ok := rec.Event.(domain.UserCreated); ok {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, admin, token_hash) VALUES (?, ?, ?)
+			if err := b.exec(ctx, `INSERT INTO users (name, admin, token_hash) VALUES (?, ?, ?)
 				ON CONFLICT(name) DO UPDATE SET admin = excluded.admin, token_hash = excluded.token_hash`, u.Name, u.Admin, u.TokenHash); err != nil {
 				return fmt.Errorf("project user %s: %w", u.Name, err)
 			}
 		}
 		return nil
-	case strings.HasPrefix(ev.Stream, "run-"):
-	default:
-		return nil
 	}
 	name := strings.TrimPrefix(ev.Stream, "run-")
-	r, ok := touched[name]
+	r, ok := b.touched[name]
 	if !ok {
 		var err error
-		if r, err = s.loadState(ctx, tx, name); err != nil {
+		if r, err = b.loadState(ctx, name); err != nil {
 			return err
 		}
-		touched[name] = r
-	}
-	rec, err := app.Recorded(ev)
-	if err != nil {
-		return fmt.Errorf("project %s: %w", ev.Stream, err)
+		b.touched[name] = r
 	}
 	if _, created := rec.Event.(domain.RunCreated); created && r.Deleted {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM log_lines WHERE run = ?`, name); err != nil {
+		if err := b.clearLogs(ctx, name); err != nil {
 			return fmt.Errorf("clear logs of re-created run %s: %w", name, err)
 		}
 	}
 	r.Apply(rec)
 	if lw, ok := rec.Event.(domain.LogWritten); ok {
-		if err := s.appendLines(ctx, tx, name, lw); err != nil {
+		if err := b.appendLines(ctx, name, lw); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) loadState(ctx context.Context, tx *sql.Tx, name string) (*domain.Run, error) {
-	if r, ok := s.cache[name]; ok {
+func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, error) {
+	if r, ok := b.s.cache[name]; ok {
 		return r, nil
 	}
+	st, err := b.stmt(ctx, `SELECT state FROM runs WHERE name = ?`)
+	if err != nil {
+		return nil, err
+	}
 	var state []byte
-	err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE name = ?`, name).Scan(&state)
+	err = st.QueryRowContext(ctx, name).Scan(&state)
 	r := &domain.Run{}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -312,24 +482,97 @@ func (s *Store) loadState(ctx context.Context, tx *sql.Tx, name string) (*domain
 			return nil, fmt.Errorf("decode run %s read model: %w", name, err)
 		}
 	}
-	s.cache[name] = r
+	b.s.cache[name] = r
 	return r, nil
 }
 
-func (s *Store) appendLines(ctx context.Context, tx *sql.Tx, run string, lw domain.LogWritten) error {
-	var next int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM log_lines WHERE run = ? AND log = ?`, run, lw.Log).Scan(&next); err != nil {
-		return fmt.Errorf("read log %s of run %s: %w", lw.Log, run, err)
+// clearLogs deletes every log line of run, buffered ones included.
+func (b *batchWriter) clearLogs(ctx context.Context, run string) error {
+	kept := b.chunks[:0]
+	for _, c := range b.chunks {
+		if c.run != run {
+			kept = append(kept, c)
+		}
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO log_lines (run, log, seq, line) VALUES (?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("prepare log insert: %w", err)
+	b.chunks = kept
+	delete(b.s.seqs, run)
+	return b.exec(ctx, `DELETE FROM log_chunks WHERE run = ?`, run)
+}
+
+func (b *batchWriter) appendLines(ctx context.Context, run string, lw domain.LogWritten) error {
+	if len(lw.Lines) == 0 {
+		return nil
 	}
-	defer stmt.Close()
-	for _, line := range lw.Lines {
-		next++
-		if _, err := stmt.ExecContext(ctx, run, lw.Log, next, line); err != nil {
-			return fmt.Errorf("write log %s of run %s: %w", lw.Log, run, err)
+	logs := b.s.seqs[run]
+	if logs == nil {
+		logs = map[string]int64{}
+		b.s.seqs[run] = logs
+	}
+	last, ok := logs[lw.Log]
+	if !ok {
+		st, err := b.stmt(ctx, `SELECT COALESCE(MAX(first + n - 1), 0) FROM log_chunks WHERE run = ? AND log = ?`)
+		if err != nil {
+			return err
+		}
+		if err := st.QueryRowContext(ctx, run, lw.Log).Scan(&last); err != nil {
+			return fmt.Errorf("read log %s of run %s: %w", lw.Log, run, err)
+		}
+	}
+	b.chunks = append(b.chunks, logChunk{run: run, log: lw.Log, first: last + 1, lines: lw.Lines})
+	logs[lw.Log] = last + int64(len(lw.Lines))
+	if len(b.chunks) >= chunksPerInsert {
+		return b.flushLines(ctx)
+	}
+	return nil
+}
+
+// flushLines inserts the buffered log chunks, many per statement.
+func (b *batchWriter) flushLines(ctx context.Context) error {
+	for len(b.chunks) > 0 {
+		n := min(len(b.chunks), chunksPerInsert)
+		query := `INSERT INTO log_chunks (run, log, first, n, lines) VALUES (?, ?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?, ?)`, n-1)
+		args := make([]any, 0, 5*n)
+		for _, c := range b.chunks[:n] {
+			lines, err := json.Marshal(c.lines)
+			if err != nil {
+				return fmt.Errorf("encode log %s of run %s: %w", c.log, c.run, err)
+			}
+			args = append(args, c.run, c.log, c.first, len(c.lines), string(lines))
+		}
+		if err := b.exec(ctx, query, args...); err != nil {
+			c := b.chunks[0]
+			return fmt.Errorf("write log %s of run %s: %w", c.log, c.run, err)
+		}
+		b.chunks = b.chunks[n:]
+	}
+	b.chunks = nil
+	return nil
+}
+
+// finish writes the buffered lines and the states of the runs the batch
+// touched.
+func (b *batchWriter) finish(ctx context.Context) error {
+	if err := b.flushLines(ctx); err != nil {
+		return err
+	}
+	for name, r := range b.touched {
+		if r.Deleted {
+			if err := b.exec(ctx, `DELETE FROM runs WHERE name = ?`, name); err != nil {
+				return fmt.Errorf("delete run %s from read models: %w", name, err)
+			}
+			if err := b.clearLogs(ctx, name); err != nil {
+				return fmt.Errorf("delete logs of run %s from read models: %w", name, err)
+			}
+			continue
+		}
+		state, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode run %s read model: %w", name, err)
+		}
+		if err := b.exec(ctx, `INSERT INTO runs (name, owner, status, updated, state) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, status = excluded.status, updated = excluded.updated, state = excluded.state`,
+			name, r.Owner, string(r.Status), r.Updated.UTC().Format(time.RFC3339Nano), state); err != nil {
+			return fmt.Errorf("write run %s read model: %w", name, err)
 		}
 	}
 	return nil
@@ -397,18 +640,26 @@ func (s *Store) LogLines(ctx context.Context, run, log string, from int64) ([]st
 	if !found {
 		return nil, fmt.Errorf("log %q of run %q: %w", log, run, ErrNotFound)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT line FROM log_lines WHERE run = ? AND log = ? AND seq >= ? ORDER BY seq`, run, log, from)
+	rows, err := s.db.QueryContext(ctx, `SELECT first, lines FROM log_chunks WHERE run = ? AND log = ? AND first + n > ? ORDER BY first`, run, log, from)
 	if err != nil {
 		return nil, fmt.Errorf("read log %s of run %s: %w", log, run, err)
 	}
 	defer rows.Close()
 	lines := []string{}
 	for rows.Next() {
-		var l string
-		if err := rows.Scan(&l); err != nil {
+		var first int64
+		var text []byte
+		if err := rows.Scan(&first, &text); err != nil {
 			return nil, fmt.Errorf("read log %s of run %s: %w", log, run, err)
 		}
-		lines = append(lines, l)
+		var chunk []string
+		if err := json.Unmarshal(text, &chunk); err != nil {
+			return nil, fmt.Errorf("decode log %s of run %s: %w", log, run, err)
+		}
+		if skip := from - first; skip > 0 {
+			chunk = chunk[min(skip, int64(len(chunk))):]
+		}
+		lines = append(lines, chunk...)
 	}
 	return lines, rows.Err()
 }
@@ -439,15 +690,15 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 func (s *Store) Reset(ctx context.Context) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	for _, q := range []string{"DELETE FROM runs", "DELETE FROM log_lines", "DELETE FROM users", "DELETE FROM checkpoint WHERE name = '" + checkpointName + "'"} {
+	for _, q := range []string{"DELETE FROM runs", "DELETE FROM log_chunks", "DELETE FROM users", "DELETE FROM checkpoint WHERE name = '" + checkpointName + "'"} {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("reset read models: %w", err)
 		}
 	}
 	s.mu.Lock()
 	s.position = 0
-	s.cache = map[string]*domain.Run{}
 	s.mu.Unlock()
+	s.dropCaches()
 	return nil
 }
 

@@ -238,6 +238,9 @@ func Run(ctx context.Context, cfg Config) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	goRun := func(name string, f func(context.Context) error) {
+		if restartable[name] {
+			f = restarting(name, f, log)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -329,6 +332,33 @@ func Run(ctx context.Context, cfg Config) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// restartable names the components that tail the event log from a
+// checkpoint. When one fails (its database cannot be written, the disk is
+// full) it is started again after a pause instead of ending the process,
+// so that the service recovers once the cause has passed.
+var restartable = map[string]bool{"projector": true, "relay": true}
+
+// restarting runs f again after each failure, with a growing pause, until
+// ctx ends.
+func restarting(name string, f func(context.Context) error, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		backoff := 200 * time.Millisecond
+		for {
+			err := f(ctx)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			log.Error(name+" failed; restarting it", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+		}
+	}
 }
 
 // firstStartAdmin creates an administrator when there is no user at all,

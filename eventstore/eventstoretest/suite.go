@@ -504,7 +504,7 @@ func (c *contract) readAllOrderAndLimit(t *testing.T) {
 		t.Fatalf("read global log: %v", err)
 	}
 	if len(page) != 2 {
-		t.Errorf("ReadAll limit 2 returned %d events", len(page))
+		t.Errorf("ReadAll limit 2 with 4 events to come returned %d events; a short page means the end of the log", len(page))
 	}
 	if evs := readOwn(t, s, last, 0, a, b); len(evs) != 0 {
 		t.Errorf("ReadAll after the last position returned %d of our events", len(evs))

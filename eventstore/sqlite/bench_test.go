@@ -104,8 +104,12 @@ func benchAppends(b *testing.B, writers int) {
 	}
 }
 
+// BenchmarkAppendParallel64 is the group-commit case: 64 writers on distinct
+// streams, single-event appends.
 func BenchmarkAppendParallel64(b *testing.B) { benchAppends(b, 64) }
 
+// BenchmarkAppendSingleWriter is a lone writer: one commit, one fsync, per
+// append.
 func BenchmarkAppendSingleWriter(b *testing.B) { benchAppends(b, 1) }
 
 // BenchmarkFsync is the floor of a durable commit on this file system: write

@@ -222,6 +222,16 @@ func decode(r *http.Request, v any) error {
 	if dec.More() {
 		return fmt.Errorf("%w: trailing data after the JSON object", ErrBadRequest)
 	}
+	// More stops at the first read error, the body limit included: read to
+	// the end so that a body padded past the limit with white space is
+	// refused too, not decided on its first 2 MiB.
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return fmt.Errorf("request body larger than %d bytes: %w", MaxBodyBytes, err)
+		}
+		return fmt.Errorf("%w: read request body: %v", ErrBadRequest, err)
+	}
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorilla/mux"
+
 	"github.com/piperun/piperun/handlers/api"
 )
 
@@ -275,5 +277,76 @@ func TestOversizedBodies(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStateChangingRoutesCheckCaller walks the API's routes: every route
+// that changes state must be in the table below, and each refuses a caller
+// without a valid token (401) and, on a run, a user who neither created it
+// nor administers (403), with a JSON error and no change.
+func TestStateChangingRoutesCheckCaller(t *testing.T) {
+	fx := newFixture(t)
+	cfg, _ := json.Marshal(map[string]string{"config": fx.config(2)})
+	create, _ := json.Marshal(map[string]string{"name": "by-bob", "config": fx.config(2)})
+	type request struct {
+		path string
+		body []byte
+		// onRun: the route acts on an existing run, so its owner matters.
+		onRun bool
+	}
+	table := map[string]request{
+		"POST /api/v1/runs":                {"/api/v1/runs", create, false},
+		"DELETE /api/v1/runs/{name}":       {runPath("fz"), nil, true},
+		"PUT /api/v1/runs/{name}/config":   {runPath("fz", "config"), cfg, true},
+		"POST /api/v1/runs/{name}/process": {runPath("fz", "process"), []byte(`{"full_rerun": true}`), true},
+		"POST /api/v1/runs/{name}/restore": {runPath("fz", "restore"), []byte(`{}`), true},
+	}
+	walked := 0
+	checkRoute := func(method, template string) {
+		walked++
+		key := method + " " + template
+		req, ok := table[key]
+		if !ok {
+			t.Errorf("state-changing route %s has no entry in this test", key)
+			return
+		}
+		for _, who := range []struct {
+			authz string
+			want  int
+		}{
+			{"", http.StatusUnauthorized},
+			{"Bearer prt_" + strings.Repeat("0", 48), http.StatusUnauthorized},
+			{fx.as("bob"), http.StatusForbidden},
+		} {
+			if who.want == http.StatusForbidden && !req.onRun {
+				continue
+			}
+			o := fx.exercise(t, key, method, req.path, who.authz, req.body)
+			if o.code != who.want {
+				t.Errorf("%s as %q: %d, want %d: %s", key, who.authz, o.code, who.want, o.body)
+			}
+		}
+	}
+	err := fx.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		template, err := route.GetPathTemplate()
+		if err != nil {
+			return nil // a route without a path
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			return nil // a subrouter's prefix: its routes come next
+		}
+		for _, method := range methods {
+			if method != http.MethodGet && method != http.MethodHead {
+				checkRoute(method, template)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if walked != len(table) {
+		t.Errorf("walked %d state-changing routes, the table has %d", walked, len(table))
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
@@ -37,6 +39,7 @@ type fixture struct {
 	read   *projections.Store
 	arts   *artifacts.Store
 	svc    *app.Service
+	router *mux.Router
 	h      http.Handler
 	tokens map[string]string
 	survey synth.Survey
@@ -93,7 +96,8 @@ func newFixture(tb testing.TB) *fixture {
 		Svc: svc, Read: read, ParseConfig: parseConfig(survey.Dir),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ReadYourWrites: time.Second, Artifacts: arts,
 	}
-	fx.h = srv.Router()
+	fx.router = srv.Router()
+	fx.h = fx.router
 	fx.seedRun(tb, "fz", "alice")
 	return fx
 }
@@ -271,6 +275,9 @@ func (fx *fixture) reset(tb testing.TB, name, owner string) {
 		if err != nil {
 			tb.Fatal(err)
 		}
+		if !r.Exists() {
+			break
+		}
 		var decide func(r *domain.Run) ([]domain.Event, error)
 		switch {
 		case r.Status == domain.StatusRestoring:
@@ -283,11 +290,10 @@ func (fx *fixture) reset(tb testing.TB, name, owner string) {
 			}
 		case r.Status == domain.StatusDeleting:
 			decide = func(r *domain.Run) ([]domain.Event, error) { return r.FinishDeletion(), nil }
-		case r.Exists():
-			decide = func(r *domain.Run) ([]domain.Event, error) { return r.RequestDeletion(domain.Actor{Name: "root", Admin: true}) }
-		}
-		if decide == nil {
-			break
+		default:
+			decide = func(r *domain.Run) ([]domain.Event, error) {
+				return r.RequestDeletion(domain.Actor{Name: "root", Admin: true})
+			}
 		}
 		if _, err := fx.svc.ExecRun(ctx, name, "system:test", decide); err != nil {
 			tb.Fatal(err)

@@ -135,7 +135,7 @@ func (w *Workers) Recover(ctx context.Context) error {
 		var err error
 		switch r.Status {
 		case domain.StatusQueued, domain.StatusRunning:
-			err = w.HandleProcessing(ctx, r.Name)
+			err = w.handleProcessing(ctx, r.Name, true)
 		case domain.StatusRestoring:
 			err = w.HandleRestore(ctx, r.Name)
 		case domain.StatusDeleting:
@@ -148,9 +148,18 @@ func (w *Workers) Recover(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// HandleProcessing starts the pending job of a run, if any, in the
-// background. The job's outcome is appended when it ends.
+// HandleProcessing starts the pending job of a run in the background,
+// unless a worker has started it already: a message delivered again, or to
+// every process that relays the log, must not run a job twice. The job's
+// outcome is appended when it ends.
 func (w *Workers) HandleProcessing(ctx context.Context, run string) error {
+	return w.handleProcessing(ctx, run, false)
+}
+
+// handleProcessing is HandleProcessing; with resume it also runs again a
+// job that was started but never finished, which Recover asks for since the
+// worker that started it died with the process.
+func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool) error {
 	w.init()
 	r, err := w.Svc.LoadRun(ctx, run)
 	if err != nil {
@@ -186,6 +195,12 @@ func (w *Workers) HandleProcessing(ctx context.Context, run string) error {
 		return nil
 	}
 	if len(res.Events) == 0 {
+		if !resume {
+			// Another worker runs it (or ran it and died: Recover, at the
+			// next start, takes it up again).
+			w.done(job.ID)
+			return nil
+		}
 		// Started before but not finished: the worker that ran it died.
 		log.Warnf("Job %s was interrupted; running it again", job.ID)
 	}

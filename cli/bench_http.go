@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"github.com/piperun/piperun/bench"
+)
+
+var benchHTTPHelp = help{
+	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--cpuprofile FILE]",
+		"bench http --server URL --token TOKEN --images-dir DIR [FLAGS]"},
+	description: `
+Loads a piperun server with create, process and restore requests from
+--clients clients sending requests back to back, and reports, per kind of
+request, how many were accepted per second and their latency percentiles
+(p50, p90, p99, max), with the HTTP statuses they got. --mix weighs the
+kinds; every restore goes to a run of its own.
+
+Without --server, a server is started in this process on a loopback port
+over --data-dir (default: a temporary directory), after --runs restorable
+runs are seeded into its event store: each run's history (created,
+processed, an image added and processed in add mode, completed) is decided
+by the domain as the service decides it and appended in one append; the
+products are real, from processing a small synthetic survey once. The load
+starts once the server has handed its whole event log to its workers.
+
+With --server, the runs are made through the API instead (each processed
+twice), which is slower; --token must be an administrator's, and
+--images-dir the server's images root on this machine: the synthetic
+survey is written under it, in piperun-bench/.
+
+The load stops after --duration, after --requests requests, or when every
+prepared run has been restored, whichever comes first; then the command
+waits (at most --drain) for the workers to finish the accepted restores and
+reports how long that took. --cpuprofile writes a CPU profile of the load
+(server and clients, when in-process) for 'go tool pprof'.`,
+	env: []string{EnvToken + "   API token, when --server is given without --token"},
+	examples: `
+piperun bench http --runs 20000 --duration 10s --mix restore=1
+piperun bench http --clients 16 --cpuprofile http.prof
+piperun bench http --server http://127.0.0.1:8080 --token "$TOKEN" --images-dir /data/vast --runs 500`,
+}
+
+func cmdBenchHTTP(e *env, args []string) error {
+	fs := e.flagSet()
+	server := fs.String("server", "", "`URL` of a running server to load (default: start one in this process)")
+	fs.String("token", "", "administrator's API `TOKEN` for --server")
+	imagesDir := fs.String("images-dir", "", "`DIR`: the images root of --server, where the synthetic survey is written")
+	dataDir := fs.String("data-dir", "", "`DIR` for the in-process server's data (default: a temporary directory)")
+	fs.Int("runs", 20000, "number `N` of restorable runs prepared before the load")
+	fs.Int("clients", 64, "number `C` of concurrent clients")
+	fs.String("duration", "10s", "longest `D`uration of the load")
+	requests := fs.Int("requests", 0, "most requests `N` to send (default: no limit)")
+	mix := fs.String("mix", bench.DefaultMix.String(), "weights of the request kinds, `restore=W,create=W,process=W`")
+	fs.String("drain", "2m", "longest wait `D` for the workers to finish the accepted restores after the load")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the load to `FILE`")
+	if _, err := e.parse(fs, benchHTTPHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	var opts bench.HTTPOptions
+	var err error
+	if opts.Runs, err = positiveInt(fs, "runs"); err != nil {
+		return err
+	}
+	if opts.Concurrency, err = positiveInt(fs, "clients"); err != nil {
+		return err
+	}
+	if opts.Duration, err = positiveDuration(fs, "duration"); err != nil {
+		return err
+	}
+	if opts.Drain, err = positiveDuration(fs, "drain"); err != nil {
+		return err
+	}
+	if *requests < 0 {
+		return usagef("--requests must not be negative")
+	}
+	if opts.Mix, err = bench.ParseMix(*mix); err != nil {
+		return usagef("--mix: %v", err)
+	}
+	opts.Requests, opts.DataDir, opts.CPUProfile = *requests, *dataDir, *profile
+	if *server != "" {
+		opts.Server, opts.ImagesDir = *server, *imagesDir
+		opts.Token = e.fromEnv(fs, "token", EnvToken)
+		if opts.Token == "" || opts.ImagesDir == "" {
+			return usagef("--server needs --token (or %s) and --images-dir", EnvToken)
+		}
+		if *dataDir != "" {
+			return usagef("--data-dir is for the in-process server; with --server the data stays on the server")
+		}
+	} else if *imagesDir != "" {
+		return usagef("--images-dir goes with --server (the in-process server's images are under --data-dir)")
+	}
+	_, err = bench.HTTP(e.ctx, opts, e.stdout)
+	return err
+}
