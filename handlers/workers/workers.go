@@ -411,6 +411,14 @@ func (w *Workers) HandleJanitor(ctx context.Context, env messaging.Envelope) err
 		if r.Deleted {
 			continue
 		}
+		if r.Job != nil {
+			// A running job may have written products with the same content
+			// (products are content-addressed) that it has not recorded
+			// yet: deleting now could pull them from under it. Leave the
+			// candidates; an orphaned file costs only space.
+			w.Logger.Info("janitor left artifacts in place while a job is pending", "run", env.Run, "pending_job_run", r.Name, "artifacts", len(candidates))
+			return nil
+		}
 		if r.Products != nil {
 			for _, a := range r.Products.Artifacts {
 				live[a.Digest] = true
