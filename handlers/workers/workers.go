@@ -250,6 +250,16 @@ func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, 
 	}()
 	start := time.Now()
 	products, perr := w.Process(ctx, run, job.Config, previous, job.Mode == domain.ModeAdd, log)
+	if perr == nil {
+		// Never record products that are not there (the janitor may have
+		// removed a file with the same content while the job ran).
+		for _, a := range products.Artifacts {
+			if err := w.Artifacts.Verify(ctx, a.Digest, a.Size); err != nil {
+				perr = fmt.Errorf("product %s is not whole after the job: %w; process the run again", a.Name, err)
+				break
+			}
+		}
+	}
 	stopFlush()
 	<-flushed
 	if ctx.Err() != nil {
