@@ -109,9 +109,10 @@ func TestUnwritableDataDirectory(t *testing.T) {
 }
 
 // TestFullFileSystem puts the data directory on a small tmpfs and fills it:
-// every command either succeeds whole or fails with 503 and changes
-// nothing, the server keeps serving, and once space is freed it catches up
-// and works on. It needs to mount a file system (root with CAP_SYS_ADMIN),
+// every command either succeeds whole or is refused (503 for want of
+// space) and changes nothing, the server keeps serving, and once space is
+// freed it catches up and works on. Then the file system is made read-only:
+// the service refuses to start, saying why, and starts once it is writable. It needs to mount a file system (root with CAP_SYS_ADMIN),
 // and is skipped otherwise; TestUnwritableDataDirectory needs no mount.
 func TestFullFileSystem(t *testing.T) {
 	mnt := t.TempDir()
@@ -138,16 +139,18 @@ func TestFullFileSystem(t *testing.T) {
 			t.Fatalf("%s on a full disk: %v (did the server die?)\n%s", what, err, lastLines(c.srv.logText(), 40))
 		}
 		switch {
-		case code == http.StatusServiceUnavailable:
+		case code == http.StatusServiceUnavailable, code == http.StatusConflict:
+			// Refused for want of space, or by the run's state (a command
+			// accepted before may have made it busy): nothing changes.
 			if n := len(c.events(run)); n != evs {
-				t.Fatalf("%s was refused with 503 but the run went from %d to %d events", what, evs, n)
+				t.Fatalf("%s was refused with %d but the run went from %d to %d events", what, code, evs, n)
 			}
 		case code < 300:
 			// SQLite may find room in pages it already has: then the command
 			// is stored, and shown once the read models can be written.
 			accepted[what] = true
 		default:
-			t.Fatalf("%s on a full disk: %d, want 503 or success: %s", what, code, raw)
+			t.Fatalf("%s on a full disk: %d, want 503, 409 or success: %s", what, code, raw)
 		}
 	}
 	t.Logf("accepted on the full disk: %v", accepted)
@@ -187,6 +190,43 @@ func TestFullFileSystem(t *testing.T) {
 	for _, f := range []string{"events.db", "read.db"} {
 		integrityCheck(t, filepath.Join(c.dataDir, f))
 	}
+
+	// A read-only data directory: the service refuses to start, saying
+	// why, rather than serving commands it could not keep; once writable
+	// again, it starts with everything there.
+	remount := func(mode string) {
+		t.Helper()
+		if out, err := exec.Command("mount", "-o", "remount,"+mode, mnt).CombinedOutput(); err != nil {
+			t.Fatalf("remount %s %s: %v %s", mnt, mode, err, out)
+		}
+	}
+	remount("ro")
+	for _, args := range [][]string{
+		{"serve", "--data-dir", c.dataDir, "--images-dir", c.images, "--addr", "127.0.0.1:0"},
+		{"user", "add", "carol", "--data-dir", c.dataDir},
+	} {
+		cmd := c.command(args...)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("piperun %s ran on a read-only data directory", args[0])
+		}
+		if err == nil || !strings.Contains(string(out), "storage unavailable") || !strings.Contains(string(out), "events.db") {
+			t.Errorf("piperun %s on a read-only data directory: %v, output:\n%s", args[0], err, out)
+		}
+	}
+	remount("rw")
+	c.start()
+	c.audit("after-full")
+	if v := c.run("after-full"); v.Status != "Completed" {
+		t.Fatalf("after the read-only spell: %s", v.Status)
+	}
 }
 
 // fill writes a file in dir until the file system is full, and returns its
@@ -208,4 +248,42 @@ func fill(t *testing.T, dir string) string {
 			t.Fatalf("fill %s: %v", dir, err)
 		}
 	}
+}
+
+// TestReadModelsLockedForLong holds the read-model database's write lock
+// longer than the server waits for it (its busy timeout, 10s), as a
+// `piperun projections rebuild` or a stalled disk could: the projector and
+// the relay fail, and must be restarted rather than take the service down;
+// once the lock is gone, the read models catch up and the run's work goes
+// on.
+func TestReadModelsLockedForLong(t *testing.T) {
+	c := newCluster(t)
+	release := lockDB(t, filepath.Join(c.dataDir, "read.db"))
+	// Stored; its answer waits for the read models as long as it may.
+	c.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": "locked-out", "config": vastConfig("01", "02")}, nil)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(c.srv.logText(), `msg="projector failed; restarting it"`) {
+		select {
+		case <-c.srv.done:
+			release()
+			t.Fatalf("the server exited when its read models stayed locked:\n%s", lastLines(c.srv.logText(), 20))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			release()
+			t.Fatal("the projector did not give up on the locked read models within 60s")
+		}
+	}
+	release()
+	deadline = time.Now().Add(60 * time.Second)
+	for code, _ := c.do("alice", http.MethodGet, "/api/v1/runs/locked-out", nil, nil); code != http.StatusOK; code, _ = c.do("alice", http.MethodGet, "/api/v1/runs/locked-out", nil, nil) {
+		if time.Now().After(deadline) {
+			t.Fatal("the read models did not catch up within 60s of the lock's release")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := c.process("locked-out"); v.NImages != 2 {
+		t.Fatalf("processing after the lock: %d images", v.NImages)
+	}
+	c.audit("locked-out")
 }

@@ -179,13 +179,6 @@ func (c *cluster) kill() {
 	c.srv.kill()
 }
 
-// restart kills the server and starts it again.
-func (c *cluster) restart() {
-	c.t.Helper()
-	c.kill()
-	c.start()
-}
-
 // proc is one server process.
 type proc struct {
 	cluster *cluster

@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,7 +302,7 @@ func (c *cluster) awaitBlockedOnPipe(p *proc) {
 			c.t.Fatalf("list the server's threads: %v", err)
 		}
 		for _, e := range entries {
-			if w, err := os.ReadFile(filepath.Join(tasks, e.Name(), "wchan")); err == nil && string(w) == "wait_for_partner" {
+			if blockedOnPipe(filepath.Join(tasks, e.Name())) {
 				return
 			}
 		}
@@ -315,6 +316,25 @@ func (c *cluster) awaitBlockedOnPipe(p *proc) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// blockedOnPipe reports whether the thread at /proc/PID/task/TID sleeps in
+// open(2) of a named pipe: its wchan says so where the kernel shows it;
+// where it shows only "0", a thread stuck in openat is taken to be it.
+func blockedOnPipe(task string) bool {
+	w, err := os.ReadFile(filepath.Join(task, "wchan"))
+	if err != nil {
+		return false
+	}
+	switch string(w) {
+	case "wait_for_partner":
+		return true
+	case "0", "":
+		openat := map[string]string{"amd64": "257 ", "arm64": "56 "}[runtime.GOARCH]
+		sc, err := os.ReadFile(filepath.Join(task, "syscall"))
+		return err == nil && openat != "" && strings.HasPrefix(string(sc), openat)
+	}
+	return false
 }
 
 // awaitEvent waits until the run's stream, read from the event store,
