@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/client"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/projections"
 	"github.com/piperun/piperun/runconfig"
 	"github.com/piperun/piperun/server"
@@ -257,7 +257,7 @@ func TestServeWorkerAndRebuild(t *testing.T) {
 // TestCreateProcessAddRestore drives a whole story through the command
 // line: it needs working processing, on the shared VAST data.
 func TestCreateProcessAddRestore(t *testing.T) {
-	images := filepath.Join(testdata.VASTDir(t), "data")
+	images := filepath.Join(vastdata.VASTDir(t), "data")
 	ts := startServer(t, images)
 	cfg2 := writeConfig(t, vastInputs("epoch01", "epoch02"), "story")
 	cfg3 := writeConfig(t, vastInputs("epoch01", "epoch02", "epoch03"), "story")
@@ -351,7 +351,7 @@ func TestCreateProcessAddRestore(t *testing.T) {
 }
 
 func TestRunPipelineReportsFailure(t *testing.T) {
-	images := filepath.Join(testdata.VASTDir(t), "data")
+	images := filepath.Join(vastdata.VASTDir(t), "data")
 	ts := startServer(t, images)
 	cfg := writeConfig(t, vastInputs("epoch01", "epoch-invalid"), "bad")
 	if r := ts.as(t, ts.Alice, "", "initpiperun", "bad", "--config", cfg); r.code != ExitOK {

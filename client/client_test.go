@@ -13,7 +13,7 @@ import (
 
 	"github.com/piperun/piperun/client"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/server"
 )
 
@@ -172,7 +172,7 @@ func TestRunLifecycleWithoutProcessing(t *testing.T) {
 // TestProcessAndRestore needs working processing: it runs the pipeline on
 // the shared VAST data.
 func TestProcessAndRestore(t *testing.T) {
-	images := filepath.Join(testdata.VASTDir(t), "data")
+	images := filepath.Join(vastdata.VASTDir(t), "data")
 	ts := startServer(t, images)
 	ctx := ctxT(t)
 	c := client.New(ts.URL, ts.Alice, nil)
@@ -258,7 +258,7 @@ func TestProcessAndRestore(t *testing.T) {
 }
 
 func TestWaitProcessingReportsFailure(t *testing.T) {
-	images := filepath.Join(testdata.VASTDir(t), "data")
+	images := filepath.Join(vastdata.VASTDir(t), "data")
 	ts := startServer(t, images)
 	ctx := ctxT(t)
 	c := client.New(ts.URL, ts.Alice, nil)

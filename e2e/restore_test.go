@@ -17,8 +17,8 @@ import (
 
 	"github.com/piperun/piperun/cli"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/testdata"
 	"github.com/piperun/piperun/internal/testserver"
+	"github.com/piperun/piperun/internal/vastdata"
 )
 
 // vastConfig returns a run configuration over epochs of the VAST data.
@@ -48,7 +48,7 @@ var restoreLogName = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}_re
 // TestRestoreScenario drives the scenario of the VAST pipeline's restore
 // documentation over HTTP against a real server on the VAST test data.
 func TestRestoreScenario(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	in := startServer(t, vast)
 	const name = "docs_example_run"
 	rows := func(epochs ...string) int {

@@ -15,7 +15,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/pipeline/selavy"
 )
 
@@ -86,7 +86,7 @@ measurements:
 
 func processVAST(t *testing.T, store *artifacts.Store, log Logger, epochs ...string) domain.Products {
 	t.Helper()
-	job := Job{Run: "vast", ImagesRoot: testdata.VASTDir(t), Config: domain.RunConfig{YAML: vastConfig, Inputs: vastInputs(epochs...)}}
+	job := Job{Run: "vast", ImagesRoot: vastdata.VASTDir(t), Config: domain.RunConfig{YAML: vastConfig, Inputs: vastInputs(epochs...)}}
 	p, err := Process(context.Background(), store, job, log)
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ type vastAssociation struct {
 }
 
 func TestVASTImagesBandsAndSkyRegions(t *testing.T) {
-	dir := testdata.VASTDir(t)
+	dir := vastdata.VASTDir(t)
 	store := newStore(t)
 	// Listed out of time order: products must not depend on it.
 	p := processVAST(t, store, &testLog{}, "03", "01", "04", "02")
@@ -269,7 +269,7 @@ func TestVASTImagesBandsAndSkyRegions(t *testing.T) {
 // every derived column (snr, compactness, Condon errors, error radius,
 // weights) and on measurement ids.
 func TestVASTMeasurementsMatchSources(t *testing.T) {
-	dir := testdata.VASTDir(t)
+	dir := vastdata.VASTDir(t)
 	store := newStore(t)
 	p := processVAST(t, store, &testLog{}, "01", "02", "03", "04")
 	byID := map[int64]Measurement{}
@@ -411,7 +411,7 @@ func TestVASTInvalidCatalogueFails(t *testing.T) {
 	in.Selavy = append(in.Selavy, "data/epoch-invalid.selavy.components.txt")
 	in.Noise = append(in.Noise, "data/epoch-invalid.noiseMap.fits")
 	in.Background = append(in.Background, "data/epoch-invalid.meanMap.fits")
-	job := Job{Run: "bad", ImagesRoot: testdata.VASTDir(t), Config: domain.RunConfig{Inputs: in}}
+	job := Job{Run: "bad", ImagesRoot: vastdata.VASTDir(t), Config: domain.RunConfig{Inputs: in}}
 	_, err := Process(context.Background(), store, job, &testLog{})
 	if !errors.Is(err, selavy.ErrMissingColumn) {
 		t.Fatalf("err = %v, want a missing column error", err)
@@ -430,7 +430,7 @@ func TestVASTCatalogueFormatsGiveSameMeasurements(t *testing.T) {
 		store := newStore(t)
 		in := vastInputs("01")
 		in.Selavy[0] = "data/epoch01.selavy.components." + ext
-		p, err := Process(context.Background(), store, Job{ImagesRoot: testdata.VASTDir(t), Config: domain.RunConfig{Inputs: in}}, &testLog{})
+		p, err := Process(context.Background(), store, Job{ImagesRoot: vastdata.VASTDir(t), Config: domain.RunConfig{Inputs: in}}, &testLog{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,7 +446,7 @@ func TestVASTAddModeEqualsFullRun(t *testing.T) {
 	full := processVAST(t, store, &testLog{}, "01", "02", "03", "04")
 	first := processVAST(t, store, &testLog{}, "01", "02")
 	log := &testLog{}
-	job := Job{Run: "vast", ImagesRoot: testdata.VASTDir(t), Add: true, Previous: &first,
+	job := Job{Run: "vast", ImagesRoot: vastdata.VASTDir(t), Add: true, Previous: &first,
 		Config: domain.RunConfig{YAML: vastConfig, Inputs: vastInputs("01", "02", "03", "04")}}
 	added, err := Process(context.Background(), store, job, log)
 	if err != nil {

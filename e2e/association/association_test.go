@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/piperun/piperun/internal/testdata"
 	"github.com/piperun/piperun/internal/testserver"
+	"github.com/piperun/piperun/internal/vastdata"
 	assoc "github.com/piperun/piperun/pipeline/association"
 )
 
@@ -133,7 +133,7 @@ func equalUnderMapping(t *testing.T, a, b products) {
 // pre-addition artifacts and equal to a fresh run's over 01, 03 and 02,
 // while the addition itself kept the source ids and grew the sources.
 func TestAddThenRestore(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	in := startServer(t, vast)
 
 	in.must(http.StatusCreated, http.MethodPost, "/api/v1/runs", map[string]string{"name": "assoc", "config": config("01", "03", "02")}, nil)

@@ -23,7 +23,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/server"
 )
 
@@ -155,7 +155,7 @@ type instance struct {
 // bob (not administrators) and root (administrator).
 func sharedServer(t *testing.T) *instance {
 	t.Helper()
-	imagesDir := testdata.VASTDir(t) // holds data/epoch0N.*
+	imagesDir := vastdata.VASTDir(t) // holds data/epoch0N.*
 	srvOnce.Do(func() { srv, srvErr = startServer(imagesDir) })
 	if srvErr != nil {
 		t.Fatal(srvErr)

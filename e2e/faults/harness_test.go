@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 )
 
 // cluster is a data directory with users, served by one `piperun serve`
@@ -56,7 +56,7 @@ func newCluster(t *testing.T) *cluster {
 func newClusterIn(t *testing.T, dataDir string) *cluster {
 	t.Helper()
 	c := &cluster{
-		t: t, dataDir: dataDir, images: testdata.VASTDir(t), tokens: map[string]string{},
+		t: t, dataDir: dataDir, images: vastdata.VASTDir(t), tokens: map[string]string{},
 		client: &http.Client{Timeout: 30 * time.Second}, pre: map[string]runView{},
 	}
 	for _, u := range []struct {

@@ -19,7 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/messaging/kafka"
 )
 
@@ -30,7 +30,7 @@ const runName = "kafka_restore_run"
 // Kafka; then reads the topic with franz-go; then kills the worker in the
 // middle of a restore.
 func TestDistributedRestore(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	c := newCluster(t, vast)
 	a := c.startAPI("api-1")
 	b := c.startAPI("api-2")
@@ -299,7 +299,7 @@ func TestDistributedRestore(t *testing.T) {
 // appended and published, and starts it again on the same port: every
 // event reaches the topic, in order per run.
 func TestBrokerRestartWhilePublishing(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	c := newCluster(t, vast)
 	a := c.startAPI("api")
 	c.startWorker("worker")

@@ -10,7 +10,7 @@ import (
 
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/pipeline"
 	"github.com/piperun/piperun/runconfig"
 )
@@ -19,7 +19,7 @@ func addVAST(t *testing.T, store *artifacts.Store, cfg domain.RunConfig, prev do
 	t.Helper()
 	log := &testLog{}
 	p, err := pipeline.Process(context.Background(), store, pipeline.Job{
-		Run: "vast", ImagesRoot: testdata.VASTDir(t), Config: cfg, Previous: &prev, Add: true, Associate: Associator{},
+		Run: "vast", ImagesRoot: vastdata.VASTDir(t), Config: cfg, Previous: &prev, Add: true, Associate: Associator{},
 	}, log)
 	if err != nil {
 		t.Fatalf("add: %v\n%s", err, strings.Join(log.lines, "\n"))
@@ -42,7 +42,7 @@ var associationProducts = []string{SourcesProduct, AssociationsProduct, Relation
 // run's images gives exactly (byte for byte) the products of a run over all
 // of them, since association goes in time order either way.
 func TestAddingLaterImagesContinuesTheRun(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	store := newStore(t)
 	s := DefaultSettings()
 	s.RadiusArcsec = 12 // with the fork of the parity data
@@ -76,7 +76,7 @@ func TestAddingLaterImagesContinuesTheRun(t *testing.T) {
 // its measurements are associated, against the existing sources, whose
 // ids and earlier associations stay while their metrics change.
 func TestAddModeKeepsSourceIDs(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	store := newStore(t)
 	before := processVAST(t, store, expectedConfig(t, vast, "01", "02", "04"), Associator{})
 	after := addVAST(t, store, expectedConfig(t, vast, "01", "02", "03", "04"), before)
@@ -138,7 +138,7 @@ func TestAddModeKeepsSourceIDs(t *testing.T) {
 }
 
 func TestEpochModeAssociatesEachEpochAsOneStep(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	files := func(kind string, epochs ...string) string {
 		var b strings.Builder
 		for _, e := range epochs {
@@ -189,7 +189,7 @@ func sortedKeys(m map[int64]string) []string {
 }
 
 func TestUnsupportedMethodFails(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	cfg := expectedConfig(t, vast, "01")
 	cfg.YAML = strings.Replace(cfg.YAML, "method: basic", "method: advanced", 1)
 	store := newStore(t)

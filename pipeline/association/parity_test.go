@@ -15,7 +15,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/pipeline"
 	"github.com/piperun/piperun/runconfig"
 )
@@ -74,7 +74,7 @@ func processVAST(t testing.TB, store *artifacts.Store, cfg domain.RunConfig, a p
 	t.Helper()
 	log := &testLog{}
 	p, err := pipeline.Process(context.Background(), store, pipeline.Job{
-		Run: "vast", ImagesRoot: testdata.VASTDir(t), Config: cfg, Associate: a,
+		Run: "vast", ImagesRoot: vastdata.VASTDir(t), Config: cfg, Associate: a,
 	}, log)
 	if err != nil {
 		t.Fatalf("process: %v\n%s", err, strings.Join(log.lines, "\n"))
@@ -259,7 +259,7 @@ type expectedAssociation struct {
 // test therefore uses the smallest whole radius that covers the expected
 // d2d values; TestConfigRadiusIsHonoured checks what radius 10 gives.
 func TestParityWithVAST(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	want := readExpected[SourceRow](t, vast, "sources.parquet")
 	var wantAssoc []AssociationRow
 	for _, a := range readExpected[expectedAssociation](t, vast, "associations.parquet") {
@@ -321,7 +321,7 @@ func TestParityWithVAST(t *testing.T) {
 // the nearest source, must then start a source of its own instead of
 // forking one, and the other sources stay VAST's.
 func TestConfigRadiusIsHonoured(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	store := newStore(t)
 	p := processVAST(t, store, expectedConfig(t, vast, "01", "02", "03", "04"), Associator{})
 	gotAssoc := readProduct[AssociationRow](t, store, p, AssociationsProduct)

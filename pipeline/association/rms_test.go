@@ -10,11 +10,11 @@ import (
 
 	"github.com/piperun/piperun/pipeline/fits"
 
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 )
 
 func TestWorldToArrayIndexInvertsTheWCS(t *testing.T) {
-	m, err := openRMSMap(testdata.VASTFile(t, "data", "epoch01.noiseMap.fits"), 0)
+	m, err := openRMSMap(vastdata.VASTFile(t, "data", "epoch01.noiseMap.fits"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

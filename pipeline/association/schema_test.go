@@ -10,7 +10,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/piperun/piperun/artifacts"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/pipeline"
 )
 
@@ -55,7 +55,7 @@ func artifactBytes(t *testing.T, store *artifacts.Store, digest string) []byte {
 // relations have VAST's column names, order and types, so that tools
 // reading VAST runs read ours (pandas' index column aside).
 func TestProductSchemasMatchVAST(t *testing.T) {
-	vast := testdata.VASTDir(t)
+	vast := vastdata.VASTDir(t)
 	store := newStore(t)
 	p := processVAST(t, store, expectedConfig(t, vast, "01", "02"), Associator{})
 	for _, name := range []string{SourcesProduct, AssociationsProduct, RelationsProduct} {

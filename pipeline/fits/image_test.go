@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 )
 
 // vastImage holds the columns of VAST's images.parquet that come from the
@@ -38,7 +38,7 @@ type vastImage struct {
 
 func readVASTImages(t *testing.T) map[string]vastImage {
 	t.Helper()
-	rows, err := parquet.ReadFile[vastImage](testdata.VASTFile(t, "expected", "basic-association", "images.parquet"))
+	rows, err := parquet.ReadFile[vastImage](vastdata.VASTFile(t, "expected", "basic-association", "images.parquet"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func readVASTImages(t *testing.T) map[string]vastImage {
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(1, math.Abs(b)) }
 
 func TestImageInfoMatchesVAST(t *testing.T) {
-	dir := testdata.VASTDir(t)
+	dir := vastdata.VASTDir(t)
 	want := readVASTImages(t)
 	if len(want) != 4 {
 		t.Fatalf("expected images.parquet has %d images", len(want))
@@ -96,7 +96,7 @@ func TestImageInfoMatchesVAST(t *testing.T) {
 }
 
 func TestNoiseMapStatsMatchVAST(t *testing.T) {
-	dir := testdata.VASTDir(t)
+	dir := vastdata.VASTDir(t)
 	for name, w := range readVASTImages(t) {
 		noise := filepath.Join(dir, "data", strings.TrimSuffix(name, ".fits")+".noiseMap.fits")
 		h, st, err := ReadPixelStats(context.Background(), noise)

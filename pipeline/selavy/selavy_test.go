@@ -11,12 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/piperun/piperun/internal/testdata"
+	"github.com/piperun/piperun/internal/vastdata"
 )
 
 func readVAST(t *testing.T, name string) []Component {
 	t.Helper()
-	cs, err := ReadFile(context.Background(), testdata.VASTFile(t, "data", name))
+	cs, err := ReadFile(context.Background(), vastdata.VASTFile(t, "data", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestEpoch01FormatsAgree(t *testing.T) {
 // lines, independently of ReadText.
 func textColumn(t *testing.T, name, column string) []float64 {
 	t.Helper()
-	data, err := os.ReadFile(testdata.VASTFile(t, "data", name))
+	data, err := os.ReadFile(vastdata.VASTFile(t, "data", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func textColumn(t *testing.T, name, column string) []float64 {
 }
 
 func TestInvalidCatalogueNamesFileAndColumns(t *testing.T) {
-	path := testdata.VASTFile(t, "data", "epoch-invalid.selavy.components.txt")
+	path := vastdata.VASTFile(t, "data", "epoch-invalid.selavy.components.txt")
 	_, err := ReadFile(context.Background(), path)
 	var se *Error
 	if !errors.As(err, &se) || !errors.Is(err, ErrMissingColumn) {

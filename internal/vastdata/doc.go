@@ -5,4 +5,4 @@
 // to the module root, and are never copied in. A test that needs them skips
 // when they are missing, except under CI (the CI environment variable is
 // set), where missing data is a failure: CI must not pass by skipping.
-package testdata
+package vastdata
