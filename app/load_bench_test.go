@@ -17,13 +17,14 @@ import (
 )
 
 // BenchmarkLoadRun loads one run whose stream holds events=N events, from
-// its newest snapshot plus the events after it. The history is what long
-// runs are made of: processing jobs (request, start, completion with
-// products of 8 images) whose logs are flushed as log events, one job per
-// 1,000 events. lag=100: the newest snapshot is 100 events behind the head,
-// about the most that snapshotting every 100 events allows; lag=0: a
-// snapshot at the head. ns/op should not grow with N; the state itself
-// grows by a log reference or two per job.
+// its newest snapshot plus the events after it. The run is created and
+// processed five times (request, start, log, completion with products of 8
+// images); the rest of its history is log events, as a long job's log
+// flushes make it, so the state is the same whatever N: only the history's
+// length varies. lag=100: the newest snapshot is 100 events behind the
+// head, about the most that snapshotting every 100 events allows (a run of
+// 100 events has no snapshot: all are read); lag=0: a snapshot at the head.
+// ns/op should not grow with N.
 //
 //	go test -run '^$' -bench BenchmarkLoadRun -benchtime 2000x ./app/
 func BenchmarkLoadRun(b *testing.B) {
@@ -52,7 +53,7 @@ func BenchmarkLoadRun(b *testing.B) {
 				every := svc.SnapshotEvery
 				svc.SnapshotEvery = 1
 				if _, err := svc.ExecRun(ctx, "long-run", "alice", func(*domain.Run) ([]domain.Event, error) {
-					return []domain.Event{domain.LogWritten{Log: "2024-05-01-13-00-00_log.txt", Kind: domain.LogRun, Lines: []string{"done"}}}, nil
+					return []domain.Event{logEvent("2024-05-01-12-04-00_log.txt", 0)}, nil
 				}); err != nil {
 					b.Fatal(err)
 				}
@@ -95,54 +96,59 @@ func buildHistory(b *testing.B, svc *app.Service, run string, n int) {
 	ctx := context.Background()
 	alice := domain.Actor{Name: "alice"}
 	cfg := benchConfig(8)
-	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: run, Config: cfg, Actor: alice}); err != nil {
-		b.Fatal(err)
-	}
-	const tail = 99 // appended one at a time at the end, after the last snapshot
-	version := 1
+	var version int64
 	exec := func(decide func(r *domain.Run) ([]domain.Event, error)) {
 		b.Helper()
 		res, err := svc.ExecRun(ctx, run, alice.Name, decide)
 		if err != nil {
 			b.Fatal(err)
 		}
-		version = int(res.Run.Version)
+		version = res.Run.Version
 	}
-	logEvent := func(job int, line int) domain.Event {
-		lines := make([]string, 3)
-		for i := range lines {
-			lines[i] = fmt.Sprintf("2024-05-01 12:%02d:%02d,000 INFO Job %d: measured image %d of 8, %d components kept", line%60, i, job, line%8+1, 1000+line)
-		}
-		return domain.LogWritten{Log: fmt.Sprintf("2024-05-01-12-00-%02d_log.txt", job%60), Kind: domain.LogRun, Lines: lines}
-	}
-	for job := 0; version < n-tail; job++ {
+	exec(func(r *domain.Run) ([]domain.Event, error) {
+		return r.Create(domain.CreateRun{Name: run, Config: cfg, Actor: alice})
+	})
+	var lastLog string
+	for job := range 5 {
 		jobID := fmt.Sprintf("job-%d", job)
-		// A job takes at least 3 events: request, start, finish.
-		if n-tail-version < 3 {
-			exec(func(*domain.Run) ([]domain.Event, error) { return []domain.Event{logEvent(job, 0)}, nil })
-			continue
-		}
+		lastLog = fmt.Sprintf("2024-05-01-12-%02d-00_log.txt", job)
 		exec(func(r *domain.Run) ([]domain.Event, error) {
-			return r.RequestProcessing(domain.RequestProcessing{JobID: jobID, FullRerun: true, Log: fmt.Sprintf("2024-05-01-12-%02d-00_log.txt", job), Actor: alice})
+			return r.RequestProcessing(domain.RequestProcessing{JobID: jobID, FullRerun: true, Log: lastLog, Actor: alice})
 		})
 		exec(func(r *domain.Run) ([]domain.Event, error) { return r.StartProcessing(jobID), nil })
-		logs := min(997, n-tail-version-1)
+		exec(func(*domain.Run) ([]domain.Event, error) { return []domain.Event{logEvent(lastLog, job)}, nil })
+		products := benchProducts(cfg)
+		exec(func(r *domain.Run) ([]domain.Event, error) { return r.FinishProcessing(jobID, &products, nil), nil })
+	}
+	// The rest of the history: the last job's log, flushed in bulk, then
+	// 100 single flushes after the last snapshot.
+	const tail = 100
+	for version < int64(n-tail) {
+		count := min(1000, int64(n-tail)-version)
 		exec(func(*domain.Run) ([]domain.Event, error) {
-			evs := make([]domain.Event, logs)
+			evs := make([]domain.Event, count)
 			for i := range evs {
-				evs[i] = logEvent(job, i)
+				evs[i] = logEvent(lastLog, int(version)+i)
 			}
 			return evs, nil
 		})
-		products := benchProducts(cfg)
-		exec(func(r *domain.Run) ([]domain.Event, error) { return r.FinishProcessing(jobID, &products, nil), nil })
 	}
 	every := svc.SnapshotEvery
 	svc.SnapshotEvery = 0
 	defer func() { svc.SnapshotEvery = every }()
-	for i := 0; version < n; i++ {
-		exec(func(*domain.Run) ([]domain.Event, error) { return []domain.Event{logEvent(-1, i)}, nil })
+	for version < int64(n) {
+		exec(func(*domain.Run) ([]domain.Event, error) { return []domain.Event{logEvent(lastLog, int(version))}, nil })
 	}
+}
+
+// logEvent is one flush of a job's log: a few lines, as a second of a job
+// writes.
+func logEvent(log string, i int) domain.Event {
+	lines := make([]string, 3)
+	for j := range lines {
+		lines[j] = fmt.Sprintf("2024-05-01 12:%02d:%02d,%03d INFO Measured image %d of 8: %d components kept", i/60%60, i%60, j, i%8+1, 1000+i)
+	}
+	return domain.LogWritten{Log: log, Kind: domain.LogRun, Lines: lines}
 }
 
 // benchConfig is a configuration over images synthetic image names.

@@ -132,6 +132,9 @@ type HTTPResult struct {
 	// of restores accepted by then.
 	Drained  time.Duration
 	Restored int
+	// CPU is this process's CPU time during the load (0 where it cannot be
+	// measured).
+	CPU time.Duration
 }
 
 // Rate is the number of accepted requests of kind per second of load.
@@ -341,6 +344,7 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	defer cancel()
 	var sent atomic.Int64
 	start := time.Now()
+	cpu0, cpuOK := processCPU()
 	var wg sync.WaitGroup
 	for w := range opts.Concurrency {
 		wg.Add(1)
@@ -369,6 +373,9 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	}
 	wg.Wait()
 	res := HTTPResult{Elapsed: time.Since(start), Kinds: map[string]Summary{}, Accepted: map[string]int{}}
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		res.CPU = cpu1 - cpu0
+	}
 	pprof.StopCPUProfile()
 	for k, l := range lat {
 		s := l.Summary()
@@ -381,6 +388,14 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	}
 	res.Restored = res.Accepted[KindRestore]
 	printHTTP(out, res)
+	if accepted := res.Accepted[KindRestore] + res.Accepted[KindCreate] + res.Accepted[KindProcess]; res.CPU > 0 && accepted > 0 {
+		who := "clients only: the server is another process"
+		if opts.Server == "" {
+			who = "the server, its workers and the clients"
+		}
+		fmt.Fprintf(out, "CPU time of this process during the load (%s): %s, %.2f cores, %.0f µs per accepted request\n",
+			who, res.CPU.Round(time.Millisecond), res.CPU.Seconds()/res.Elapsed.Seconds(), float64(res.CPU.Microseconds())/float64(accepted))
+	}
 	if last := g.lastRestore.Load(); last >= 0 && opts.Drain > 0 {
 		// The relay hands events to the workers in log order: once the
 		// last accepted restore is done, so are the others.

@@ -33,6 +33,9 @@ type ProjectionsResult struct {
 	Rebuild time.Duration
 	// Rate is events per second of rebuild.
 	Rate float64
+	// CPU is the process's CPU time during the rebuild (0 where it cannot
+	// be measured).
+	CPU time.Duration
 }
 
 // Projections writes an event log of run histories into an embedded event
@@ -99,14 +102,22 @@ func Projections(ctx context.Context, opts ProjectionsOptions, out io.Writer) (P
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
+	cpu0, cpuOK := processCPU()
 	if err := read.CatchUp(ctx, store); err != nil {
 		return res, err
 	}
 	res.Rebuild = time.Since(start)
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		res.CPU = cpu1 - cpu0
+	}
 	if read.Position() != head {
 		return res, errors.New("the read models did not reach the head of the log")
 	}
 	res.Rate = float64(head) / res.Rebuild.Seconds()
 	fmt.Fprintf(out, "rebuilt the read models from %d events in %s: %.0f events/s\n", head, res.Rebuild.Round(time.Millisecond), res.Rate)
+	if res.CPU > 0 {
+		fmt.Fprintf(out, "CPU time of the rebuild: %s (%.2f cores, %.1f µs per event)\n", res.CPU.Round(time.Millisecond),
+			res.CPU.Seconds()/res.Rebuild.Seconds(), float64(res.CPU.Microseconds())/float64(head))
+	}
 	return res, nil
 }

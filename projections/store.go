@@ -121,8 +121,10 @@ type Store struct {
 func Open(ctx context.Context, path string) (*Store, error) {
 	// _txlock=immediate: a batch reads the checkpoint and writes in one
 	// transaction, which must hold the write lock from its start when two
-	// processes share the file.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	// processes share the file. temp_store(MEMORY): the statement journal of
+	// the many-row log inserts stays in memory instead of a temporary file
+	// written page by page.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
