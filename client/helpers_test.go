@@ -1,17 +1,13 @@
 package client_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/runconfig"
-	"github.com/piperun/piperun/server"
 )
 
 // testServer is a real piperun server running in the test's process.
@@ -23,55 +19,13 @@ type testServer struct {
 	Admin, Alice, Bob string
 }
 
-// startServer runs server.Run with workers on a fresh data directory and
-// the given images root until the test ends.
+// startServer runs a real server (workers on) over imagesDir until the
+// test ends, with the users admin (an administrator), alice and bob.
 func startServer(t *testing.T, imagesDir string) *testServer {
 	t.Helper()
-	ts := &testServer{DataDir: t.TempDir(), ImagesDir: imagesDir}
-	ctx := context.Background()
-	for _, u := range []struct {
-		name  string
-		admin bool
-		token *string
-	}{{"admin", true, &ts.Admin}, {"alice", false, &ts.Alice}, {"bob", false, &ts.Bob}} {
-		tok, err := server.AddUser(ctx, server.Storage{DataDir: ts.DataDir}, u.name, u.admin)
-		if err != nil {
-			t.Fatalf("add user %s: %v", u.name, err)
-		}
-		*u.token = tok
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(runCtx, server.Config{
-			DataDir: ts.DataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
-			Poll: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Stdout: io.Discard, Ready: ready,
-		})
-	}()
-	select {
-	case addr := <-ready:
-		ts.URL = "http://" + addr
-	case err := <-done:
-		cancel()
-		t.Fatalf("server stopped before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server stopped with an error: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("server did not stop within 20s of its context ending")
-		}
-	})
-	return ts
+	srv := testserver.Start(t, imagesDir, []testserver.User{{Name: "admin", Admin: true}, {Name: "alice"}, {Name: "bob"}}, testserver.Options{})
+	return &testServer{URL: srv.URL, DataDir: srv.DataDir, ImagesDir: imagesDir,
+		Admin: srv.Tokens["admin"], Alice: srv.Tokens["alice"], Bob: srv.Tokens["bob"]}
 }
 
 // syntheticImages writes n sets of empty input files (enough for the
