@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS log_chunks (
 	lines TEXT NOT NULL,
 	PRIMARY KEY (run, log, first)
 ) WITHOUT ROWID;
+-- Which run (current products or backup) uses which artifact, so that the
+-- janitor checks its candidates without reading every run.
+CREATE TABLE IF NOT EXISTS artifact_refs (
+	digest TEXT NOT NULL,
+	run TEXT NOT NULL,
+	PRIMARY KEY (digest, run)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS artifact_refs_run ON artifact_refs (run);
 CREATE TABLE IF NOT EXISTS users (
 	name TEXT PRIMARY KEY,
 	admin INTEGER NOT NULL,
@@ -50,8 +58,8 @@ CREATE TABLE IF NOT EXISTS users (
 const checkpointName = "read-models"
 
 // schemaVersion is kept in PRAGMA user_version. Version 1 kept a row per
-// log line (log_lines); Open converts it.
-const schemaVersion = 2
+// log line (log_lines); version 2 had no artifact_refs. Open converts both.
+const schemaVersion = 3
 
 // migrate brings a read-model file to schemaVersion, in one transaction so
 // that processes opening the file together migrate it once.
@@ -87,10 +95,67 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return err
 		}
 	}
+	if version < 3 {
+		if err := fillArtifactRefs(ctx, tx); err != nil {
+			return fmt.Errorf("index artifact references: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// fillArtifactRefs builds artifact_refs from the runs' states.
+func fillArtifactRefs(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT name, state FROM runs`)
+	if err != nil {
+		return err
+	}
+	refs := map[string][]string{}
+	for rows.Next() {
+		var name string
+		var state []byte
+		if err := rows.Scan(&name, &state); err != nil {
+			rows.Close()
+			return err
+		}
+		var r domain.Run
+		if err := json.Unmarshal(state, &r); err != nil {
+			rows.Close()
+			return fmt.Errorf("decode run %s: %w", name, err)
+		}
+		refs[name] = referencedDigests(&r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for name, digests := range refs {
+		for _, d := range digests {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO artifact_refs (digest, run) VALUES (?, ?)`, d, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// referencedDigests lists the artifacts a run's state uses: its products
+// and its backup's.
+func referencedDigests(r *domain.Run) []string {
+	var out []string
+	if r.Products != nil {
+		for _, a := range r.Products.Artifacts {
+			out = append(out, a.Digest)
+		}
+	}
+	if r.Backup != nil {
+		for _, a := range r.Backup.Products.Artifacts {
+			out = append(out, a.Digest)
+		}
+	}
+	return out
 }
 
 // Change tells subscribers that a run's read model changed.
@@ -565,7 +630,18 @@ func (b *batchWriter) finish(ctx context.Context) error {
 			if err := b.clearLogs(ctx, name); err != nil {
 				return fmt.Errorf("delete logs of run %s from read models: %w", name, err)
 			}
+			if err := b.exec(ctx, `DELETE FROM artifact_refs WHERE run = ?`, name); err != nil {
+				return fmt.Errorf("delete artifact references of run %s: %w", name, err)
+			}
 			continue
+		}
+		if err := b.exec(ctx, `DELETE FROM artifact_refs WHERE run = ?`, name); err != nil {
+			return fmt.Errorf("update artifact references of run %s: %w", name, err)
+		}
+		for _, d := range referencedDigests(r) {
+			if err := b.exec(ctx, `INSERT OR IGNORE INTO artifact_refs (digest, run) VALUES (?, ?)`, d, name); err != nil {
+				return fmt.Errorf("update artifact references of run %s: %w", name, err)
+			}
 		}
 		state, err := json.Marshal(r)
 		if err != nil {
@@ -692,7 +768,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 func (s *Store) Reset(ctx context.Context) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	for _, q := range []string{"DELETE FROM runs", "DELETE FROM log_chunks", "DELETE FROM users", "DELETE FROM checkpoint WHERE name = '" + checkpointName + "'"} {
+	for _, q := range []string{"DELETE FROM runs", "DELETE FROM log_chunks", "DELETE FROM users", "DELETE FROM artifact_refs", "DELETE FROM checkpoint WHERE name = '" + checkpointName + "'"} {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("reset read models: %w", err)
 		}
@@ -750,4 +826,25 @@ func (s *Store) ListRunStates(ctx context.Context) ([]domain.Run, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// ArtifactUse reports which of digests a run other than except uses (in its
+// products or its backup), and whether any run has a processing job queued
+// or running. It reads an index, not the runs' states.
+func (s *Store) ArtifactUse(ctx context.Context, digests []string, except string) (used map[string]bool, pendingJob bool, err error) {
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM runs WHERE status IN (?, ?))`,
+		string(domain.StatusQueued), string(domain.StatusRunning)).Scan(&pendingJob); err != nil {
+		return nil, false, fmt.Errorf("look for pending jobs: %w", err)
+	}
+	used = map[string]bool{}
+	for _, d := range digests {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM artifact_refs WHERE digest = ? AND run != ?`, d, except).Scan(&n); err != nil {
+			return nil, false, fmt.Errorf("look up uses of %s: %w", d, err)
+		}
+		if n > 0 {
+			used[d] = true
+		}
+	}
+	return used, pendingJob, nil
 }

@@ -54,6 +54,7 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 			Process:       processFunc(c.Artifacts, cfg.ImagesDir),
 			Artifacts:     c.Artifacts,
 			Runs:          c.Read,
+			Refs:          c.Read,
 			Logger:        log.With("component", "workers"),
 			OnRestoreDone: m.RestoreDone,
 		}

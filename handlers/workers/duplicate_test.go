@@ -55,6 +55,13 @@ func (c caughtUp) ListRunStates(ctx context.Context) ([]domain.Run, error) {
 	return c.read.ListRunStates(ctx)
 }
 
+func (c caughtUp) ArtifactUse(ctx context.Context, digests []string, except string) (map[string]bool, bool, error) {
+	if err := c.read.CatchUp(ctx, c.store); err != nil {
+		return nil, false, err
+	}
+	return c.read.ArtifactUse(ctx, digests, except)
+}
+
 // processFunc is the server's adapter of the pipeline (server/process.go).
 func processFunc(store *artifacts.Store, imagesRoot string) workers.ProcessFunc {
 	return func(ctx context.Context, run string, cfg domain.RunConfig, previous *domain.Products, add bool, log workers.Logger) (domain.Products, error) {
@@ -98,7 +105,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) newWorkers() *workers.Workers {
 	w := &workers.Workers{
 		Svc: e.svc, Process: processFunc(e.arts, e.survey.Dir), Artifacts: e.arts,
-		Runs: caughtUp{e.read, e.store}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Runs: caughtUp{e.read, e.store}, Refs: caughtUp{e.read, e.store}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FlushEvery: 5 * time.Millisecond,
 	}
 	e.t.Cleanup(w.Close)

@@ -50,7 +50,10 @@ type Workers struct {
 	Process   ProcessFunc
 	Artifacts Artifacts
 	Runs      RunStates
-	Logger    *slog.Logger
+	// Refs, when set, answers the janitor's reference check from an index
+	// instead of reading every run (Runs).
+	Refs   ArtifactRefs
+	Logger *slog.Logger
 	// MaxJobs bounds concurrent processing jobs (default 2).
 	MaxJobs int
 	// FlushEvery is how often a running job's log lines are written
@@ -403,42 +406,27 @@ func (w *Workers) HandleJanitor(ctx context.Context, env messaging.Envelope) err
 	if len(candidates) == 0 {
 		return nil
 	}
-	runs, err := w.Runs.ListRunStates(ctx)
-	if err != nil {
-		return fmt.Errorf("janitor: %w", err)
-	}
 	// The read models may lag behind the event being handled: take the
 	// run's own state from the store, the others' from the read models.
 	own, err := w.Svc.LoadRun(ctx, env.Run)
 	if err != nil {
 		return fmt.Errorf("janitor: %w", err)
 	}
-	live := map[string]bool{}
-	for _, r := range append(runs, own) {
-		if r.Name == env.Run && r.Version != own.Version {
-			continue
-		}
-		if r.Deleted {
-			continue
-		}
-		if r.Job != nil {
-			// A running job may have written products with the same content
-			// (products are content-addressed) that it has not recorded
-			// yet: deleting now could pull them from under it. Leave the
-			// candidates; an orphaned file costs only space.
-			w.Logger.Info("janitor left artifacts in place while a job is pending", "run", env.Run, "pending_job_run", r.Name, "artifacts", len(candidates))
-			return nil
-		}
-		if r.Products != nil {
-			for _, a := range r.Products.Artifacts {
-				live[a.Digest] = true
-			}
-		}
-		if r.Backup != nil {
-			for _, a := range r.Backup.Products.Artifacts {
-				live[a.Digest] = true
-			}
-		}
+	live, pending, err := w.othersUse(ctx, env.Run, candidates)
+	if err != nil {
+		return fmt.Errorf("janitor: %w", err)
+	}
+	if !own.Deleted {
+		pending = pending || own.Job != nil
+		uses(&own, live)
+	}
+	if pending {
+		// A running job may have written products with the same content
+		// (products are content-addressed) that it has not recorded yet:
+		// deleting now could pull them from under it. Leave the
+		// candidates; an orphaned file costs only space.
+		w.Logger.Info("janitor left artifacts in place while a job is pending", "run", env.Run, "artifacts", len(candidates))
+		return nil
 	}
 	for _, a := range candidates {
 		if live[a.Digest] {
@@ -450,6 +438,53 @@ func (w *Workers) HandleJanitor(ctx context.Context, env messaging.Envelope) err
 		w.Logger.Info("janitor deleted artifact", "run", env.Run, "artifact", a.Name, "digest", a.Digest)
 	}
 	return nil
+}
+
+// ArtifactRefs answers the janitor's question from an index: which of
+// these artifacts do runs other than one use, and is any job pending.
+type ArtifactRefs interface {
+	ArtifactUse(ctx context.Context, digests []string, except string) (used map[string]bool, pendingJob bool, err error)
+}
+
+// othersUse returns the candidates that runs other than run use, and
+// whether any of those runs has a job pending: from Refs when set, else by
+// reading every run's state.
+func (w *Workers) othersUse(ctx context.Context, run string, candidates []domain.Artifact) (map[string]bool, bool, error) {
+	if w.Refs != nil {
+		digests := make([]string, len(candidates))
+		for i, a := range candidates {
+			digests[i] = a.Digest
+		}
+		return w.Refs.ArtifactUse(ctx, digests, run)
+	}
+	runs, err := w.Runs.ListRunStates(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	live, pending := map[string]bool{}, false
+	for i := range runs {
+		r := &runs[i]
+		if r.Name == run || r.Deleted {
+			continue
+		}
+		pending = pending || r.Job != nil
+		uses(r, live)
+	}
+	return live, pending, nil
+}
+
+// uses marks the artifacts of a run's products and backup in live.
+func uses(r *domain.Run, live map[string]bool) {
+	if r.Products != nil {
+		for _, a := range r.Products.Artifacts {
+			live[a.Digest] = true
+		}
+	}
+	if r.Backup != nil {
+		for _, a := range r.Backup.Products.Artifacts {
+			live[a.Digest] = true
+		}
+	}
 }
 
 // joinLogs merges consecutive LogWritten events of the same log into one,
