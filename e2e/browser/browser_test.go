@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -461,13 +462,24 @@ func (tb *tab) schedule(debug bool) {
 	}
 }
 
-const runName = "vast-restore"
+// rounds counts the test functions' runs, so that a repeated run
+// (go test -count=N) on the shared server uses new run names.
+var rounds atomic.Int64
+
+// fresh returns name, suffixed after the first round.
+func fresh(name string) string {
+	if n := rounds.Add(1); n > 1 {
+		return fmt.Sprintf("%s-%d", name, n)
+	}
+	return name
+}
 
 // TestRestoreFromTheDetailPage follows the issue's story: processing,
 // adding an image, another user's view, the restore and its log.
 func TestRestoreFromTheDetailPage(t *testing.T) {
 	needBrowser(t)
 	inst := sharedServer(t)
+	runName := fresh("vast-restore")
 	alice := newTab(t, inst)
 
 	// A step that stops (t.Fatal) stops the story, since the later steps
@@ -661,7 +673,8 @@ func TestEscapingAndCSRF(t *testing.T) {
 	alice := newTab(t, inst)
 	alice.signIn("alice", inst.tokens["alice"])
 	const evil = `<script>alert(1)</script><img src=x onerror=alert(2)>`
-	alice.createRun("xss-check", evil, configFor("01"))
+	xss := fresh("xss-check")
+	alice.createRun(xss, evil, configFor("01"))
 
 	t.Run("the description shows as text", func(t *testing.T) {
 		alice.t = t
@@ -673,7 +686,7 @@ func TestEscapingAndCSRF(t *testing.T) {
 		}
 		alice.open("/")
 		alice.do(chromedp.WaitVisible(chromedp.ID("runs-table")))
-		if got := alice.text(`tr[data-run="xss-check"] .desc`); got != evil {
+		if got := alice.text(`tr[data-run="` + xss + `"] .desc`); got != evil {
 			t.Errorf("run list shows %q", got)
 		}
 		alice.screenshot("runs-1280", true)
@@ -686,9 +699,9 @@ func TestEscapingAndCSRF(t *testing.T) {
 
 	t.Run("a state change without the CSRF token is refused", func(t *testing.T) {
 		alice.t = t
-		alice.open("/runs/xss-check")
+		alice.open("/runs/" + xss)
 		alice.do(chromedp.WaitVisible(chromedp.ID("run-status")))
-		res := eval[map[string]any](alice, `fetch("/api/v1/runs/xss-check", {method: "DELETE", credentials: "same-origin"})
+		res := eval[map[string]any](alice, `fetch("/api/v1/runs/`+xss+`", {method: "DELETE", credentials: "same-origin"})
 			.then(async r => ({status: r.status, body: await r.json()}))`)
 		if code, _ := res["status"].(float64); code != http.StatusForbidden {
 			t.Errorf("DELETE with the cookie and no token: %v, want 403", res)
