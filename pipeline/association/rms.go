@@ -2,7 +2,6 @@ package association
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,11 +17,7 @@ type rmsMap struct {
 	f            *os.File
 	offset       int64 // start of the data
 	nx, ny       int   // NAXIS1, NAXIS2
-	bitpix       int
-	bscale       float64
-	bzero        float64
-	blank        int64
-	hasBlank     bool
+	pixels       fits.PixelFormat
 	wcs          *fits.WCS
 	crpix        [2]float64
 	pixelArcsec  float64 // size of a pixel along the second axis
@@ -47,16 +42,9 @@ func newRMSMap(f *os.File, fallbackBeamMajDeg float64) (*rmsMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &rmsMap{f: f, offset: h.Size(), bscale: 1}
-	bitpix, err := h.Int("BITPIX")
-	if err != nil {
+	m := &rmsMap{f: f, offset: h.Size()}
+	if m.pixels, err = fits.ParsePixelFormat(h); err != nil {
 		return nil, err
-	}
-	m.bitpix = int(bitpix)
-	switch m.bitpix {
-	case 8, 16, 32, 64, -32, -64:
-	default:
-		return nil, fmt.Errorf("BITPIX %d: %w", bitpix, fits.ErrBadValue)
 	}
 	nx, err := h.Int("NAXIS1")
 	if err != nil {
@@ -70,18 +58,6 @@ func newRMSMap(f *os.File, fallbackBeamMajDeg float64) (*rmsMap, error) {
 		return nil, fmt.Errorf("image is %d x %d pixels: %w", nx, ny, fits.ErrBadValue)
 	}
 	m.nx, m.ny = int(nx), int(ny)
-	if m.bscale, err = h.FloatOr("BSCALE", 1); err != nil {
-		return nil, err
-	}
-	if m.bzero, err = h.FloatOr("BZERO", 0); err != nil {
-		return nil, err
-	}
-	if h.Has("BLANK") {
-		if m.blank, err = h.Int("BLANK"); err != nil {
-			return nil, err
-		}
-		m.hasBlank = true
-	}
 	if m.wcs, err = fits.NewWCS(h); err != nil {
 		return nil, err
 	}
@@ -154,7 +130,7 @@ func (m *rmsMap) worldToArrayIndex(ra, dec float64) (int, int, error) {
 
 // readRow reads pixels [x0, x1) of row y of the first plane.
 func (m *rmsMap) readRow(y, x0, x1 int) ([]float64, error) {
-	size := abs(m.bitpix) / 8
+	size := m.pixels.BytesPerPixel()
 	buf := make([]byte, (x1-x0)*size)
 	off := m.offset + (int64(y)*int64(m.nx)+int64(x0))*int64(size)
 	if _, err := m.f.ReadAt(buf, off); err != nil {
@@ -165,41 +141,13 @@ func (m *rmsMap) readRow(y, x0, x1 int) ([]float64, error) {
 	}
 	out := make([]float64, x1-x0)
 	for i := range out {
-		b := buf[i*size:]
-		var v float64
-		switch m.bitpix {
-		case -32:
-			v = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
-		case -64:
-			v = math.Float64frombits(binary.BigEndian.Uint64(b))
-		default:
-			var n int64
-			switch m.bitpix {
-			case 8:
-				n = int64(b[0])
-			case 16:
-				n = int64(int16(binary.BigEndian.Uint16(b)))
-			case 32:
-				n = int64(int32(binary.BigEndian.Uint32(b)))
-			case 64:
-				n = int64(binary.BigEndian.Uint64(b))
-			}
-			if m.hasBlank && n == m.blank {
-				v = math.NaN()
-			} else {
-				v = float64(n)
-			}
+		v, ok := m.pixels.Value(buf[i*size:])
+		if !ok {
+			v = math.NaN() // a BLANK pixel
 		}
-		out[i] = v*m.bscale + m.bzero
+		out[i] = v
 	}
 	return out, nil
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }
 
 // trueRMS is VAST's rms of a noise map at a position, in mJy: the pixel

@@ -2,7 +2,6 @@ package fits
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -145,29 +144,18 @@ func fromSortKey(k uint64) float64 {
 
 // dataDesc describes the primary data array.
 type dataDesc struct {
+	PixelFormat
 	offset       int64
-	bitpix       int
 	count        int64
-	bscale       float64
-	bzero        float64
-	blank        int64
-	hasBlank     bool
-	scaled       bool
 	bytesPerElem int
 }
 
 func newDataDesc(h *Header) (*dataDesc, error) {
-	bitpix, err := h.Int("BITPIX")
+	pf, err := ParsePixelFormat(h)
 	if err != nil {
 		return nil, err
 	}
-	d := &dataDesc{offset: h.Size(), bitpix: int(bitpix)}
-	switch bitpix {
-	case 8, 16, 32, 64, -32, -64:
-		d.bytesPerElem = int(abs(bitpix) / 8)
-	default:
-		return nil, fmt.Errorf("keyword BITPIX: %d is not a FITS pixel type: %w", bitpix, ErrBadValue)
-	}
+	d := &dataDesc{PixelFormat: pf, offset: h.Size(), bytesPerElem: pf.BytesPerPixel()}
 	naxis, err := h.Int("NAXIS")
 	if err != nil {
 		return nil, err
@@ -190,30 +178,10 @@ func newDataDesc(h *Header) (*dataDesc, error) {
 		}
 		d.count *= n
 	}
-	if d.bscale, err = h.FloatOr("BSCALE", 1); err != nil {
-		return nil, err
-	}
-	if d.bzero, err = h.FloatOr("BZERO", 0); err != nil {
-		return nil, err
-	}
-	d.scaled = d.bscale != 1 || d.bzero != 0
-	if bitpix > 0 && h.Has("BLANK") {
-		if d.blank, err = h.Int("BLANK"); err != nil {
-			return nil, err
-		}
-		d.hasBlank = true
-	}
 	return d, nil
 }
 
-func abs(v int64) int64 {
-	if v < 0 {
-		return -v
-	}
-	return v
-}
-
-func (d *dataDesc) float32Native() bool { return d.bitpix == -32 && !d.scaled }
+func (d *dataDesc) float32Native() bool { return d.BitPix == -32 && !d.Scaled() }
 
 var errTruncated = errors.New("data shorter than the header says")
 
@@ -247,34 +215,11 @@ func (d *dataDesc) scan(ctx context.Context, r io.ReaderAt, fn func(float64)) er
 	return nil
 }
 
+// decode returns a pixel's physical value, and false for pixels that carry
+// no measurement (BLANK, NaN or exactly 0, as VAST's statistics skip them).
 func (d *dataDesc) decode(b []byte) (float64, bool) {
-	var v float64
-	switch d.bitpix {
-	case -32:
-		v = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
-	case -64:
-		v = math.Float64frombits(binary.BigEndian.Uint64(b))
-	default:
-		var i int64
-		switch d.bitpix {
-		case 8:
-			i = int64(b[0])
-		case 16:
-			i = int64(int16(binary.BigEndian.Uint16(b)))
-		case 32:
-			i = int64(int32(binary.BigEndian.Uint32(b)))
-		case 64:
-			i = int64(binary.BigEndian.Uint64(b))
-		}
-		if d.hasBlank && i == d.blank {
-			return 0, false
-		}
-		v = float64(i)
-	}
-	if d.scaled {
-		v = d.bzero + d.bscale*v
-	}
-	if math.IsNaN(v) || v == 0 {
+	v, ok := d.Value(b)
+	if !ok || math.IsNaN(v) || v == 0 {
 		return 0, false
 	}
 	return v, true
