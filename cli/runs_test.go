@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"github.com/piperun/piperun/internal/testserver"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +19,7 @@ import (
 )
 
 func TestUserAddPrintsOnlyTheToken(t *testing.T) {
-	ts := startServer(t, syntheticImages(t, 1))
+	ts := startServer(t, testserver.EmptyInputFiles(t, 1))
 	// The flag after the positional, as a user would type it.
 	r := piperun(t, "", "user", "add", "carol", "--admin", "--data-dir", ts.DataDir)
 	if r.code != ExitOK || r.stderr != "" {
@@ -54,7 +55,7 @@ func TestUserAddTakesDataDirFromEnvironment(t *testing.T) {
 }
 
 func TestTokenAndServerFromEnvironment(t *testing.T) {
-	ts := startServer(t, syntheticImages(t, 1))
+	ts := startServer(t, testserver.EmptyInputFiles(t, 1))
 	t.Setenv(EnvServer, ts.URL)
 	t.Setenv(EnvToken, ts.Bob)
 	if r := piperun(t, "", "whoami"); r.code != ExitOK || !strings.HasPrefix(r.stdout, "bob (user)") {
@@ -70,9 +71,9 @@ func TestTokenAndServerFromEnvironment(t *testing.T) {
 }
 
 func TestRunCommandsWithoutProcessing(t *testing.T) {
-	ts := startServer(t, syntheticImages(t, 3))
-	cfg2 := writeConfig(t, syntheticInputs(2), "r1")
-	cfg3 := writeConfig(t, syntheticInputs(3), "r1")
+	ts := startServer(t, testserver.EmptyInputFiles(t, 3))
+	cfg2 := writeConfig(t, testserver.PlaceholderInputs(2), "r1")
+	cfg3 := writeConfig(t, testserver.PlaceholderInputs(3), "r1")
 
 	r := ts.as(t, ts.Alice, "", "initpiperun", "r1", "--config", cfg2, "--description", "two synthetic images")
 	if r.code != ExitOK || !strings.Contains(r.stdout, "Created run r1 (status Initialised)") {
@@ -81,7 +82,7 @@ func TestRunCommandsWithoutProcessing(t *testing.T) {
 	if r := ts.as(t, ts.Alice, "", "initpiperun", "r1", "--config", cfg2); r.code != ExitFailure || !strings.Contains(r.stderr, "already exists") {
 		t.Errorf("initpiperun of an existing name: %s", r)
 	}
-	bad := syntheticInputs(2)
+	bad := testserver.PlaceholderInputs(2)
 	bad.Noise[1] = "nowhere.fits"
 	if r := ts.as(t, ts.Alice, "", "initpiperun", "r2", "--config", writeConfig(t, bad, "r2")); r.code != ExitFailure || !strings.Contains(r.stderr, "nowhere.fits") {
 		t.Errorf("initpiperun with a missing input: %s", r)
@@ -156,8 +157,8 @@ func TestRunCommandsWithoutProcessing(t *testing.T) {
 }
 
 func TestClearConfirmation(t *testing.T) {
-	ts := startServer(t, syntheticImages(t, 1))
-	cfg := writeConfig(t, syntheticInputs(1), "r")
+	ts := startServer(t, testserver.EmptyInputFiles(t, 1))
+	cfg := writeConfig(t, testserver.PlaceholderInputs(1), "r")
 	if r := ts.as(t, ts.Alice, "", "initpiperun", "r", "--config", cfg); r.code != ExitOK {
 		t.Fatalf("initpiperun: %s", r)
 	}
@@ -191,7 +192,7 @@ func TestClearConfirmation(t *testing.T) {
 
 func TestServeWorkerAndRebuild(t *testing.T) {
 	dataDir := t.TempDir()
-	images := syntheticImages(t, 1)
+	images := testserver.EmptyInputFiles(t, 1)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
@@ -214,7 +215,7 @@ func TestServeWorkerAndRebuild(t *testing.T) {
 	if r.code != ExitOK || !strings.HasPrefix(r.stdout, "admin (administrator)") {
 		t.Fatalf("whoami with the first-start token: %s", r)
 	}
-	if r := piperun(t, "", "initpiperun", "r", "--config", writeConfig(t, syntheticInputs(1), "r"), "--server", m[1], "--token", m[2]); r.code != ExitOK {
+	if r := piperun(t, "", "initpiperun", "r", "--config", writeConfig(t, testserver.PlaceholderInputs(1), "r"), "--server", m[1], "--token", m[2]); r.code != ExitOK {
 		t.Fatalf("initpiperun: %s", r)
 	}
 	cancel()
@@ -259,8 +260,8 @@ func TestServeWorkerAndRebuild(t *testing.T) {
 func TestCreateProcessAddRestore(t *testing.T) {
 	images := filepath.Join(vastdata.VASTDir(t), "data")
 	ts := startServer(t, images)
-	cfg2 := writeConfig(t, vastInputs("epoch01", "epoch02"), "story")
-	cfg3 := writeConfig(t, vastInputs("epoch01", "epoch02", "epoch03"), "story")
+	cfg2 := writeConfig(t, testserver.VASTInputs("epoch01", "epoch02"), "story")
+	cfg3 := writeConfig(t, testserver.VASTInputs("epoch01", "epoch02", "epoch03"), "story")
 
 	if r := ts.as(t, ts.Alice, "", "initpiperun", "story", "--config", cfg2); r.code != ExitOK {
 		t.Fatalf("initpiperun: %s", r)
@@ -353,7 +354,7 @@ func TestCreateProcessAddRestore(t *testing.T) {
 func TestRunPipelineReportsFailure(t *testing.T) {
 	images := filepath.Join(vastdata.VASTDir(t), "data")
 	ts := startServer(t, images)
-	cfg := writeConfig(t, vastInputs("epoch01", "epoch-invalid"), "bad")
+	cfg := writeConfig(t, testserver.VASTInputs("epoch01", "epoch-invalid"), "bad")
 	if r := ts.as(t, ts.Alice, "", "initpiperun", "bad", "--config", cfg); r.code != ExitOK {
 		t.Fatalf("initpiperun: %s", r)
 	}

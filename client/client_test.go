@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/piperun/piperun/internal/testserver"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,13 +38,13 @@ func TestNewBaseURL(t *testing.T) {
 }
 
 func TestErrorsCarryStatusAndServerMessage(t *testing.T) {
-	ts := startServer(t, syntheticImages(t, 2))
+	ts := startServer(t, testserver.EmptyInputFiles(t, 2))
 	ctx := ctxT(t)
 	alice := client.New(ts.URL, ts.Alice, nil)
-	if _, err := alice.CreateRun(ctx, "r1", "", config(syntheticInputs(2), "r1")); err != nil {
+	if _, err := alice.CreateRun(ctx, "r1", "", config(testserver.PlaceholderInputs(2), "r1")); err != nil {
 		t.Fatalf("CreateRun: %v", err)
 	}
-	badPaths := syntheticInputs(2)
+	badPaths := testserver.PlaceholderInputs(2)
 	badPaths.Images[1] = "missing.fits"
 	tests := []struct {
 		name    string
@@ -55,7 +56,7 @@ func TestErrorsCarryStatusAndServerMessage(t *testing.T) {
 		{"no token", func() error { _, err := client.New(ts.URL, "", nil).ListRuns(ctx); return err }, http.StatusUnauthorized, "token"},
 		{"unknown run", func() error { _, err := alice.GetRun(ctx, "nope"); return err }, http.StatusNotFound, "nope"},
 		{"duplicate run", func() error {
-			_, err := alice.CreateRun(ctx, "r1", "", config(syntheticInputs(2), "r1"))
+			_, err := alice.CreateRun(ctx, "r1", "", config(testserver.PlaceholderInputs(2), "r1"))
 			return err
 		}, http.StatusConflict, "already exists"},
 		{"missing input", func() error {
@@ -63,7 +64,7 @@ func TestErrorsCarryStatusAndServerMessage(t *testing.T) {
 			return err
 		}, http.StatusBadRequest, "missing.fits"},
 		{"bad run name", func() error {
-			_, err := alice.CreateRun(ctx, "a/b", "", config(syntheticInputs(2), "r"))
+			_, err := alice.CreateRun(ctx, "a/b", "", config(testserver.PlaceholderInputs(2), "r"))
 			return err
 		}, http.StatusBadRequest, "a/b"},
 		{"not the owner", func() error { _, err := client.New(ts.URL, ts.Bob, nil).Delete(ctx, "r1"); return err }, http.StatusForbidden, "alice"},
@@ -97,7 +98,7 @@ func TestUnreachableServer(t *testing.T) {
 }
 
 func TestRunLifecycleWithoutProcessing(t *testing.T) {
-	ts := startServer(t, syntheticImages(t, 3))
+	ts := startServer(t, testserver.EmptyInputFiles(t, 3))
 	ctx := ctxT(t)
 	c := client.New(ts.URL, ts.Alice, nil)
 	if err := c.Healthz(ctx); err != nil {
@@ -110,7 +111,7 @@ func TestRunLifecycleWithoutProcessing(t *testing.T) {
 	if err != nil || me.Name != "alice" || me.Admin {
 		t.Fatalf("WhoAmI = %+v, %v; want alice, not admin", me, err)
 	}
-	cfg2 := config(syntheticInputs(2), "r1")
+	cfg2 := config(testserver.PlaceholderInputs(2), "r1")
 	d, err := c.CreateRun(ctx, "r1", "two images", cfg2)
 	if err != nil {
 		t.Fatalf("CreateRun: %v", err)
@@ -122,7 +123,7 @@ func TestRunLifecycleWithoutProcessing(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs[0].Name != "r1" || runs[0].Status != domain.StatusInitialised {
 		t.Fatalf("ListRuns = %+v, %v", runs, err)
 	}
-	cfg3 := config(syntheticInputs(3), "r1")
+	cfg3 := config(testserver.PlaceholderInputs(3), "r1")
 	if d, err = c.PutConfig(ctx, "r1", cfg3); err != nil || d.Config != cfg3 {
 		t.Fatalf("PutConfig = %+v, %v", d, err)
 	}
@@ -176,7 +177,7 @@ func TestProcessAndRestore(t *testing.T) {
 	ts := startServer(t, images)
 	ctx := ctxT(t)
 	c := client.New(ts.URL, ts.Alice, nil)
-	if _, err := c.CreateRun(ctx, "r", "", config(vastInputs("epoch01", "epoch02"), "r")); err != nil {
+	if _, err := c.CreateRun(ctx, "r", "", config(testserver.VASTInputs("epoch01", "epoch02"), "r")); err != nil {
 		t.Fatalf("CreateRun: %v", err)
 	}
 	job, err := c.Process(ctx, "r", false, false)
@@ -192,7 +193,7 @@ func TestProcessAndRestore(t *testing.T) {
 		t.Fatalf("Log from line 2 = %d lines, %v; want %d", len(rest), err, len(lines)-1)
 	}
 
-	if _, err := c.PutConfig(ctx, "r", config(vastInputs("epoch01", "epoch02", "epoch03"), "r")); err != nil {
+	if _, err := c.PutConfig(ctx, "r", config(testserver.VASTInputs("epoch01", "epoch02", "epoch03"), "r")); err != nil {
 		t.Fatalf("PutConfig: %v", err)
 	}
 	add, err := c.Process(ctx, "r", false, false)
@@ -262,7 +263,7 @@ func TestWaitProcessingReportsFailure(t *testing.T) {
 	ts := startServer(t, images)
 	ctx := ctxT(t)
 	c := client.New(ts.URL, ts.Alice, nil)
-	if _, err := c.CreateRun(ctx, "bad", "", config(vastInputs("epoch01", "epoch-invalid"), "bad")); err != nil {
+	if _, err := c.CreateRun(ctx, "bad", "", config(testserver.VASTInputs("epoch01", "epoch-invalid"), "bad")); err != nil {
 		t.Fatalf("CreateRun: %v", err)
 	}
 	job, err := c.Process(ctx, "bad", false, false)
@@ -276,9 +277,9 @@ func TestWaitProcessingReportsFailure(t *testing.T) {
 }
 
 func TestWaitStopsWithContext(t *testing.T) {
-	ts := startServer(t, syntheticImages(t, 1))
+	ts := startServer(t, testserver.EmptyInputFiles(t, 1))
 	c := client.New(ts.URL, ts.Alice, nil)
-	if _, err := c.CreateRun(ctxT(t), "r", "", config(syntheticInputs(1), "r")); err != nil {
+	if _, err := c.CreateRun(ctxT(t), "r", "", config(testserver.PlaceholderInputs(1), "r")); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/server"
 )
 
@@ -124,4 +127,47 @@ variability:
   source_aggregate_pair_metrics_min_abs_vs: 4.3
 `)
 	return b.String()
+}
+
+// EmptyInputFiles writes n sets of empty input files named as
+// PlaceholderInputs(n) — enough for the configuration checks, not for
+// processing — and returns their directory.
+func EmptyInputFiles(t testing.TB, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	in := PlaceholderInputs(n)
+	for _, list := range [][]string{in.Images, in.Selavy, in.Noise, in.Background} {
+		for _, p := range list {
+			if err := os.WriteFile(filepath.Join(dir, p), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+// PlaceholderInputs are the inputs of n images img1..imgN.
+func PlaceholderInputs(n int) domain.Inputs {
+	var in domain.Inputs
+	for i := 1; i <= n; i++ {
+		base := "img" + string(rune('0'+i))
+		in.Images = append(in.Images, base+".fits")
+		in.Selavy = append(in.Selavy, base+".selavy.txt")
+		in.Noise = append(in.Noise, base+".noise.fits")
+		in.Background = append(in.Background, base+".bg.fits")
+	}
+	return in
+}
+
+// VASTInputs are the inputs of the given epochs of the shared VAST data
+// ("epoch01", ...), relative to its data directory.
+func VASTInputs(epochs ...string) domain.Inputs {
+	var in domain.Inputs
+	for _, e := range epochs {
+		in.Images = append(in.Images, e+".fits")
+		in.Selavy = append(in.Selavy, e+".selavy.components.txt")
+		in.Noise = append(in.Noise, e+".noiseMap.fits")
+		in.Background = append(in.Background, e+".meanMap.fits")
+	}
+	return in
 }
