@@ -1,11 +1,7 @@
 package association
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,38 +26,9 @@ func startServer(t *testing.T, imagesDir string) *instance {
 // decodes a JSON answer into out (if not nil) and returns the raw body.
 func (in *instance) must(want int, method, path string, body, out any) []byte {
 	in.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			in.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, in.url+path, rd)
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+in.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		in.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	if resp.StatusCode != want {
-		in.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, raw)
-	}
-	if out != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(raw, out); err != nil {
-			in.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
-		}
+	code, raw := testserver.Do(in.t, in.url, in.token, method, path, body, out)
+	if code != want {
+		in.t.Fatalf("%s %s: status %d, want %d: %s", method, path, code, want, raw)
 	}
 	return raw
 }
