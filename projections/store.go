@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS users (
 
 const checkpointName = "read-models"
 
+// addedIndexes were added to schema version 3 without changing the file
+// format; migrate creates them in files that lack them.
+const addedIndexes = `
+-- The janitor asks whether any job is pending on every restore and
+-- deletion: a partial index holds just the runs that have one.
+CREATE INDEX IF NOT EXISTS runs_pending ON runs (status) WHERE status IN ('Queued', 'Running');
+`
+
 // schemaVersion is kept in PRAGMA user_version. Version 1 kept a row per
 // log line (log_lines); version 2 had no artifact_refs. Open converts both.
 const schemaVersion = 3
@@ -76,11 +84,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if version > schemaVersion {
 		return fmt.Errorf("read-model schema version %d is newer than this program's %d", version, schemaVersion)
 	}
-	if version == schemaVersion {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
+	if _, err := tx.ExecContext(ctx, schema+addedIndexes); err != nil {
 		return err
+	}
+	if version == schemaVersion {
+		return tx.Commit()
 	}
 	var oldLines int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'`).Scan(&oldLines); err != nil {
@@ -832,17 +840,20 @@ func (s *Store) ListRunStates(ctx context.Context) ([]domain.Run, error) {
 // products or its backup), and whether any run has a processing job queued
 // or running. It reads an index, not the runs' states.
 func (s *Store) ArtifactUse(ctx context.Context, digests []string, except string) (used map[string]bool, pendingJob bool, err error) {
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM runs WHERE status IN (?, ?))`,
-		string(domain.StatusQueued), string(domain.StatusRunning)).Scan(&pendingJob); err != nil {
+	// The literals match the partial index runs_pending (bound parameters
+	// would not let SQLite use it).
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('Queued', 'Running'))`).Scan(&pendingJob); err != nil {
 		return nil, false, fmt.Errorf("look for pending jobs: %w", err)
 	}
 	used = map[string]bool{}
 	for _, d := range digests {
-		var n int
-		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM artifact_refs WHERE digest = ? AND run != ?`, d, except).Scan(&n); err != nil {
+		// EXISTS stops at the first other run: a product shared by many
+		// runs must not cost a count of them all.
+		var inUse bool
+		if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM artifact_refs WHERE digest = ? AND run != ?)`, d, except).Scan(&inUse); err != nil {
 			return nil, false, fmt.Errorf("look up uses of %s: %w", d, err)
 		}
-		if n > 0 {
+		if inUse {
 			used[d] = true
 		}
 	}
