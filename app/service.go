@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,13 @@ type Service struct {
 	// Retries is how many times a command is re-decided after losing an
 	// expected-version race (default 5).
 	Retries int
+	// CachedRuns bounds the run states kept in memory for commands
+	// (default DefaultCachedRuns; negative: none kept, every command loads
+	// the run from the store). Set it before the first command.
+	CachedRuns int
+
+	cacheOnce sync.Once
+	cache     *runCache // nil when CachedRuns < 0
 }
 
 // New returns a Service with defaults.
@@ -122,13 +130,22 @@ type Result struct {
 // version it loaded. When another writer got there first, the command is
 // decided again on the new state, so the loser sees the winner's effects
 // (e.g. a second restore finds the run Restoring and is refused).
+//
+// The state comes from the command cache when the run is there. The store's
+// expected-version check makes a stale entry harmless: the append fails and
+// the command is decided again on a fresh load. A refusal or a no-op
+// decided on a cached state is likewise confirmed on a fresh load before it
+// is reported, since another process may have moved the run since.
 func (s *Service) ExecRun(ctx context.Context, name, actor string, decide func(r *domain.Run) ([]domain.Event, error)) (Result, error) {
 	retries := s.Retries
 	if retries <= 0 {
 		retries = 5
 	}
-	for attempt := 0; ; attempt++ {
-		r, err := s.LoadRun(ctx, name)
+	cache := s.runCache()
+	useCache := cache != nil
+	for attempt := 0; ; {
+		r, cached, err := s.commandState(ctx, name, useCache)
+		useCache = false
 		if err != nil {
 			return Result{}, err
 		}
@@ -136,6 +153,9 @@ func (s *Service) ExecRun(ctx context.Context, name, actor string, decide func(r
 			r.Name = name // so that errors name the run
 		}
 		evs, err := decide(&r)
+		if cached && (err != nil || len(evs) == 0) {
+			continue // confirm on the store's state
+		}
 		if err != nil {
 			return Result{Run: r}, err
 		}
@@ -143,15 +163,64 @@ func (s *Service) ExecRun(ctx context.Context, name, actor string, decide func(r
 			return Result{Run: r}, nil
 		}
 		res, err := s.appendRun(ctx, name, actor, r, evs)
-		if errors.Is(err, eventstore.ErrConcurrency) && attempt < retries {
-			continue
+		if err != nil {
+			if cache != nil {
+				// A lost race, or a failure after which the run's version
+				// is unknown: the entry can no longer be trusted.
+				cache.forget(name)
+			}
+			if errors.Is(err, eventstore.ErrConcurrency) {
+				if cached {
+					continue // a stale entry, not a lost race
+				}
+				if attempt < retries {
+					attempt++
+					continue
+				}
+			}
+			return res, err
 		}
-		return res, err
+		if cache != nil {
+			cache.put(name, res.Run)
+		}
+		return res, nil
 	}
 }
 
+// commandState returns the run's state for a command: from the cache when
+// fromCache and it is there, else loaded from the store (and cached).
+func (s *Service) commandState(ctx context.Context, name string, fromCache bool) (r domain.Run, cached bool, err error) {
+	cache := s.runCache()
+	if fromCache && cache != nil {
+		if r, ok := cache.get(name); ok {
+			return r, true, nil
+		}
+	}
+	r, err = s.LoadRun(ctx, name)
+	if err != nil {
+		return domain.Run{}, false, err
+	}
+	if cache != nil && r.Version > 0 {
+		cache.put(name, r)
+	}
+	return r, false, nil
+}
+
+func (s *Service) runCache() *runCache {
+	s.cacheOnce.Do(func() {
+		switch {
+		case s.CachedRuns < 0:
+		case s.CachedRuns == 0:
+			s.cache = newRunCache(DefaultCachedRuns)
+		default:
+			s.cache = newRunCache(s.CachedRuns)
+		}
+	})
+	return s.cache
+}
+
 func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Run, evs []domain.Event) (Result, error) {
-	now := s.Now()
+	now := s.Now().Round(0) // no monotonic reading: the state is cached as the store gives it back
 	data := make([]eventstore.EventData, 0, len(evs))
 	for _, e := range evs {
 		typ, body, err := domain.Encode(e)

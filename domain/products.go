@@ -1,6 +1,9 @@
 package domain
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Inputs lists a run's input files. Paths are relative to the images root
 // (slash-separated, cleaned, never escaping the root). Images[i], Selavy[i],
@@ -87,5 +90,25 @@ func (c RunConfig) Clone() RunConfig {
 	if c.Inputs.Epochs != nil {
 		d.Inputs.Epochs = append([]string(nil), c.Inputs.Epochs...)
 	}
+	return d
+}
+
+// exactClone is a deep copy that keeps nil and empty slices apart, so that
+// a copy of a state is equal to it (Clone makes empty slices nil).
+func (p Products) exactClone() Products {
+	c := p
+	c.Artifacts = slices.Clone(p.Artifacts)
+	c.Images = slices.Clone(p.Images)
+	return c
+}
+
+// exactClone is a deep copy that keeps nil and empty slices apart.
+func (c RunConfig) exactClone() RunConfig {
+	d := c
+	d.Inputs.Images = slices.Clone(c.Inputs.Images)
+	d.Inputs.Selavy = slices.Clone(c.Inputs.Selavy)
+	d.Inputs.Noise = slices.Clone(c.Inputs.Noise)
+	d.Inputs.Background = slices.Clone(c.Inputs.Background)
+	d.Inputs.Epochs = slices.Clone(c.Inputs.Epochs)
 	return d
 }

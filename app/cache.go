@@ -1,0 +1,85 @@
+package app
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/piperun/piperun/domain"
+)
+
+// DefaultCachedRuns is how many runs' states a Service keeps for its
+// commands unless told otherwise.
+const DefaultCachedRuns = 4096
+
+// runCache keeps the states of recently commanded runs, so that a command
+// need not read and decode a run's events. An entry is the state the store
+// held at entry.Version when this process last wrote or read it. Another
+// process may have appended since: then the command's append fails its
+// expected version and the command is decided again on a fresh load, so a
+// stale entry costs a retry, never a wrong outcome. States go in and out as
+// deep copies.
+type runCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // front: most recently used; values are *cacheEntry
+	byRun map[string]*list.Element
+}
+
+type cacheEntry struct {
+	name string
+	run  domain.Run
+}
+
+func newRunCache(max int) *runCache {
+	return &runCache{max: max, order: list.New(), byRun: map[string]*list.Element{}}
+}
+
+// get returns a copy of the cached state of run name.
+func (c *runCache) get(name string) (domain.Run, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byRun[name]
+	if !ok {
+		return domain.Run{}, false
+	}
+	c.order.MoveToFront(el)
+	return el.Value.(*cacheEntry).run.Clone(), true
+}
+
+// put records a copy of r as the state of run name, unless a newer one is
+// there already.
+func (c *runCache) put(name string, r domain.Run) {
+	r = r.Clone()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byRun[name]; ok {
+		e := el.Value.(*cacheEntry)
+		if e.run.Version <= r.Version {
+			e.run = r
+		}
+		c.order.MoveToFront(el)
+		return
+	}
+	c.byRun[name] = c.order.PushFront(&cacheEntry{name: name, run: r})
+	for c.order.Len() > c.max {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.byRun, oldest.Value.(*cacheEntry).name)
+	}
+}
+
+// forget drops run name's entry.
+func (c *runCache) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byRun[name]; ok {
+		c.order.Remove(el)
+		delete(c.byRun, name)
+	}
+}
+
+func (c *runCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}

@@ -1,0 +1,246 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/eventstore/memory"
+)
+
+// world is one event store with two services on it, standing in for two
+// processes that share a data directory: each has its own command cache,
+// so each sees the other's appends only through the store.
+type world struct {
+	store *countingStore
+	a, b  *app.Service
+}
+
+func newWorld(cached bool, clock *time.Time) world {
+	w := world{store: &countingStore{Store: memory.New()}}
+	mk := func(prefix string) *app.Service {
+		svc := app.New(w.store)
+		svc.Now = func() time.Time { return *clock }
+		var n atomic.Int64
+		svc.NewID = func() string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) }
+		if !cached {
+			svc.CachedRuns = -1
+		}
+		return svc
+	}
+	w.a, w.b = mk("a"), mk("b")
+	return w
+}
+
+// countingStore counts the reads of run streams.
+type countingStore struct {
+	eventstore.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) ReadStream(ctx context.Context, stream string, from int64, limit int) ([]eventstore.Event, error) {
+	s.reads.Add(1)
+	return s.Store.ReadStream(ctx, stream, from, limit)
+}
+
+// step is one command of the differential test, on the service given.
+type step func(ctx context.Context, svc *app.Service) error
+
+var (
+	owner = domain.Actor{Name: "alice"}
+	root  = domain.Actor{Name: "root", Admin: true}
+)
+
+// workerStep does what a worker would do next for the run, whatever that
+// is: start or finish its job, finish its restore or its deletion.
+func workerStep(ctx context.Context, svc *app.Service) error {
+	_, err := svc.ExecRun(ctx, "r", "system:worker", func(r *domain.Run) ([]domain.Event, error) {
+		switch {
+		case r.Job != nil && !r.Job.Started:
+			return r.StartProcessing(r.Job.ID), nil
+		case r.Job != nil:
+			var p domain.Products
+			for _, img := range r.Job.Config.Inputs.Images {
+				p.Artifacts = append(p.Artifacts, domain.Artifact{Name: img + ".parquet", Digest: "sha256:" + img, Size: 1})
+			}
+			return r.FinishProcessing(r.Job.ID, &p, nil), nil
+		case r.Restore != nil:
+			return r.FinishRestore(r.Restore.ID, nil), nil
+		case r.Status == domain.StatusDeleting:
+			return r.FinishDeletion(), nil
+		}
+		return nil, nil
+	})
+	return err
+}
+
+func randomStep(rng *rand.Rand) (string, step) {
+	actor := owner
+	if rng.IntN(4) == 0 {
+		actor = root
+	}
+	switch k := rng.IntN(10); {
+	case k < 3:
+		return "worker", workerStep
+	case k < 5:
+		n := 1 + rng.IntN(4)
+		return fmt.Sprintf("config(%d)", n), func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.UpdateConfig(ctx, "r", testConfig(n), actor)
+			return err
+		}
+	case k < 7:
+		return "process", func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.RequestProcessing(ctx, "r", false, false, actor)
+			return err
+		}
+	case k < 9:
+		return "restore", func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.RequestRestore(ctx, "r", false, actor)
+			return err
+		}
+	default:
+		if rng.IntN(5) != 0 { // deletion ends the sequence's interest: rarely
+			return "worker", workerStep
+		}
+		return "delete", func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.RequestDeletion(ctx, "r", actor)
+			return err
+		}
+	}
+}
+
+// errorKind names the domain error err is, for comparing outcomes.
+func errorKind(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	for _, k := range []error{domain.ErrInvalid, domain.ErrForbidden, domain.ErrNotFound, domain.ErrExists,
+		domain.ErrRunBusy, domain.ErrNotRestorable, domain.ErrConflict, eventstore.ErrConcurrency} {
+		if errors.Is(err, k) {
+			return k.Error()
+		}
+	}
+	return "other: " + err.Error()
+}
+
+// TestCacheChangesNoOutcome runs random command sequences, alternating
+// between two services on one store, once with command caches and once
+// without: every command must have the same outcome and leave the same
+// history. Each service's cache goes stale whenever the other one writes,
+// so this checks that a stale entry never decides a command.
+func TestCacheChangesNoOutcome(t *testing.T) {
+	ctx := context.Background()
+	for seed := range uint64(40) {
+		clock := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+		cached, plain := newWorld(true, &clock), newWorld(false, &clock)
+		rng := rand.New(rand.NewPCG(seed, 99))
+		var trail []string
+		for i := range 120 {
+			clock = clock.Add(time.Second)
+			name, do := randomStep(rng)
+			if i == 0 {
+				name, do = "create", func(ctx context.Context, svc *app.Service) error {
+					_, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner})
+					return err
+				}
+			}
+			useB := rng.IntN(2) == 0
+			pick := func(w world) *app.Service {
+				if useB {
+					return w.b
+				}
+				return w.a
+			}
+			got, want := errorKind(do(ctx, pick(cached))), errorKind(do(ctx, pick(plain)))
+			trail = append(trail, fmt.Sprintf("%s(b=%v)=%s", name, useB, want))
+			if got != want {
+				t.Fatalf("seed %d step %d: %s with cache: %s, without: %s\ntrail: %v", seed, i, name, got, want, trail)
+			}
+		}
+		hc, _, err := cached.a.History(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hp, _, err := plain.a.History(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		types := func(h []domain.Recorded) []string {
+			var out []string
+			for _, r := range h {
+				out = append(out, fmt.Sprintf("%d:%T", r.Version, r.Event))
+			}
+			return out
+		}
+		if !slices.Equal(types(hc), types(hp)) {
+			t.Fatalf("seed %d: histories differ:\ncached %v\nplain  %v", seed, types(hc), types(hp))
+		}
+		if err := domain.Audit(hc); err != nil {
+			t.Fatalf("seed %d: audit: %v", seed, err)
+		}
+	}
+}
+
+// TestCacheSavesLoads checks that the cache is used: commands of one
+// service on a run it commanded before read no events.
+func TestCacheSavesLoads(t *testing.T) {
+	ctx := context.Background()
+	clock := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+	w := newWorld(true, &clock)
+	if _, err := w.a.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.store.reads.Load()
+	cmds := []step{
+		func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.RequestProcessing(ctx, "r", false, false, owner)
+			return err
+		},
+		workerStep, workerStep,
+		func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.UpdateConfig(ctx, "r", testConfig(3), owner)
+			return err
+		},
+		func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.RequestProcessing(ctx, "r", false, false, owner)
+			return err
+		},
+		workerStep, workerStep,
+		func(ctx context.Context, svc *app.Service) error {
+			_, err := svc.RequestRestore(ctx, "r", false, owner)
+			return err
+		},
+		workerStep,
+	}
+	for i, do := range cmds {
+		clock = clock.Add(time.Second)
+		if err := do(ctx, w.a); err != nil {
+			t.Fatalf("command %d: %v", i, err)
+		}
+	}
+	if n := w.store.reads.Load() - before; n != 0 {
+		t.Errorf("%d stream reads for %d commands on a cached run, want 0", n, len(cmds))
+	}
+	// The cached state is the state the store gives back.
+	loaded, err := w.b.LoadRun(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.a.ExecRun(ctx, "r", "x", func(r *domain.Run) ([]domain.Event, error) {
+		if r.Version != loaded.Version || r.Status != loaded.Status || !slices.Equal(r.Config.Inputs.Images, loaded.Config.Inputs.Images) {
+			return nil, fmt.Errorf("cached state %d/%s differs from the loaded %d/%s", r.Version, r.Status, loaded.Version, loaded.Status)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err, res.Run.Version)
+	}
+}
