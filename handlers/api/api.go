@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -52,6 +53,37 @@ type Server struct {
 	// ReadYourWrites bounds how long a command waits for the read models
 	// to show its effect before answering (default 2s).
 	ReadYourWrites time.Duration
+
+	tokens tokenCache
+}
+
+// tokenCache remembers the actors of token hashes already resolved, so that
+// a request does not query the read models to authenticate. A user's token
+// and role never change once created (the domain has no event that would
+// change them), so an entry cannot go stale; an event that revokes tokens
+// must clear this cache when it is added.
+type tokenCache struct {
+	mu     sync.RWMutex
+	byHash map[string]domain.Actor
+}
+
+// maxCachedTokens bounds the cache; it is emptied when full.
+const maxCachedTokens = 10_000
+
+func (c *tokenCache) get(hash string) (domain.Actor, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	a, ok := c.byHash[hash]
+	return a, ok
+}
+
+func (c *tokenCache) put(hash string, a domain.Actor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byHash == nil || len(c.byHash) >= maxCachedTokens {
+		c.byHash = make(map[string]domain.Actor)
+	}
+	c.byHash[hash] = a
 }
 
 // Router returns the API's routes.
@@ -115,6 +147,12 @@ func (s *Server) Authenticate(ctx context.Context, token string) (domain.Actor, 
 		return domain.Actor{}, fmt.Errorf("%w: a valid API token is required (Authorization: Bearer <token>)", ErrUnauthorized)
 	}
 	hash := app.HashToken(token)
+	// Looked up by its SHA-256, here as in the read models' index: what the
+	// timing of a lookup can tell is about a hash, which does not help to
+	// guess a token.
+	if a, ok := s.tokens.get(hash); ok {
+		return a, nil
+	}
 	u, err := s.Read.UserByTokenHash(ctx, hash)
 	if errors.Is(err, projections.ErrNotFound) {
 		// The user may have been created a moment ago by `piperun user add`
@@ -130,7 +168,9 @@ func (s *Server) Authenticate(ctx context.Context, token string) (domain.Actor, 
 	if err != nil {
 		return domain.Actor{}, err
 	}
-	return domain.Actor{Name: u.Name, Admin: u.Admin}, nil
+	a := domain.Actor{Name: u.Name, Admin: u.Admin}
+	s.tokens.put(hash, a)
+	return a, nil
 }
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
