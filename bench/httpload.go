@@ -99,6 +99,11 @@ type HTTPOptions struct {
 	// CPUProfile, if set, receives a CPU profile of the load phase (of the
 	// whole process: the in-process server and the clients).
 	CPUProfile string
+	// APIOnly runs the in-process server without workers during the load,
+	// as an API replica runs (`serve --workers=false`), so that the figures
+	// are the API's alone; the restores accepted are then carried out by a
+	// server with workers started on the same data directory afterwards.
+	APIOnly bool
 }
 
 func (o *HTTPOptions) defaults() {
@@ -150,6 +155,7 @@ func HTTP(ctx context.Context, opts HTTPOptions, out io.Writer) (HTTPResult, err
 	prefix := "bench-" + randomSuffix()
 	var cl *client
 	var fx fixture
+	var drainer func() (*client, func() error, error)
 	if opts.Server == "" {
 		dataDir := opts.DataDir
 		if dataDir == "" {
@@ -167,6 +173,19 @@ func HTTP(ctx context.Context, opts HTTPOptions, out io.Writer) (HTTPResult, err
 		defer srv.Close()
 		fx = f
 		cl = newClient(srv.URL, token, opts.Concurrency)
+		if opts.APIOnly {
+			drainer = func() (*client, func() error, error) {
+				if err := srv.Close(); err != nil {
+					return nil, nil, fmt.Errorf("stop the API-only server: %w", err)
+				}
+				full, err := startLocal(ctx, dataDir, filepath.Join(dataDir, "images"), true)
+				if err != nil {
+					return nil, nil, err
+				}
+				fmt.Fprintf(out, "API-only server stopped; a server with workers started on the same data directory (%s)\n", full.URL)
+				return newClient(full.URL, token, 4), full.Close, nil
+			}
+		}
 	} else {
 		if opts.Token == "" || opts.ImagesDir == "" {
 			return HTTPResult{}, errors.New("http benchmark: a server URL needs an administrator's token and the server's images directory")
@@ -178,10 +197,12 @@ func HTTP(ctx context.Context, opts HTTPOptions, out io.Writer) (HTTPResult, err
 		}
 		fx = f
 	}
-	if err := cl.waitRelay(ctx, out); err != nil {
-		return HTTPResult{}, err
+	if !opts.APIOnly { // without workers there is no relay to wait for
+		if err := cl.waitRelay(ctx, out); err != nil {
+			return HTTPResult{}, err
+		}
 	}
-	return load(ctx, cl, prefix, fx, opts, out)
+	return load(ctx, cl, prefix, fx, opts, drainer, out)
 }
 
 // prepareLocal seeds a data directory with opts.Runs restorable runs and
@@ -214,11 +235,15 @@ func prepareLocal(ctx context.Context, dataDir, prefix string, opts HTTPOptions,
 	}
 	fmt.Fprintf(out, "seeded %d restorable runs in %s: each created over 4 images of a synthetic survey, processed, a 5th image added and processed in add mode (taking the backup) and completed; every command decided by the domain on the run's state as the service decides it, the run's events appended directly to the event store in one append; products are real artifacts, from processing the survey once\n",
 		opts.Runs, time.Since(start).Round(time.Millisecond))
-	srv, err := startLocal(ctx, dataDir, imagesDir)
+	srv, err := startLocal(ctx, dataDir, imagesDir, !opts.APIOnly)
 	if err != nil {
 		return nil, fixture{}, "", err
 	}
-	fmt.Fprintf(out, "server on %s, data directory %s\n", srv.URL, dataDir)
+	if opts.APIOnly {
+		fmt.Fprintf(out, "API-only server (no workers, as serve --workers=false) on %s, data directory %s\n", srv.URL, dataDir)
+	} else {
+		fmt.Fprintf(out, "server on %s, data directory %s\n", srv.URL, dataDir)
+	}
 	return srv, fx, token, nil
 }
 
@@ -319,8 +344,10 @@ func waitStatus(ctx context.Context, cl *client, run string, want domain.Status,
 
 func seededName(prefix string, i int) string { return fmt.Sprintf("%s-%06d", prefix, i) }
 
-// load is the measured phase.
-func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPOptions, out io.Writer) (HTTPResult, error) {
+// load is the measured phase. drainer, if not nil, is called after the load
+// for the client of the server that is to carry out the accepted restores,
+// and a function that stops that server.
+func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPOptions, drainer func() (*client, func() error, error), out io.Writer) (HTTPResult, error) {
 	fmt.Fprintf(out, "load: %d clients, mix %s, for at most %s", opts.Concurrency, opts.Mix, opts.Duration)
 	if opts.Requests > 0 {
 		fmt.Fprintf(out, " or %d requests", opts.Requests)
@@ -390,7 +417,10 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	printHTTP(out, res)
 	if accepted := res.Accepted[KindRestore] + res.Accepted[KindCreate] + res.Accepted[KindProcess]; res.CPU > 0 && accepted > 0 {
 		who := "clients only: the server is another process"
-		if opts.Server == "" {
+		switch {
+		case opts.Server == "" && opts.APIOnly:
+			who = "the API-only server and the clients"
+		case opts.Server == "":
 			who = "the server, its workers and the clients"
 		}
 		fmt.Fprintf(out, "CPU time of this process during the load (%s): %s, %.2f cores, %.0f µs per accepted request\n",
@@ -400,6 +430,14 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 		// The relay hands events to the workers in log order: once the
 		// last accepted restore is done, so are the others.
 		drainStart := time.Now()
+		if drainer != nil {
+			var stop func() error
+			var err error
+			if cl, stop, err = drainer(); err != nil {
+				return res, err
+			}
+			defer stop()
+		}
 		if err := waitStatus(ctx, cl, seededName(prefix, int(last)), domain.StatusCompleted, opts.Drain, 50*time.Millisecond); err != nil {
 			fmt.Fprintf(out, "the workers did not finish the accepted restores: %v\n", err)
 		} else {

@@ -20,7 +20,7 @@ func TestHTTPAgainstARunningServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := startLocal(ctx, dataDir, imagesDir)
+	srv, err := startLocal(ctx, dataDir, imagesDir, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func Restore(ctx context.Context, opts RestoreOptions, out io.Writer) ([]Restore
 	}
 	fmt.Fprintln(out, "each run: created, processed, an image added and processed in add mode (the backup), all decided by the domain and appended directly; products: measurements Parquet files of synthetic rows written through the artifact store")
 
-	srv, err := startLocal(ctx, dataDir, imagesDir)
+	srv, err := startLocal(ctx, dataDir, imagesDir, true)
 	if err != nil {
 		return nil, err
 	}

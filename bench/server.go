@@ -33,9 +33,9 @@ type localServer struct {
 	closeErr  error
 }
 
-// startLocal runs server.Run on dataDir and imagesDir. Its own log goes to
-// <dataDir>/server.log.
-func startLocal(ctx context.Context, dataDir, imagesDir string) (*localServer, error) {
+// startLocal runs server.Run on dataDir and imagesDir, with or without
+// workers. Its own log goes to <dataDir>/server.log.
+func startLocal(ctx context.Context, dataDir, imagesDir string, workers bool) (*localServer, error) {
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("server log: %w", err)
@@ -46,7 +46,7 @@ func startLocal(ctx context.Context, dataDir, imagesDir string) (*localServer, e
 	go func() {
 		defer logFile.Close()
 		s.done <- server.Run(ctx, server.Config{
-			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
+			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: workers,
 			Stdout: io.Discard, Ready: ready,
 			Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})

@@ -5,7 +5,7 @@ import (
 )
 
 var benchHTTPHelp = help{
-	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--cpuprofile FILE]",
+	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--cpuprofile FILE]",
 		"bench http --server URL --token TOKEN --images-dir DIR [FLAGS]"},
 	description: `
 Loads a piperun server with create, process and restore requests from
@@ -21,6 +21,11 @@ processed, an image added and processed in add mode, completed) is decided
 by the domain as the service decides it and appended in one append; the
 products are real, from processing a small synthetic survey once. The load
 starts once the server has handed its whole event log to its workers.
+With --api-only the in-process server runs without workers during the
+load, as an API replica does (serve --workers=false), so that the figures
+are the API's own, not shared with the restores' work on the same cores;
+after the load it is stopped and a server with workers, started on the same
+data directory, carries out the accepted restores (the drain).
 
 With --server, the runs are made through the API instead (each processed
 twice), which is slower; --token must be an administrator's, and
@@ -35,6 +40,7 @@ reports how long that took. --cpuprofile writes a CPU profile of the load
 	env: []string{EnvToken + "   API token, when --server is given without --token"},
 	examples: `
 piperun bench http --runs 20000 --duration 10s --mix restore=1
+piperun bench http --runs 20000 --duration 10s --mix restore=1 --api-only
 piperun bench http --clients 16 --cpuprofile http.prof
 piperun bench http --server http://127.0.0.1:8080 --token "$TOKEN" --images-dir /data/vast --runs 500`,
 }
@@ -52,6 +58,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	mix := fs.String("mix", bench.DefaultMix.String(), "weights of the request kinds, `restore=W,create=W,process=W`")
 	fs.String("drain", "2m", "longest wait `D` for the workers to finish the accepted restores after the load")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the load to `FILE`")
+	apiOnly := fs.Bool("api-only", false, "run the in-process server without workers during the load (as serve --workers=false); a server with workers carries out the accepted restores afterwards")
 	if _, err := e.parse(fs, benchHTTPHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -75,7 +82,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	if opts.Mix, err = bench.ParseMix(*mix); err != nil {
 		return usagef("--mix: %v", err)
 	}
-	opts.Requests, opts.DataDir, opts.CPUProfile = *requests, *dataDir, *profile
+	opts.Requests, opts.DataDir, opts.CPUProfile, opts.APIOnly = *requests, *dataDir, *profile, *apiOnly
 	if *server != "" {
 		opts.Server, opts.ImagesDir = *server, *imagesDir
 		opts.Token = e.fromEnv(fs, "token", EnvToken)
@@ -84,6 +91,9 @@ func cmdBenchHTTP(e *env, args []string) error {
 		}
 		if *dataDir != "" {
 			return usagef("--data-dir is for the in-process server; with --server the data stays on the server")
+		}
+		if *apiOnly {
+			return usagef("--api-only is for the in-process server; start --server with --workers=false instead")
 		}
 	} else if *imagesDir != "" {
 		return usagef("--images-dir goes with --server (the in-process server's images are under --data-dir)")
