@@ -83,3 +83,28 @@ func (c *runCache) len() int {
 	defer c.mu.Unlock()
 	return c.order.Len()
 }
+
+// getVersion returns a copy of run name's cached state if it is at version.
+func (c *runCache) getVersion(name string, version int64) (domain.Run, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byRun[name]
+	if !ok || el.Value.(*cacheEntry).run.Version != version {
+		return domain.Run{}, false
+	}
+	return el.Value.(*cacheEntry).run.Clone(), true
+}
+
+// CachedRun returns a copy of the state of run name after its event
+// version, if this service has it in memory: having just appended that
+// event, it usually has. The read models' projector takes it instead of
+// reading and decoding the run's read model. The state is the one Apply
+// gives on the stored events, since the cache holds only states the
+// store acknowledged at their version.
+func (s *Service) CachedRun(name string, version int64) (domain.Run, bool) {
+	cache := s.runCache()
+	if cache == nil {
+		return domain.Run{}, false
+	}
+	return cache.getVersion(name, version)
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/eventstore/sqlite"
 )
 
 // world is one event store with two services on it, standing in for two
@@ -242,5 +245,60 @@ func TestCacheSavesLoads(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err, res.Run.Version)
+	}
+}
+
+// TestCachedRunIsTheLoadedState checks that the state a service hands the
+// projector after a command is exactly the one loading the run from the
+// store gives, on the SQLite store, even with a clock not in UTC.
+func TestCachedRunIsTheLoadedState(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	svc := app.New(store)
+	zone := time.FixedZone("AWST", 8*3600)
+	svc.Now = func() time.Time { return time.Now().In(zone) }
+	res, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []func() (app.Result, error){
+		func() (app.Result, error) { return svc.RequestProcessing(ctx, "r", true, false, owner) },
+		func() (app.Result, error) {
+			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) { return r.StartProcessing(r.Job.ID), nil })
+		},
+		func() (app.Result, error) {
+			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) {
+				return r.FinishProcessing(r.Job.ID, &domain.Products{Artifacts: []domain.Artifact{{Name: "a", Digest: "sha256:a", Size: 1}}}, nil), nil
+			})
+		},
+		func() (app.Result, error) { return svc.UpdateConfig(ctx, "r", testConfig(3), owner) },
+		func() (app.Result, error) { return svc.RequestProcessing(ctx, "r", false, false, owner) },
+	}
+	for i := 0; ; i++ {
+		v := res.Run.Version
+		cached, ok := svc.CachedRun("r", v)
+		if !ok {
+			t.Fatalf("step %d: no cached state at version %d", i, v)
+		}
+		loaded, err := app.New(store).LoadRun(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cached, loaded) {
+			t.Fatalf("step %d: cached state differs from the loaded one:\n%+v\n%+v", i, cached, loaded)
+		}
+		if _, ok := svc.CachedRun("r", v-1); ok {
+			t.Fatalf("step %d: a cached state for version %d, which is not the cache's", i, v-1)
+		}
+		if i == len(steps) {
+			break
+		}
+		if res, err = steps[i](); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
 	}
 }

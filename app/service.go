@@ -220,7 +220,9 @@ func (s *Service) runCache() *runCache {
 }
 
 func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Run, evs []domain.Event) (Result, error) {
-	now := s.Now().Round(0) // no monotonic reading: the state is cached as the store gives it back
+	// In UTC without a monotonic reading: the state is cached as the store
+	// gives it back.
+	now := s.Now().Round(0).UTC()
 	data := make([]eventstore.EventData, 0, len(evs))
 	for _, e := range evs {
 		typ, body, err := domain.Encode(e)
