@@ -171,3 +171,36 @@ func BenchmarkReadAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkCommitBatch64 is the writer goroutine's share of the group-commit
+// case, without the callers: batches of 64 single-event appends, one per
+// stream of 64, committed by hand. Its cpu-µs/append is the writer's cost,
+// the bound on appends/s when the writer is the bottleneck.
+func BenchmarkCommitBatch64(b *testing.B) {
+	const streams = 64
+	s := openBench(b)
+	ctx := context.Background()
+	names := make([]string, streams)
+	for i := range names {
+		names[i] = fmt.Sprintf("run-%d-%s", i, uuid.NewString())
+	}
+	batch := make([]*appendRequest, streams)
+	cpu := processCPU()
+	appends := 0
+	for v := int64(0); b.Loop(); v++ {
+		for i := range batch {
+			batch[i] = &appendRequest{ctx: ctx, stream: names[i], expected: v, events: []eventstore.EventData{benchEvent()}, done: make(chan struct{})}
+		}
+		s.commitBatch(batch)
+		for _, r := range batch {
+			if r.err != nil {
+				b.Fatal(r.err)
+			}
+		}
+		appends += streams
+	}
+	if cpu := processCPU() - cpu; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(appends), "cpu-µs/append")
+	}
+	b.ReportMetric(float64(appends)/b.Elapsed().Seconds(), "appends/s")
+}

@@ -2,5 +2,6 @@
 // mode (modernc.org/sqlite, pure Go). The database itself enforces the
 // expected-version check, so several processes may share the file; appends
 // from concurrent callers of one process are group-committed, one fsync per
-// batch.
+// batch, and the WAL frames of a commit reach the file in one write (see
+// walbuf.go).
 package sqlite

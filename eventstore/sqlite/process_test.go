@@ -160,3 +160,96 @@ func appendContended(s *sqlite.Store) (versions []int64, conflicts int, err erro
 	close(errs)
 	return versions, conflicts, errors.Join(<-errs)
 }
+
+// killChildEnv tells the test binary that it runs as the process
+// TestKilledProcess kills, with the database path as value.
+const killChildEnv = "PIPERUN_SQLITE_TEST_KILL_CHILD"
+
+// TestKilledProcess kills a process with SIGKILL, which gives it no chance to
+// write out anything it still holds, right after its last appends were
+// acknowledged: every acknowledged append must be in the file.
+func TestKilledProcess(t *testing.T) {
+	if path := os.Getenv(killChildEnv); path != "" {
+		runAppender(t, path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "events.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]int64{} // stream -> highest acknowledged version
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() && lines.Text() != "done" {
+		stream, v, ok := strings.Cut(lines.Text(), " ")
+		version, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil {
+			t.Fatalf("child printed %q", lines.Text())
+		}
+		acked[stream] = max(acked[stream], version)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // killed
+	if len(acked) != appenders {
+		t.Fatalf("child acknowledged appends to %d streams, want %d", len(acked), appenders)
+	}
+
+	s := open(t, path)
+	defer s.Close()
+	for stream, want := range acked {
+		if want != appendsPerAppender {
+			t.Errorf("child acknowledged %d appends to %q, want %d", want, stream, appendsPerAppender)
+		}
+		got, err := s.StreamVersion(context.Background(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("stream %q at version %d after the kill, version %d was acknowledged", stream, got, want)
+		}
+	}
+}
+
+const appenders, appendsPerAppender = 16, 100
+
+// runAppender is the process TestKilledProcess kills: it appends from
+// several goroutines, each to its own stream, prints every acknowledged
+// append and then "done", and waits to be killed.
+func runAppender(t *testing.T, path string) {
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for w := range appenders {
+		wg.Go(func() {
+			stream := fmt.Sprintf("run-%d", w)
+			for v := range int64(appendsPerAppender) {
+				e := eventstore.EventData{ID: uuid.NewString(), Type: "run.processed.v1", Data: []byte(`{}`), Actor: "tester"}
+				if _, _, err := s.Append(context.Background(), stream, v, e); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				fmt.Fprintf(out, "%s %d\n", stream, v+1)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Fprintln(out, "done")
+	if err := out.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {} // until killed
+}

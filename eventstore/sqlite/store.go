@@ -80,6 +80,9 @@ type Store struct {
 	read         *sql.DB
 	checkpointer *sql.DB
 	stmts        writeStmts
+	// state and args belong to the writer goroutine.
+	state writeState
+	args  []any
 
 	requests   chan *appendRequest
 	writerDone chan struct{}
@@ -116,10 +119,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		checkpointerDone: make(chan struct{}),
 	}
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
+	err = registerWALBufferVFS()
 	// synchronous=FULL syncs the WAL at every commit, so an acknowledged
-	// append survives a power loss; NORMAL would not promise that.
-	s.write, err = openDB(abs, 1, busy, "_txlock=immediate", "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)",
-		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerCheckpointFrames))
+	// append survives a power loss; NORMAL would not promise that. Together
+	// with cache_spill=OFF it is also what walBufferVFS needs (see there).
+	// temp_store=MEMORY keeps statement journals, which only undo a failed
+	// statement, and the temp schema off the disk.
+	if err == nil {
+		s.write, err = openDB(abs, 1, "vfs="+walBufferVFS, busy, "_txlock=immediate", "_pragma=journal_mode(WAL)",
+			"_pragma=synchronous(FULL)", "_pragma=cache_spill(OFF)", "_pragma=temp_store(MEMORY)",
+			fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerCheckpointFrames))
+	}
 	if err == nil {
 		s.read, err = openDB(abs, opts.ReadConns, busy, "_pragma=query_only(1)")
 	}
@@ -162,6 +172,17 @@ func (s *Store) init(ctx context.Context) error {
 	// network file systems); concurrent readers and group commit need it.
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	// walBufferVFS is safe only with these two settings.
+	var synchronous, cacheSpill int
+	if err := s.write.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&synchronous); err != nil {
+		return storageError("read synchronous", err)
+	}
+	if err := s.write.QueryRowContext(ctx, "PRAGMA cache_spill").Scan(&cacheSpill); err != nil {
+		return storageError("read cache_spill", err)
+	}
+	if synchronous != 2 || cacheSpill != 0 {
+		return fmt.Errorf("write connection has synchronous=%d, cache_spill=%d; want 2 (FULL) and 0", synchronous, cacheSpill)
 	}
 	var version int
 	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {

@@ -244,3 +244,211 @@ func open(t *testing.T, path string) *Store {
 	}
 	return s
 }
+
+// TestWriteStateFollowsOtherWriters checks that the writer's memory of
+// stream versions and positions does not outlive a commit by another
+// connection to the file: an append at the version the database holds
+// succeeds, and one at the version remembered fails with the actual version.
+func TestWriteStateFollowsOtherWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	appendShared(t, a, eventstore.NoStream, 1) // a remembers version 1
+	pb := appendShared(t, b, 1, 2)
+	conflictShared(t, a, 1, 2)
+	if pa := appendShared(t, a, 2, 3); pa <= pb {
+		t.Errorf("position %d after the other store's %d", pa, pb)
+	}
+	appendShared(t, a, eventstore.AnyVersion, 4)
+	conflictShared(t, b, 3, 4)
+}
+
+// TestWriteStateNewConnection replaces the write connection, as database/sql
+// does when one breaks, while another store appends: PRAGMA data_version of
+// the new connection says nothing about what the old one saw.
+func TestWriteStateNewConnection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	appendShared(t, a, eventstore.NoStream, 1)
+	a.write.SetMaxIdleConns(0) // closes the idle connection
+	a.write.SetMaxIdleConns(1)
+	pb := appendShared(t, b, 1, 2)
+	if pa := appendShared(t, a, 2, 3); pa <= pb {
+		t.Errorf("position %d after the other store's %d", pa, pb)
+	}
+}
+
+func appendShared(t *testing.T, s *Store, expected, want int64) (position int64) {
+	t.Helper()
+	v, pos, err := s.Append(context.Background(), "run-shared", expected, event(`{}`))
+	if err != nil || v != want {
+		t.Fatalf("append at %d = %d, %v; want %d", expected, v, err, want)
+	}
+	return pos
+}
+
+func conflictShared(t *testing.T, s *Store, expected, actual int64) {
+	t.Helper()
+	_, _, err := s.Append(context.Background(), "run-shared", expected, event(`{}`))
+	var ce *eventstore.ConcurrencyError
+	if !errors.As(err, &ce) || ce.Actual != actual {
+		t.Fatalf("append at %d: err = %v, want a ConcurrencyError at %d", expected, err, actual)
+	}
+}
+
+// TestWriteStateBackstop makes the writer's memory wrong behind its back, as
+// a bug would: the database's constraints still refuse what it would write,
+// and the writer recovers from the database.
+func TestWriteStateBackstop(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	if _, _, err := s.Append(ctx, "run-1", eventstore.NoStream, event(`{}`), event(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Append(ctx, "run-2", eventstore.NoStream, event(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The writer goroutine is idle; the request channel orders these
+	// writes before its next batch.
+	s.state.versions["run-1"] = 1 // the stream is at 2
+	_, _, err := s.Append(ctx, "run-1", 1, event(`{}`))
+	var ce *eventstore.ConcurrencyError
+	if !errors.As(err, &ce) || ce.Actual != 2 {
+		t.Fatalf("append behind a stale version: err = %v, want a ConcurrencyError at 2", err)
+	}
+	if v, _, err := s.Append(ctx, "run-1", 2, event(`{}`)); err != nil || v != 3 {
+		t.Fatalf("append at the actual version = %d, %v; want 3", v, err)
+	}
+
+	head, err := s.HeadPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.state.lastPosition = 1 // positions up to head are taken
+	v, pos, err := s.Append(ctx, "run-2", 1, event(`{}`))
+	if err != nil || v != 2 || pos != head+1 {
+		t.Fatalf("append behind a stale position = version %d position %d, %v; want 2, %d", v, pos, err, head+1)
+	}
+	evs, err := s.ReadAll(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evs {
+		if e.Position != int64(i+1) {
+			t.Fatalf("event %d at position %d", i, e.Position)
+		}
+	}
+}
+
+// TestPositionsAcrossPaths mixes batches the writer inserts with one
+// statement and batches it redoes one append at a time (a duplicate id sends
+// it there), across a reopen: positions keep rising by one, and
+// AUTOINCREMENT's record of the last position keeps up with them.
+func TestPositionsAcrossPaths(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	s := open(t, path)
+	ctx := context.Background()
+	dup := event(`{}`)
+	for round := range 3 {
+		batch := []*appendRequest{
+			request(ctx, fmt.Sprintf("run-%d-a", round), eventstore.NoStream, event(`{}`), event(`{}`)),
+			request(ctx, fmt.Sprintf("run-%d-b", round), eventstore.NoStream, event(`{}`)),
+		}
+		if round == 1 {
+			batch = append(batch, request(ctx, "run-dup", eventstore.AnyVersion, dup), request(ctx, "run-dup", eventstore.AnyVersion, dup))
+		}
+		s.commitBatch(batch)
+		if round == 1 && batch[3].err == nil {
+			t.Fatal("second append of one id succeeded")
+		}
+		if _, _, err := s.Append(ctx, fmt.Sprintf("run-%d-c", round), eventstore.NoStream, event(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if _, _, err := s.Append(ctx, "run-last", eventstore.NoStream, event(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ReadAll(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3*4 + 1 + 1; len(evs) != want {
+		t.Fatalf("%d events, want %d", len(evs), want)
+	}
+	for i, e := range evs {
+		if e.Position != int64(i+1) {
+			t.Fatalf("event %d at position %d", i, e.Position)
+		}
+	}
+	var seq int64
+	if err := s.read.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if seq != int64(len(evs)) {
+		t.Errorf("sqlite_sequence holds %d, last position is %d", seq, len(evs))
+	}
+}
+
+// TestGather checks the writer's wait for the appends it expects: none when
+// enough are queued or none are expected, at most the given time otherwise,
+// and no longer than it takes them to arrive.
+func TestGather(t *testing.T) {
+	ctx := context.Background()
+	s := &Store{requests: make(chan *appendRequest, 8)}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	queue := func(n int) {
+		for range n {
+			s.requests <- request(ctx, "run-1", eventstore.AnyVersion, event(`{}`))
+		}
+	}
+	first := request(ctx, "run-1", eventstore.AnyVersion, event(`{}`))
+	batch := make([]*appendRequest, 0, 4)
+
+	queue(5)
+	start := time.Now()
+	if got := s.gather(append(batch[:0], first), 2, time.Hour, timer); len(got) != 4 {
+		t.Errorf("gathered %d with 5 queued, want cap 4", len(got))
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("waited %v with enough queued", took)
+	}
+	for len(s.requests) > 0 {
+		<-s.requests
+	}
+
+	const wait = 30 * time.Millisecond
+	start = time.Now()
+	if got := s.gather(append(batch[:0], first), 3, wait, timer); len(got) != 1 {
+		t.Errorf("gathered %d with none coming, want 1", len(got))
+	}
+	if took := time.Since(start); took < wait {
+		t.Errorf("waited %v for appends expected, want %v", took, wait)
+	}
+
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		queue(2)
+	}()
+	start = time.Now()
+	if got := s.gather(append(batch[:0], first), 3, time.Hour, timer); len(got) != 3 {
+		t.Errorf("gathered %d, want the 3 expected", len(got))
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("waited %v for appends that came", took)
+	}
+
+	close(s.requests)
+	if got := s.gather(append(batch[:0], first), 3, time.Hour, timer); len(got) != 1 {
+		t.Errorf("gathered %d from a closed queue, want 1", len(got))
+	}
+}
