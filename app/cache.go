@@ -28,39 +28,42 @@ type runCache struct {
 type cacheEntry struct {
 	name string
 	run  domain.Run
+	tail int // bytes of the run's events since its last snapshot
 }
 
 func newRunCache(max int) *runCache {
 	return &runCache{max: max, order: list.New(), byRun: map[string]*list.Element{}}
 }
 
-// get returns a copy of the cached state of run name.
-func (c *runCache) get(name string) (domain.Run, bool) {
+// get returns a copy of the cached state of run name, and the bytes of its
+// events since its last snapshot.
+func (c *runCache) get(name string) (domain.Run, int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.byRun[name]
 	if !ok {
-		return domain.Run{}, false
+		return domain.Run{}, 0, false
 	}
 	c.order.MoveToFront(el)
-	return el.Value.(*cacheEntry).run.Clone(), true
+	e := el.Value.(*cacheEntry)
+	return e.run.Clone(), e.tail, true
 }
 
 // put records a copy of r as the state of run name, unless a newer one is
 // there already.
-func (c *runCache) put(name string, r domain.Run) {
+func (c *runCache) put(name string, r domain.Run, tail int) {
 	r = r.Clone()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.byRun[name]; ok {
 		e := el.Value.(*cacheEntry)
 		if e.run.Version <= r.Version {
-			e.run = r
+			e.run, e.tail = r, tail
 		}
 		c.order.MoveToFront(el)
 		return
 	}
-	c.byRun[name] = c.order.PushFront(&cacheEntry{name: name, run: r})
+	c.byRun[name] = c.order.PushFront(&cacheEntry{name: name, run: r, tail: tail})
 	for c.order.Len() > c.max {
 		oldest := c.order.Back()
 		c.order.Remove(oldest)

@@ -261,6 +261,7 @@ func TestCachedRunIsTheLoadedState(t *testing.T) {
 	svc := app.New(store)
 	zone := time.FixedZone("AWST", 8*3600)
 	svc.Now = func() time.Time { return time.Now().In(zone) }
+	svc.SnapshotBytes = 500 // loads start from snapshots too
 	res, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner})
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +292,9 @@ func TestCachedRunIsTheLoadedState(t *testing.T) {
 		if !reflect.DeepEqual(cached, loaded) {
 			t.Fatalf("step %d: cached state differs from the loaded one:\n%+v\n%+v", i, cached, loaded)
 		}
+		if snap, err := store.LoadSnapshot(ctx, app.RunStream("r")); i > 1 && (err != nil || snap.Version < 2) {
+			t.Fatalf("step %d: no snapshot to load from (%v)", i, err)
+		}
 		if _, ok := svc.CachedRun("r", v-1); ok {
 			t.Fatalf("step %d: a cached state for version %d, which is not the cache's", i, v-1)
 		}
@@ -300,5 +304,73 @@ func TestCachedRunIsTheLoadedState(t *testing.T) {
 		if res, err = steps[i](); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
+	}
+}
+
+// TestSnapshotBySize checks the size policy: a snapshot is saved once the
+// events since the last one reach SnapshotBytes, whether the state came
+// from the cache or from the store, and loading from it gives the state a
+// replay of the whole history gives.
+func TestSnapshotBySize(t *testing.T) {
+	ctx := context.Background()
+	taken := map[bool][]int64{}
+	for _, cached := range []bool{true, false} {
+		store := memory.New()
+		svc := app.New(store)
+		svc.SnapshotBytes = 600
+		if !cached {
+			svc.CachedRuns = -1
+		}
+		if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner}); err != nil {
+			t.Fatal(err)
+		}
+		sizes := 0
+		snapshots := 0
+		for i := range 12 {
+			if _, err := svc.UpdateConfig(ctx, "r", testConfig(2+i%3), owner); err != nil {
+				t.Fatal(err)
+			}
+			evs, err := store.ReadStream(ctx, app.RunStream("r"), 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := store.LoadSnapshot(ctx, app.RunStream("r"))
+			switch {
+			case errors.Is(err, eventstore.ErrNotFound):
+			case err != nil:
+				t.Fatal(err)
+			default:
+				// Only the events after the snapshot count, and they are
+				// fewer than SnapshotBytes.
+				sizes = 0
+				for _, ev := range evs[snap.Version:] {
+					sizes += len(ev.Data)
+				}
+				if sizes >= svc.SnapshotBytes {
+					t.Fatalf("cached=%v: %d bytes of events after the snapshot at %d, want < %d", cached, sizes, snap.Version, svc.SnapshotBytes)
+				}
+				if snap.Version == int64(len(evs)) {
+					snapshots++
+					taken[cached] = append(taken[cached], snap.Version)
+				}
+			}
+			recs, _, err := svc.History(ctx, "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := app.New(store).LoadRun(ctx, "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := domain.StateAt(recs, int64(len(recs))); !reflect.DeepEqual(loaded.Config, want.Config) || loaded.Version != want.Version {
+				t.Fatalf("cached=%v: loaded %d %v, replayed %d %v", cached, loaded.Version, loaded.Config.Inputs.Images, want.Version, want.Config.Inputs.Images)
+			}
+		}
+		if snapshots < 3 {
+			t.Errorf("cached=%v: %d snapshots saved for 13 events of ~270 bytes each with SnapshotBytes 600, want several", cached, snapshots)
+		}
+	}
+	if !slices.Equal(taken[true], taken[false]) {
+		t.Errorf("snapshots taken at versions %v with the cache, %v without", taken[true], taken[false])
 	}
 }

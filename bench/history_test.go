@@ -100,7 +100,7 @@ func TestSeededRunsAreRestorable(t *testing.T) {
 	}
 	fx.BeforeProducts = syntheticProducts("t", fx.Before, 1)
 	fx.AfterProducts = syntheticProducts("t", fx.After, 2)
-	if err := seedMany(context.Background(), store, 10, 3, func(i int) string { return seededName("t", i) }, domain.Actor{Name: "alice"}, fx, nil); err != nil {
+	if err := seedMany(context.Background(), seeder(store), 10, 3, func(i int) string { return seededName("t", i) }, domain.Actor{Name: "alice"}, fx, nil); err != nil {
 		t.Fatal(err)
 	}
 	runs := audit(t, store)
@@ -113,7 +113,7 @@ func TestSeededRunsAreRestorable(t *testing.T) {
 		}
 	}
 	// Seeding the same names again is refused by the store, not doubled.
-	if err := seedRestorable(context.Background(), store, seededName("t", 0), domain.Actor{Name: "alice"}, fx); err == nil {
+	if err := seedRestorable(context.Background(), seeder(store), seededName("t", 0), domain.Actor{Name: "alice"}, fx); err == nil {
 		t.Fatal("seeding an existing run succeeded")
 	}
 }

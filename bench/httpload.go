@@ -219,7 +219,7 @@ func prepareLocal(ctx context.Context, dataDir, prefix string, opts HTTPOptions,
 	start := time.Now()
 	fx, err := processedFixture(ctx, c.Artifacts, imagesDir, 4)
 	if err == nil {
-		err = seedMany(ctx, c.Store, opts.Runs, 64, func(i int) string { return seededName(prefix, i) }, domain.Actor{Name: "alice"}, fx, func(done int) {
+		err = seedMany(ctx, seeder(c.Store), opts.Runs, 64, func(i int) string { return seededName(prefix, i) }, domain.Actor{Name: "alice"}, fx, func(done int) {
 			fmt.Fprintf(out, "  seeded %d runs\n", done)
 		})
 	}
@@ -233,7 +233,7 @@ func prepareLocal(ctx context.Context, dataDir, prefix string, opts HTTPOptions,
 	if err = errors.Join(err, c.Close()); err != nil {
 		return nil, fixture{}, "", err
 	}
-	fmt.Fprintf(out, "seeded %d restorable runs in %s: each created over 4 images of a synthetic survey, processed, a 5th image added and processed in add mode (taking the backup) and completed; every command decided by the domain on the run's state as the service decides it, the run's events appended directly to the event store in one append; products are real artifacts, from processing the survey once\n",
+	fmt.Fprintf(out, "seeded %d restorable runs in %s: each created over 4 images of a synthetic survey, processed, a 5th image added and processed in add mode (taking the backup) and completed, every step a command of the service (snapshots included) with the processing itself skipped; products are real artifacts, from processing the survey once\n",
 		opts.Runs, time.Since(start).Round(time.Millisecond))
 	srv, err := startLocal(ctx, dataDir, imagesDir, !opts.APIOnly)
 	if err != nil {

@@ -105,7 +105,7 @@ func Restore(ctx context.Context, opts RestoreOptions, out io.Writer) ([]Restore
 		for _, a := range fx.BeforeProducts.Artifacts {
 			results[i].BackupBytes += a.Size
 		}
-		if err := seedMany(ctx, c.Store, opts.Restores, 4, func(j int) string { return restoreRunName(size, j) }, owner, fx, nil); err != nil {
+		if err := seedMany(ctx, seeder(c.Store), opts.Restores, 4, func(j int) string { return restoreRunName(size, j) }, owner, fx, nil); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -119,7 +119,7 @@ func Restore(ctx context.Context, opts RestoreOptions, out io.Writer) ([]Restore
 	if err := c.Close(); err != nil {
 		return nil, err
 	}
-	fmt.Fprintln(out, "each run: created, processed, an image added and processed in add mode (the backup), all decided by the domain and appended directly; products: measurements Parquet files of synthetic rows written through the artifact store")
+	fmt.Fprintln(out, "each run: created, processed, an image added and processed in add mode (the backup), every step a command of the service with the processing itself skipped; products: measurements Parquet files of synthetic rows written through the artifact store")
 
 	srv, err := startLocal(ctx, dataDir, imagesDir, true)
 	if err != nil {

@@ -87,13 +87,13 @@ func (quietLog) Debugf(string, ...any) {}
 func (quietLog) Infof(string, ...any)  {}
 func (quietLog) Warnf(string, ...any)  {}
 
-// seedRestorable appends the history of a run that can be restored: created
-// over fx.Before, processed, its configuration changed to fx.After and
-// processed again in add mode (which takes the backup). Each command is
-// decided by the domain on the run's state, as the service decides it; the
-// events go in one append, at NoStream.
-func seedRestorable(ctx context.Context, store eventstore.Store, name string, owner domain.Actor, fx fixture) error {
-	var b runBuilder
+// seedRestorable makes a run that can be restored: created over fx.Before,
+// processed, its configuration changed to fx.After and processed again in
+// add mode (which takes the backup). Each step is a command of svc, decided
+// by the domain and appended as the service and its workers append them,
+// snapshots included; only the processing itself is skipped, its products
+// being fx's.
+func seedRestorable(ctx context.Context, svc *app.Service, name string, owner domain.Actor, fx fixture) error {
 	const worker = "system:processing-worker"
 	jobs := [2]string{uuid.NewString(), uuid.NewString()}
 	steps := []struct {
@@ -119,23 +119,22 @@ func seedRestorable(ctx context.Context, store eventstore.Store, name string, ow
 			return r.FinishProcessing(jobs[1], &fx.AfterProducts, nil), nil
 		}},
 	}
+	var res app.Result
 	for _, st := range steps {
-		if err := b.do(st.actor, st.decide); err != nil {
+		var err error
+		if res, err = svc.ExecRun(ctx, name, st.actor, st.decide); err != nil {
 			return fmt.Errorf("seed run %s: %w", name, err)
 		}
 	}
-	if !b.r.RestoreAvailable() {
-		return fmt.Errorf("seed run %s: the seeded run is %s and cannot be restored", name, b.r.Status)
-	}
-	if _, _, err := store.Append(ctx, app.RunStream(name), eventstore.NoStream, b.events...); err != nil {
-		return fmt.Errorf("seed run %s: %w", name, err)
+	if !res.Run.RestoreAvailable() {
+		return fmt.Errorf("seed run %s: the seeded run is %s and cannot be restored", name, res.Run.Status)
 	}
 	return nil
 }
 
 // seedMany seeds runs name(0) .. name(n-1) with writers concurrent
 // appenders, reporting progress to progress (nil: none).
-func seedMany(ctx context.Context, store eventstore.Store, n, writers int, name func(int) string, owner domain.Actor, fx fixture, progress func(done int)) error {
+func seedMany(ctx context.Context, svc *app.Service, n, writers int, name func(int) string, owner domain.Actor, fx fixture, progress func(done int)) error {
 	var next, done atomic.Int64
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -152,7 +151,7 @@ func seedMany(ctx context.Context, store eventstore.Store, n, writers int, name 
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := seedRestorable(ctx, store, name(i), owner, fx); err != nil {
+				if err := seedRestorable(ctx, svc, name(i), owner, fx); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -167,4 +166,14 @@ func seedMany(ctx context.Context, store eventstore.Store, n, writers int, name 
 		return firstErr
 	}
 	return parent.Err()
+}
+
+// seeder is the service the benchmarks seed runs with: its own, so that
+// the cache of the server under test starts empty, as after a restart. It
+// keeps only the states of the runs being seeded (one per seeding
+// goroutine).
+func seeder(store eventstore.Store) *app.Service {
+	svc := app.New(store)
+	svc.CachedRuns = 128
+	return svc
 }

@@ -16,11 +16,13 @@ kinds; every restore goes to a run of its own.
 
 Without --server, a server is started in this process on a loopback port
 over --data-dir (default: a temporary directory), after --runs restorable
-runs are seeded into its event store: each run's history (created,
-processed, an image added and processed in add mode, completed) is decided
-by the domain as the service decides it and appended in one append; the
-products are real, from processing a small synthetic survey once. The load
-starts once the server has handed its whole event log to its workers.
+runs are seeded into its event store: each run is created, processed, an
+image added and processed in add mode, every step a command of the service
+(as its API and workers give them, snapshots included) with the processing
+itself skipped; the products are real, from processing a small synthetic
+survey once. The server starts after the seeding, with nothing in memory,
+as after a restart. The load starts once the server has handed its whole
+event log to its workers.
 With --api-only the in-process server runs without workers during the
 load, as an API replica does (serve --workers=false), so that the figures
 are the API's own, not shared with the restores' work on the same cores;

@@ -18,6 +18,10 @@ import (
 	"github.com/piperun/piperun/eventstore"
 )
 
+// readMmapBytes is how much of the database file the read connections map
+// into memory (address space, not memory use).
+const readMmapBytes = 1 << 30
+
 // defaultReadAllLimit caps ReadAll when the caller passes limit <= 0.
 const defaultReadAllLimit = 1000
 
@@ -80,6 +84,7 @@ type Store struct {
 	read         *sql.DB
 	checkpointer *sql.DB
 	stmts        writeStmts
+	reads        readStmts
 	// state and args belong to the writer goroutine.
 	state writeState
 	args  []any
@@ -131,7 +136,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerCheckpointFrames))
 	}
 	if err == nil {
-		s.read, err = openDB(abs, opts.ReadConns, busy, "_pragma=query_only(1)")
+		// mmap: a connection's page cache is emptied whenever another
+		// connection commits, which under load is every few milliseconds;
+		// through the mapping, pages of the database file are then read
+		// from memory, not with a pread(2) each.
+		s.read, err = openDB(abs, opts.ReadConns, busy, "_pragma=query_only(1)", fmt.Sprintf("_pragma=mmap_size(%d)", readMmapBytes))
 	}
 	if err == nil {
 		s.checkpointer, err = openDB(abs, 1, busy, "_pragma=synchronous(FULL)")
@@ -196,12 +205,52 @@ func (s *Store) init(ctx context.Context) error {
 			return storageError("create schema", err)
 		}
 	}
-	return s.stmts.prepare(ctx, s.write)
+	if err := s.stmts.prepare(ctx, s.write); err != nil {
+		return err
+	}
+	return s.reads.prepare(ctx, s.read)
+}
+
+// readStmts are the read queries, prepared once for the pool: database/sql
+// prepares each on a connection the first time it runs there, and a query
+// prepared anew each time cost as much as running it.
+type readStmts struct {
+	stream, version, all, head, snapshot *sql.Stmt
+}
+
+func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&r.stream, `SELECT ` + eventColumns + ` FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`},
+		{&r.version, versionQuery},
+		{&r.all, `SELECT ` + eventColumns + ` FROM events WHERE position > ? ORDER BY position LIMIT ?`},
+		{&r.head, `SELECT COALESCE(MAX(position), 0) FROM events`},
+		{&r.snapshot, `SELECT version, data FROM snapshots WHERE stream = ?`},
+	} {
+		stmt, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return storageError(fmt.Sprintf("prepare %q", p.sql), err)
+		}
+		*p.stmt = stmt
+	}
+	return nil
+}
+
+func (r *readStmts) close() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{r.stream, r.version, r.all, r.head, r.snapshot} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // closeDBs closes what Open opened.
 func (s *Store) closeDBs() error {
-	errs := []error{s.stmts.close()}
+	errs := []error{s.stmts.close(), s.reads.close()}
 	for _, db := range []*sql.DB{s.read, s.checkpointer, s.write} {
 		if db != nil {
 			errs = append(errs, db.Close())
@@ -259,9 +308,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, limit
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT `+eventColumns+` FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`,
-		stream, from, limit)
+	rows, err := s.reads.stream.QueryContext(ctx, stream, from, limit)
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read stream %q", stream), err)
 	}
@@ -278,7 +325,7 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (int64, error)
 		return 0, errClosed
 	}
 	var v sql.NullInt64
-	err := s.read.QueryRowContext(ctx, versionQuery, stream).Scan(&v)
+	err := s.reads.version.QueryRowContext(ctx, stream).Scan(&v)
 	if err != nil {
 		return 0, storageError(fmt.Sprintf("version of stream %q", stream), err)
 	}
@@ -293,8 +340,7 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventsto
 	if limit <= 0 {
 		limit = defaultReadAllLimit
 	}
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT `+eventColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
+	rows, err := s.reads.all.QueryContext(ctx, after, limit)
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
 	}
@@ -311,7 +357,7 @@ func (s *Store) HeadPosition(ctx context.Context) (int64, error) {
 		return 0, errClosed
 	}
 	var p int64
-	if err := s.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&p); err != nil {
+	if err := s.reads.head.QueryRowContext(ctx).Scan(&p); err != nil {
 		return 0, storageError("head position", err)
 	}
 	return p, nil
@@ -356,7 +402,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (eventstore.Sna
 		return eventstore.Snapshot{}, errClosed
 	}
 	snap := eventstore.Snapshot{Stream: stream}
-	err := s.read.QueryRowContext(ctx, `SELECT version, data FROM snapshots WHERE stream = ?`, stream).Scan(&snap.Version, &snap.Data)
+	err := s.reads.snapshot.QueryRowContext(ctx, stream).Scan(&snap.Version, &snap.Data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return eventstore.Snapshot{}, fmt.Errorf("load snapshot of %q: %w", stream, eventstore.ErrNotFound)
 	}
