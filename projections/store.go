@@ -12,8 +12,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/piperun/piperun/app"
@@ -179,6 +182,12 @@ type Change struct {
 type Store struct {
 	db   *sql.DB
 	path string
+
+	// Hints, if set before the projector starts, saves it reading and
+	// decoding the read model of a run whose new state the command side
+	// has in memory.
+	Hints     StateHints
+	hintsUsed atomic.Int64
 
 	mu       sync.Mutex
 	position int64
@@ -539,8 +548,17 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 		return nil
 	}
 	name := strings.TrimPrefix(ev.Stream, "run-")
+	_, created := rec.Event.(domain.RunCreated)
 	r, ok := b.touched[name]
-	if !ok {
+	applied := false
+	if !ok && !created {
+		var err error
+		if r, err = b.hinted(ctx, name, ev.Version); err != nil {
+			return err
+		}
+		applied = r != nil
+	}
+	if r == nil {
 		var err error
 		if r, err = b.loadState(ctx, name); err != nil {
 			return err
@@ -550,12 +568,14 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 			b.refs[name] = referencedDigests(r)
 		}
 	}
-	if _, created := rec.Event.(domain.RunCreated); created && r.Deleted {
+	if created && r.Deleted {
 		if err := b.clearLogs(ctx, name); err != nil {
 			return fmt.Errorf("clear logs of re-created run %s: %w", name, err)
 		}
 	}
-	r.Apply(rec)
+	if !applied {
+		r.Apply(rec)
+	}
 	if lw, ok := rec.Event.(domain.LogWritten); ok {
 		if err := b.appendLines(ctx, name, lw); err != nil {
 			return err
@@ -563,6 +583,61 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 	}
 	return nil
 }
+
+// StateHints hands the projector, when it has it in memory, the state of a
+// run right after a given event: app.Service's command cache, which holds
+// the state it has just appended. The projector then need not read and
+// decode the run's read model; the state is the same, since both are
+// Apply over the same stored events.
+type StateHints interface {
+	CachedRun(name string, version int64) (domain.Run, bool)
+}
+
+// hinted returns the state of run name after its event version from the
+// store's hints, when the projector does not hold the run already and the
+// hints have exactly that state (nil otherwise). The artifacts it used
+// before come from artifact_refs.
+func (b *batchWriter) hinted(ctx context.Context, name string, version int64) (*domain.Run, error) {
+	if b.s.Hints == nil {
+		return nil, nil
+	}
+	if _, ok := b.s.cache[name]; ok {
+		return nil, nil
+	}
+	h, ok := b.s.Hints.CachedRun(name, version)
+	if !ok {
+		return nil, nil
+	}
+	st, err := b.stmt(ctx, `SELECT digest FROM artifact_refs WHERE run = ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+	}
+	var refs []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+		}
+		refs = append(refs, d)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+	}
+	r := &h
+	b.s.cache[name] = r
+	b.touched[name] = r
+	b.refs[name] = refs
+	b.s.hintsUsed.Add(1)
+	return r, nil
+}
+
+// HintsUsed is how many times the projector took a run's state from Hints.
+func (s *Store) HintsUsed() int64 { return s.hintsUsed.Load() }
 
 func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, error) {
 	if r, ok := b.s.cache[name]; ok {
@@ -582,7 +657,7 @@ func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, 
 	case err != nil:
 		return nil, fmt.Errorf("read run %s read model: %w", name, err)
 	default:
-		if err := json.Unmarshal(state, r); err != nil {
+		if err := jsonv2.Unmarshal(state, r, jsonv1.DefaultOptionsV1()); err != nil {
 			return nil, fmt.Errorf("decode run %s read model: %w", name, err)
 		}
 	}

@@ -150,7 +150,11 @@ func Open(ctx context.Context, st Storage) (*Components, error) {
 		store.Close()
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
-	return &Components{Store: store, Read: read, Artifacts: arts, Svc: app.New(store)}, nil
+	svc := app.New(store)
+	// The projector takes the states the commands of this process have
+	// just appended from their cache, instead of reading them back.
+	read.Hints = svc
+	return &Components{Store: store, Read: read, Artifacts: arts, Svc: svc}, nil
 }
 
 // Close closes the stores.
