@@ -16,6 +16,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/internal/sqlitewal"
 )
 
 // defaultReadAllLimit caps ReadAll when the caller passes limit <= 0.
@@ -93,9 +94,7 @@ type Store struct {
 	changedMu sync.Mutex
 	changed   chan struct{}
 
-	committed        chan struct{} // wakes checkpointLoop
-	stopCheckpoints  chan struct{}
-	checkpointerDone chan struct{}
+	ckpt *sqlitewal.Checkpointer // nil until Open succeeds
 
 	commits atomic.Int64 // write transactions committed, for tests and benchmarks
 }
@@ -111,13 +110,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
 	s := &Store{
-		path:             abs,
-		requests:         make(chan *appendRequest, opts.MaxBatch),
-		writerDone:       make(chan struct{}),
-		changed:          make(chan struct{}),
-		committed:        make(chan struct{}, 1),
-		stopCheckpoints:  make(chan struct{}),
-		checkpointerDone: make(chan struct{}),
+		path:       abs,
+		requests:   make(chan *appendRequest, opts.MaxBatch),
+		writerDone: make(chan struct{}),
+		changed:    make(chan struct{}),
 	}
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
 	err = registerWALBufferVFS()
@@ -146,7 +142,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("open event store %s: %w", abs, err), s.closeDBs())
 	}
 	go s.writeLoop(opts.MaxBatch)
-	go s.checkpointLoop()
+	s.ckpt = sqlitewal.Start(s.checkpointer, checkpointInterval)
 	return s, nil
 }
 
@@ -418,8 +414,7 @@ func (s *Store) Close() error {
 	close(s.requests)
 	s.closeMu.Unlock()
 	<-s.writerDone
-	close(s.stopCheckpoints)
-	<-s.checkpointerDone
+	s.ckpt.Stop()
 	if err := s.closeDBs(); err != nil {
 		return fmt.Errorf("close event store %s: %w", s.path, err)
 	}

@@ -480,7 +480,7 @@ func (s *Store) writeAndReport(batch []*appendRequest) {
 		return
 	}
 	s.commits.Add(1)
-	s.wakeCheckpointer()
+	s.ckpt.Wake()
 	if written {
 		s.notifyChanged()
 	}
