@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/mux"
 	msqlite "modernc.org/sqlite"
 
 	"github.com/piperun/piperun/app"
@@ -287,7 +286,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Svc: c.Svc, Read: c.Read, ParseConfig: ParseConfig(cfg.ImagesDir), Logger: log, Artifacts: c.Artifacts,
 		Ready: func(ctx context.Context) error { return ready(ctx, c, b) },
 	}
-	router := mux.NewRouter()
+	router := api.NewRouter()
 	apiServer.Register(router)
 	router.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
 	keyFile := cfg.SessionKeyFile

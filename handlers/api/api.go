@@ -88,9 +88,18 @@ func (c *tokenCache) put(hash string, a domain.Actor) {
 
 // Router returns the API's routes.
 func (s *Server) Router() *mux.Router {
-	r := mux.NewRouter()
+	r := NewRouter()
 	s.Register(r)
 	return r
+}
+
+// NewRouter returns the router the API and the pages are registered on. It
+// takes paths as they come: a path with "." or ".." segments or doubled
+// slashes is matched as it is (and answered 404 by the routes' own checks)
+// rather than redirected to its cleaned form, which could name another
+// resource.
+func NewRouter() *mux.Router {
+	return mux.NewRouter().SkipClean(true)
 }
 
 // Register adds the API's routes to r.
