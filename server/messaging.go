@@ -86,9 +86,7 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 		}
 		b.closers = append(b.closers, func() { router.Close() })
 		newRelay(ch, "relay:gochannel", messaging.DefaultTopic)
-		if err := wk.Recover(ctx); err != nil {
-			log.Error("recover pending work", "err", err)
-		}
+		recoverPending(wk, log, goRun)
 		return b, nil
 	}
 
@@ -129,10 +127,21 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 		}
 		return router.Run(ctx)
 	})
-	if err := wk.Recover(ctx); err != nil {
-		log.Error("recover pending work", "err", err)
-	}
+	recoverPending(wk, log, goRun)
 	return b, nil
+}
+
+// recoverPending re-drives the work a previous process left pending, in
+// the background: a slow backup check must not keep the API from serving.
+// A failure is logged; the runs concerned stay pending for the next start
+// (or a redelivered message).
+func recoverPending(wk *workers.Workers, log *slog.Logger, goRun func(string, func(context.Context) error)) {
+	goRun("recover", func(ctx context.Context) error {
+		if err := wk.Recover(ctx); err != nil && ctx.Err() == nil {
+			log.Error("recover pending work", "err", err)
+		}
+		return nil
+	})
 }
 
 // close releases the bus once its goroutines have stopped.

@@ -396,7 +396,8 @@ func TestCrashDuringRestore(t *testing.T) {
 	// 2. The worker is verifying x's backup (blocked on one of its files),
 	// so y's request, stored and shown, waits for the worker; then the
 	// server is killed again during its start-up recovery, which verifies
-	// x's backup before serving.
+	// x's backup in the background: the restarted server serves (and shows
+	// x still Restoring) while the recovery is blocked.
 	x, y := c.arm("mid-verify"), c.arm("queued-behind")
 	unblock := c.blockArtifact(x.pre.Products[0].Digest)
 	c.requestRestore(x.name, nil)
@@ -405,9 +406,12 @@ func TestCrashDuringRestore(t *testing.T) {
 	c.kill()
 	crashed(x, phaseNoOutcome)
 	crashed(y, phaseNoOutcome)
-	p := c.launch()
-	c.awaitBlockedOnPipe(p)
-	p.kill()
+	c.start()
+	c.awaitBlockedOnPipe(c.srv)
+	if v := c.run(x.name); v.Status != string(domain.StatusRestoring) {
+		t.Fatalf("run %s is %s while its recovery is blocked, want Restoring", x.name, v.Status)
+	}
+	c.kill()
 	crashed(x, phaseNoOutcome)
 	unblock()
 	c.start()
