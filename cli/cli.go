@@ -104,6 +104,7 @@ func commands() []command {
 
 		{name: "user", group: groupMaintenance, summary: "create users and their API tokens (user add)", run: cmdUser},
 		{name: "projections", group: groupMaintenance, summary: "rebuild the read models from the event log (projections rebuild)", run: cmdProjections},
+		{name: "artifacts", group: groupMaintenance, summary: "delete stored products no run uses any more (artifacts sweep)", run: cmdArtifacts},
 		{name: "bench", group: groupMaintenance, summary: "time source association on a synthetic survey (bench associate)", run: cmdBench},
 		{name: "version", group: groupMaintenance, summary: "print piperun's version", run: cmdVersion},
 		{name: "help", group: groupMaintenance, summary: "show help for a command", run: cmdHelp},

@@ -106,12 +106,13 @@ var flagsOf = map[string][]string{
 	"whoami":              {"--server", "--token"},
 	"user add":            {"--admin", "--data-dir", "--esdb-url", EnvDataDir, EnvESDBURL},
 	"projections rebuild": {"--data-dir", "--esdb-url", EnvDataDir, EnvESDBURL},
+	"artifacts sweep":     {"--data-dir", "--esdb-url", "--grace", EnvDataDir, EnvESDBURL},
 	"version":             {},
 	"help":                {},
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
-	groupsWithSubs := map[string]bool{"config": true, "user": true, "projections": true}
+	groupsWithSubs := map[string]bool{"config": true, "user": true, "projections": true, "artifacts": true}
 	for _, c := range commands() {
 		if groupsWithSubs[c.name] {
 			continue
@@ -163,7 +164,7 @@ func TestTopLevelHelp(t *testing.T) {
 			}
 		}
 	}
-	for _, sub := range []string{"user", "config", "projections"} {
+	for _, sub := range []string{"user", "config", "projections", "artifacts"} {
 		r := piperun(t, "", sub, "--help")
 		if r.code != ExitOK || !strings.Contains(r.stdout, "Subcommands:") {
 			t.Errorf("piperun %s --help: %s", sub, r)

@@ -244,6 +244,47 @@ func cmdProjectionsRebuild(e *env, args []string) error {
 	return server.RebuildProjections(e.ctx, e.storage(fs), e.stdout)
 }
 
+func cmdArtifacts(e *env, args []string) error {
+	return e.dispatch([]subcommand{
+		{name: "sweep", summary: "delete stored products no run uses any more", run: cmdArtifactsSweep},
+	}, args)
+}
+
+var sweepHelp = help{
+	usage: []string{"artifacts sweep [--data-dir DIR] [--grace D]"},
+	description: `
+Deletes the stored artifacts (products, backups) of a data directory that no
+run uses any more, in its current products or its backup, and that are
+older than --grace; and the leftovers of writes a crash cut short. A restore
+or a deletion removes what it abandons, but not while a processing job is
+pending anywhere, and a process that dies between writing products and
+recording them leaves files that no run names: this finds them. A server
+with workers sweeps on its own every 6 hours.
+
+It deletes nothing while a processing job is pending (its products are not
+recorded yet). It is safe while a server runs on the data directory.`,
+	env: []string{dataDirEnv, esdbEnv},
+	examples: `
+piperun artifacts sweep --data-dir /srv/piperun
+piperun artifacts sweep --grace 1h`,
+}
+
+func cmdArtifactsSweep(e *env, args []string) error {
+	fs := e.flagSet()
+	dataDirFlag(fs)
+	esdbFlag(fs)
+	fs.String("grace", server.DefaultSweepGrace.String(), "leave files younger than `D`, e.g. 24h or 30m")
+	if _, err := e.parse(fs, sweepHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	grace, err := positiveDuration(fs, "grace")
+	if err != nil {
+		return err
+	}
+	_, err = server.SweepArtifacts(e.ctx, e.storage(fs), grace, e.stdout)
+	return err
+}
+
 var versionHelp = help{
 	usage:       []string{"version"},
 	description: `Prints piperun's version, and the Go version and source revision it was built from.`,

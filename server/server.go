@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/piperun/piperun/eventstore/sqlite"
 	"github.com/piperun/piperun/handlers/api"
 	"github.com/piperun/piperun/handlers/web"
+	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/metrics"
 	"github.com/piperun/piperun/projections"
@@ -62,6 +64,10 @@ type Config struct {
 	MetricsAddr string
 	// Poll is how often the log is re-read for other processes' appends.
 	Poll time.Duration
+	// SweepEvery is how often a process with workers deletes the stored
+	// artifacts no run uses that are older than DefaultSweepGrace
+	// (default DefaultSweepEvery; negative: never).
+	SweepEvery time.Duration
 	// Logger receives the service's own log (not the runs' logs).
 	Logger *slog.Logger
 	// Stdout receives the first-start admin token and the URL.
@@ -172,6 +178,61 @@ func AddUser(ctx context.Context, st Storage, name string, admin bool) (string, 
 	return c.Svc.CreateUser(ctx, name, admin, "system:cli")
 }
 
+// DefaultSweepGrace is how old an unused artifact must be before a sweep
+// deletes it; DefaultSweepEvery how often a server with workers sweeps.
+const (
+	DefaultSweepGrace = 24 * time.Hour
+	DefaultSweepEvery = 6 * time.Hour
+)
+
+// sweepEvery runs an artifact sweep every interval until ctx ends; a sweep
+// that fails or skips is logged and tried again at the next interval.
+func sweepEvery(ctx context.Context, c *Components, interval time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		rep, err := workers.Sweep(ctx, c.Store, c.Read, c.Artifacts, DefaultSweepGrace, log)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("artifact sweep failed", "err", err)
+		case rep.Skipped != "":
+			log.Info("artifact sweep deleted nothing", "reason", rep.Skipped)
+		default:
+			log.Info("artifact sweep done", "examined", rep.Examined, "deleted", rep.Deleted, "bytes", rep.Bytes)
+		}
+	}
+}
+
+// SweepArtifacts brings the read models up to the log's head, then deletes
+// the stored artifacts no run uses that are older than grace (see
+// workers.Sweep), and reports to out. It is safe while a server runs on the
+// same data directory.
+func SweepArtifacts(ctx context.Context, st Storage, grace time.Duration, out io.Writer) (workers.SweepReport, error) {
+	c, err := Open(ctx, st)
+	if err != nil {
+		return workers.SweepReport{}, err
+	}
+	defer c.Close()
+	if err := c.Read.CatchUp(ctx, c.Store); err != nil {
+		return workers.SweepReport{}, fmt.Errorf("sweep artifacts: %w", err)
+	}
+	rep, err := workers.Sweep(ctx, c.Store, c.Read, c.Artifacts, grace, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return rep, err
+	}
+	if rep.Skipped != "" {
+		fmt.Fprintf(out, "deleted nothing: %s; try again later\n", rep.Skipped)
+		return rep, nil
+	}
+	fmt.Fprintf(out, "examined %d stored files older than %s; deleted %d that no run uses (%d bytes)\n", rep.Examined, grace, rep.Deleted, rep.Bytes)
+	return rep, nil
+}
+
 // RebuildProjections drops the read models and rebuilds them from the
 // event log, reporting progress to out.
 func RebuildProjections(ctx context.Context, st Storage, out io.Writer) error {
@@ -253,6 +314,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	goRun("projector", func(ctx context.Context) error { return c.Read.Run(ctx, c.Store, cfg.Poll) })
+	if every := cmp.Or(cfg.SweepEvery, DefaultSweepEvery); cfg.Workers && every > 0 {
+		goRun("artifact sweep", func(ctx context.Context) error { return sweepEvery(ctx, c, every, log) })
+	}
 
 	b, err := startBus(ctx, cfg, c, m, goRun)
 	if err != nil {
