@@ -8,8 +8,9 @@ import (
 )
 
 // DefaultCachedRuns is how many runs' states a Service keeps for its
-// commands unless told otherwise.
-const DefaultCachedRuns = 4096
+// commands unless told otherwise: the recently active runs. A run with
+// products and a backup takes some tens of kilobytes.
+const DefaultCachedRuns = 1024
 
 // runCache keeps the states of recently commanded runs, so that a command
 // need not read and decode a run's events. An entry is the state the store
