@@ -34,6 +34,11 @@ once on standard output.
 Input paths in run configurations are relative to --images-dir, and may not
 leave it.
 
+Work a previous process left pending (a job, a restore, a deletion) is
+picked up in the background once the server serves. Every 6 hours the
+workers delete stored artifacts that no run uses and that are more than a
+day old ('piperun artifacts sweep' does it on demand).
+
 With --kafka-brokers the run events travel on Kafka (topic --kafka-topic,
 created if missing) instead of inside the process: this process publishes
 them, and its workers, unless --workers=false, consume them in the group
