@@ -1,12 +1,14 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -14,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/piperun/piperun/handlers/workers"
+	"github.com/piperun/piperun/internal/lease"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/metrics"
@@ -49,7 +52,15 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	var wk *workers.Workers
 	if cfg.Workers {
+		// The leases live beside the artifacts: the directory every
+		// process that runs workers shares (a volume of their own in the
+		// compose file).
+		leases, err := lease.Open(filepath.Join(c.Artifacts.Dir(), "leases"))
+		if err != nil {
+			return nil, err
+		}
 		wk = &workers.Workers{
+			Leases:        leases,
 			Svc:           c.Svc,
 			Process:       processFunc(c.Artifacts, cfg.ImagesDir),
 			Artifacts:     c.Artifacts,
@@ -86,7 +97,7 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 		}
 		b.closers = append(b.closers, func() { router.Close() })
 		newRelay(ch, "relay:gochannel", messaging.DefaultTopic)
-		recoverPending(wk, log, goRun)
+		recoverPending(wk, cmp.Or(cfg.RecoverEvery, DefaultRecoverEvery), log, goRun)
 		return b, nil
 	}
 
@@ -127,20 +138,27 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 		}
 		return router.Run(ctx)
 	})
-	recoverPending(wk, log, goRun)
+	recoverPending(wk, cmp.Or(cfg.RecoverEvery, DefaultRecoverEvery), log, goRun)
 	return b, nil
 }
 
 // recoverPending re-drives the work a previous process left pending, in
-// the background: a slow backup check must not keep the API from serving.
-// A failure is logged; the runs concerned stay pending for the next start
-// (or a redelivered message).
-func recoverPending(wk *workers.Workers, log *slog.Logger, goRun func(string, func(context.Context) error)) {
+// the background (a slow backup check must not keep the API from serving),
+// at the start and then every interval: the workers' leases tell a job a
+// live process runs, which is left alone, from one whose process died,
+// which is taken up. A failure is logged and tried again next time.
+func recoverPending(wk *workers.Workers, interval time.Duration, log *slog.Logger, goRun func(string, func(context.Context) error)) {
 	goRun("recover", func(ctx context.Context) error {
-		if err := wk.Recover(ctx); err != nil && ctx.Err() == nil {
-			log.Error("recover pending work", "err", err)
+		for {
+			if err := wk.Recover(ctx); err != nil && ctx.Err() == nil {
+				log.Error("recover pending work", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(interval):
+			}
 		}
-		return nil
 	})
 }
 

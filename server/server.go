@@ -64,6 +64,9 @@ type Config struct {
 	MetricsAddr string
 	// Poll is how often the log is re-read for other processes' appends.
 	Poll time.Duration
+	// RecoverEvery is how often a process with workers looks for work left
+	// pending by a process that died (default DefaultRecoverEvery).
+	RecoverEvery time.Duration
 	// SweepEvery is how often a process with workers deletes the stored
 	// artifacts no run uses that are older than DefaultSweepGrace
 	// (default DefaultSweepEvery; negative: never).
@@ -184,6 +187,9 @@ const (
 	DefaultSweepGrace = 24 * time.Hour
 	DefaultSweepEvery = 6 * time.Hour
 )
+
+// DefaultRecoverEvery is Config.RecoverEvery unless set.
+const DefaultRecoverEvery = time.Minute
 
 // sweepEvery runs an artifact sweep every interval until ctx ends; a sweep
 // that fails or skips is logged and tried again at the next interval.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/lease"
 	"github.com/piperun/piperun/messaging"
 )
 
@@ -61,6 +62,13 @@ type Workers struct {
 	FlushEvery time.Duration
 	// OnRestoreDone, if set, observes each restore's duration and outcome.
 	OnRestoreDone func(d time.Duration, ok bool)
+	// Leases, when set, makes each job and restore exclusive among the
+	// processes sharing the directory: a worker runs one only while it
+	// holds its lease, which the kernel frees if the holder dies. Recover
+	// can then take up a dead process's job at once, and leaves a live
+	// one's alone. Without it, a process only avoids running a job twice
+	// itself.
+	Leases *lease.Dir
 
 	once    sync.Once
 	slots   chan struct{}
@@ -179,6 +187,13 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 	}
 	w.running[job.ID] = true
 	w.mu.Unlock()
+	held, ok, err := w.lease("job-" + job.ID)
+	if err != nil || !ok {
+		// !ok: a live process runs the job.
+		w.done(job.ID)
+		return err
+	}
+	release := func(finished bool) { w.release(held, finished) }
 
 	log := w.Svc.NewRunLog(run, job.Log, domain.LogRun, job.Debug)
 	res, err := w.Svc.ExecRun(ctx, run, ActorProcessing, func(r *domain.Run) ([]domain.Event, error) {
@@ -190,21 +205,25 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 		return append(log.Take(), evs...), nil
 	})
 	if err != nil {
+		release(false)
 		w.done(job.ID)
 		return err
 	}
 	if res.Run.Job == nil || res.Run.Job.ID != job.ID {
+		release(true) // finished already
 		w.done(job.ID)
 		return nil
 	}
 	if len(res.Events) == 0 {
-		if !resume {
-			// Another worker runs it (or ran it and died: Recover, at the
-			// next start, takes it up again).
+		if !resume && held == nil {
+			// Another worker runs it, or ran it and died: without leases
+			// there is no telling, and Recover, at the next start, takes
+			// it up again.
 			w.done(job.ID)
 			return nil
 		}
-		// Started before but not finished: the worker that ran it died.
+		// Started before but not finished, and (with leases) no live
+		// process holds it: the worker that ran it died.
 		log.Warnf("Job %s was interrupted; running it again", job.ID)
 	}
 	var previous *domain.Products
@@ -213,8 +232,35 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 		previous = &p
 	}
 	w.wg.Add(1)
-	go w.runJob(run, job, previous, log)
+	go w.runJob(run, job, previous, log, release)
 	return nil
+}
+
+// lease takes the lease on name when the workers have leases (nil, true
+// when they have none).
+func (w *Workers) lease(name string) (*lease.Lease, bool, error) {
+	if w.Leases == nil {
+		return nil, true, nil
+	}
+	l, ok, err := w.Leases.TryAcquire(name)
+	if err != nil {
+		return nil, false, fmt.Errorf("workers: %w", err)
+	}
+	if !ok {
+		w.Logger.Info("left to the process that holds its lease", "lease", name)
+	}
+	return l, ok, nil
+}
+
+// release gives up a lease (nil: none); finished removes its file, for
+// work whose outcome is recorded.
+func (w *Workers) release(l *lease.Lease, finished bool) {
+	if l == nil {
+		return
+	}
+	if err := l.Release(finished); err != nil {
+		w.Logger.Warn("release lease", "err", err)
+	}
 }
 
 func (w *Workers) done(jobID string) {
@@ -223,10 +269,13 @@ func (w *Workers) done(jobID string) {
 	w.mu.Unlock()
 }
 
-func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, log *app.RunLog) {
+func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, log *app.RunLog, release func(finished bool)) {
 	defer w.wg.Done()
 	defer w.done(job.ID)
 	ctx := w.baseCtx
+	// Released once the outcome is recorded, or left for another worker
+	// when shutting down first.
+	defer func() { release(ctx.Err() == nil) }()
 	select {
 	case w.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -318,6 +367,12 @@ func (w *Workers) HandleRestore(ctx context.Context, run string) error {
 		return nil
 	}
 	req := *r.Restore
+	held, ok, err := w.lease("restore-" + req.ID)
+	if err != nil || !ok {
+		return err // !ok: a live process is restoring the run
+	}
+	finished := false
+	defer func() { w.release(held, finished) }()
 	log := w.Svc.NewRunLog(run, req.Log, domain.LogRestore, req.Debug)
 	log.Infof("Restoring run %s to its version before the last addition of images (backup taken at version %d)", run, req.BackupVersion)
 	log.Infof("Requested by %s; status before the request: %s", req.RequestedBy, req.PreviousStatus)
@@ -346,6 +401,7 @@ func (w *Workers) HandleRestore(ctx context.Context, run string) error {
 	if err != nil {
 		return fmt.Errorf("finish restore of run %s: %w", run, err)
 	}
+	finished = true
 	if len(res.Events) > 0 && w.OnRestoreDone != nil {
 		_, ok := outcome.(domain.RunRestored)
 		w.OnRestoreDone(time.Since(start), ok)
