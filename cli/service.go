@@ -20,7 +20,7 @@ import (
 var Version = ""
 
 var serveHelp = help{
-	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false]"},
+	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D]"},
 	description: `
 Runs the piperun service on a data directory: the HTTP API (and web pages)
 on --addr, and the workers that process runs, restore them and delete them.
@@ -35,7 +35,11 @@ Input paths in run configurations are relative to --images-dir, and may not
 leave it.
 
 Work a previous process left pending (a job, a restore, a deletion) is
-picked up in the background once the server serves. Every 6 hours the
+picked up in the background once the server serves, and again every
+--recover-every: a worker runs a job or a restore only while it holds its
+lease (an flock in <data-dir>/artifacts/leases, freed when its holder dies),
+so a live process's work is left alone and a dead one's taken up. Every 6
+hours the
 workers delete stored artifacts that no run uses and that are more than a
 day old ('piperun artifacts sweep' does it on demand).
 
@@ -69,7 +73,12 @@ func cmdServe(e *env, args []string) error {
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	kafkaFlags(fs)
 	fs.Bool("workers", true, "run the workers in this process (false: only the API and the relay, with Kafka)")
+	recoverFlag(fs)
 	if _, err := e.parse(fs, serveHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	recoverEvery, err := positiveDuration(fs, "recover-every")
+	if err != nil {
 		return err
 	}
 	workers, err := strconv.ParseBool(e.fromEnv(fs, "workers", EnvWorkers))
@@ -83,6 +92,7 @@ func cmdServe(e *env, args []string) error {
 		SessionKeyFile: e.fromEnv(fs, "session-key-file", EnvSessionKeyFile),
 		ImagesDir:      e.fromEnv(fs, "images-dir", EnvImagesDir),
 		Workers:        workers,
+		RecoverEvery:   recoverEvery,
 		Kafka:          e.kafkaConfig(fs),
 		Logger:         slog.New(slog.NewTextHandler(e.stderr, nil)),
 		Stdout:         e.stdout,
@@ -97,7 +107,7 @@ func cmdServe(e *env, args []string) error {
 }
 
 var workerHelp = help{
-	usage: []string{"worker [--data-dir DIR] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT]"},
+	usage: []string{"worker [--data-dir DIR] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT] [--recover-every D]"},
 	description: `
 Runs only the workers (processing, restore, deletion, artifact clean-up) on
 a data directory, without the HTTP API: a way to add processing capacity
@@ -131,18 +141,24 @@ func cmdWorker(e *env, args []string) error {
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	kafkaFlags(fs)
 	fs.String("metrics-addr", "", "`HOST:PORT` to serve /metrics, /healthz and /readyz on (default: none)")
+	recoverFlag(fs)
 	if _, err := e.parse(fs, workerHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
+	recoverEvery, err := positiveDuration(fs, "recover-every")
+	if err != nil {
+		return err
+	}
 	return server.Run(e.ctx, server.Config{
-		DataDir:     e.fromEnv(fs, "data-dir", EnvDataDir),
-		ESDBURL:     e.fromEnv(fs, "esdb-url", EnvESDBURL),
-		ImagesDir:   e.fromEnv(fs, "images-dir", EnvImagesDir),
-		Workers:     true,
-		Kafka:       e.kafkaConfig(fs),
-		MetricsAddr: e.fromEnv(fs, "metrics-addr", EnvMetricsAddr),
-		Logger:      slog.New(slog.NewTextHandler(e.stderr, nil)),
-		Stdout:      e.stdout,
+		RecoverEvery: recoverEvery,
+		DataDir:      e.fromEnv(fs, "data-dir", EnvDataDir),
+		ESDBURL:      e.fromEnv(fs, "esdb-url", EnvESDBURL),
+		ImagesDir:    e.fromEnv(fs, "images-dir", EnvImagesDir),
+		Workers:      true,
+		Kafka:        e.kafkaConfig(fs),
+		MetricsAddr:  e.fromEnv(fs, "metrics-addr", EnvMetricsAddr),
+		Logger:       slog.New(slog.NewTextHandler(e.stderr, nil)),
+		Stdout:       e.stdout,
 	})
 }
 
@@ -247,6 +263,11 @@ func cmdProjectionsRebuild(e *env, args []string) error {
 		return err
 	}
 	return server.RebuildProjections(e.ctx, e.storage(fs), e.stdout)
+}
+
+// recoverFlag is --recover-every, for the processes that run workers.
+func recoverFlag(fs *flag.FlagSet) {
+	fs.String("recover-every", server.DefaultRecoverEvery.String(), "how often `D` to take up work a process that died left (a job or restore whose lease is free)")
 }
 
 func cmdArtifacts(e *env, args []string) error {
