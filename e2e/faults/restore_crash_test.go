@@ -12,7 +12,6 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to look at the files a crash left
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/testserver"
 )
 
 // armed is a run with a backup: Completed over epochs 01-04, its backup
@@ -294,18 +294,8 @@ func (c *cluster) blockArtifact(digest string) (unblock func()) {
 // the worker has reached the blocked artifact.
 func (c *cluster) awaitBlockedOnPipe(p *proc) {
 	c.t.Helper()
-	tasks := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		entries, err := os.ReadDir(tasks)
-		if err != nil {
-			c.t.Fatalf("list the server's threads: %v", err)
-		}
-		for _, e := range entries {
-			if blockedOnPipe(filepath.Join(tasks, e.Name())) {
-				return
-			}
-		}
+	for !testserver.BlockedOnPipe(p.cmd.Process.Pid) {
 		select {
 		case <-p.done:
 			c.t.Fatalf("the server exited before reaching the blocked artifact:\n%s", lastLines(p.logText(), 40))
@@ -316,25 +306,6 @@ func (c *cluster) awaitBlockedOnPipe(p *proc) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// blockedOnPipe reports whether the thread at /proc/PID/task/TID sleeps in
-// open(2) of a named pipe: its wchan says so where the kernel shows it;
-// where it shows only "0", a thread stuck in openat is taken to be it.
-func blockedOnPipe(task string) bool {
-	w, err := os.ReadFile(filepath.Join(task, "wchan"))
-	if err != nil {
-		return false
-	}
-	switch string(w) {
-	case "wait_for_partner":
-		return true
-	case "0", "":
-		openat := map[string]string{"amd64": "257 ", "arm64": "56 "}[runtime.GOARCH]
-		sc, err := os.ReadFile(filepath.Join(task, "syscall"))
-		return err == nil && openat != "" && strings.HasPrefix(string(sc), openat)
-	}
-	return false
 }
 
 // awaitEvent waits until the run's stream, read from the event store,

@@ -245,11 +245,12 @@ func (c *cluster) startAPI(name string) *api {
 	return &api{t: c.t, proc: p, url: m[1], tokens: c.tokens}
 }
 
-// startWorker starts a worker process; it returns it and the URL of its
-// metrics server.
-func (c *cluster) startWorker(name string) (*proc, string) {
+// startWorker starts a worker process, with extra flags; it returns it and
+// the URL of its metrics server.
+func (c *cluster) startWorker(name string, extra ...string) (*proc, string) {
 	c.t.Helper()
-	p, m := startProc(c.t, name, workerLine, append([]string{"worker", "--metrics-addr", "127.0.0.1:0"}, c.common()...)...)
+	args := append(append([]string{"worker", "--metrics-addr", "127.0.0.1:0"}, c.common()...), extra...)
+	p, m := startProc(c.t, name, workerLine, args...)
 	return p, m[1]
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/messaging/kafka"
 )
@@ -444,4 +445,74 @@ func grep(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestLiveWorkerTakesUpADeadWorkersJob runs two worker processes in the
+// consumer group. One of them runs a processing job and is held there (an
+// input file is a named pipe nobody writes); the other, looking for
+// abandoned work every 300 ms, leaves the job alone, since the first holds
+// its lease. When the first is killed, the second takes the job up and
+// finishes it, with nothing restarted.
+func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
+	vast := vastdata.VASTDir(t)
+	images := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(images, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []string{"01", "02"} {
+		for _, suffix := range []string{".fits", ".selavy.components.txt", ".noiseMap.fits", ".meanMap.fits"} {
+			name := "epoch" + e + suffix
+			b, err := os.ReadFile(filepath.Join(vast, "data", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(images, "data", name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := newCluster(t, images)
+	a := c.startAPI("api")
+	w1, _ := c.startWorker("worker-1", "--recover-every", "300ms")
+	w2, _ := c.startWorker("worker-2", "--recover-every", "300ms")
+	const run = "takeover"
+	a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
+	// The configuration is checked (regular files only) when it is given;
+	// the job reads the files later.
+	noise := filepath.Join(images, "data", "epoch02.noiseMap.fits")
+	if err := os.Rename(noise, noise+".real"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(noise, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+	var runner, other *proc
+	waitFor(t, 60*time.Second, "a worker to reach the pipe", func() bool {
+		for _, p := range [][2]*proc{{w1, w2}, {w2, w1}} {
+			if testserver.BlockedOnPipe(p[0].cmd.Process.Pid) {
+				runner, other = p[0], p[1]
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(1500 * time.Millisecond) // five of the other's recovery rounds
+	if testserver.BlockedOnPipe(other.cmd.Process.Pid) {
+		t.Fatalf("%s took up the job %s runs", other.name, runner.name)
+	}
+	if v := a.run(run); v.Status != "Running" {
+		t.Fatalf("run is %s while %s runs its job, want Running", v.Status, runner.name)
+	}
+	runner.kill()
+	if err := os.Rename(noise+".real", noise); err != nil {
+		t.Fatal(err)
+	}
+	done := a.waitStatus(run, "Completed", "Error")
+	if done.Status != "Completed" || done.NImages != 2 {
+		t.Fatalf("after %s died: %s with %d images", runner.name, done.Status, done.NImages)
+	}
+	if n := countType(a.events(run), domain.TypeProcessingCompleted, 0); n != 1 {
+		t.Fatalf("%d %s events, want 1", n, domain.TypeProcessingCompleted)
+	}
 }
