@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -50,15 +52,15 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	b := &bus{}
 	// watermill narrates every subscription at Info: keep that for debugging.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	// The leases live beside the artifacts: the directory every process
+	// that runs workers or relays to Kafka shares (a volume of their own in
+	// the compose file).
+	leases, err := lease.Open(filepath.Join(c.Artifacts.Dir(), "leases"))
+	if err != nil {
+		return nil, err
+	}
 	var wk *workers.Workers
 	if cfg.Workers {
-		// The leases live beside the artifacts: the directory every
-		// process that runs workers shares (a volume of their own in the
-		// compose file).
-		leases, err := lease.Open(filepath.Join(c.Artifacts.Dir(), "leases"))
-		if err != nil {
-			return nil, err
-		}
 		wk = &workers.Workers{
 			Leases:        leases,
 			Svc:           c.Svc,
@@ -71,12 +73,40 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 		}
 		b.closers = append(b.closers, wk.Close)
 	}
-	newRelay := func(pub message.Publisher, name, topic string) {
+	// newRelay relays the log to pub. An exclusive relay runs only while
+	// this process holds the topic's relay lease: of the processes sharing
+	// the artifacts directory one publishes, the others stand by and take
+	// over when it dies (the new one publishes from its own checkpoint, so
+	// a takeover may repeat events, which consumers drop by id).
+	newRelay := func(pub message.Publisher, name, topic string, exclusive bool) {
 		b.relay = &messaging.Relay{Store: c.Store, Publisher: m.Publisher(pub), Topic: topic, Checkpoints: c.Read,
 			Name: name, Logger: log.With("component", "relay"), Poll: cfg.Poll}
 		relay := b.relay
-		m.WatchRelay(c.Store.HeadPosition, func() int64 { p, _ := relay.Status(); return p })
-		goRun("relay", relay.Run)
+		var active atomic.Bool
+		active.Store(!exclusive)
+		m.WatchRelay(c.Store.HeadPosition, func() int64 {
+			if !active.Load() { // standing by: nothing of its own to publish
+				h, _ := c.Store.HeadPosition(context.Background())
+				return h
+			}
+			p, _ := relay.Status()
+			return p
+		})
+		run := relay.Run
+		if exclusive {
+			run = func(ctx context.Context) error {
+				held, err := awaitLease(ctx, leases, "relay-"+leaseName(topic), log)
+				if held == nil {
+					return err
+				}
+				defer held.Release(false)
+				active.Store(true)
+				defer active.Store(false)
+				log.Info("relaying to Kafka: this process holds the relay lease", "topic", topic)
+				return relay.Run(ctx)
+			}
+		}
+		goRun("relay", run)
 	}
 
 	if len(cfg.Kafka.Brokers) == 0 {
@@ -96,7 +126,7 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 			return nil, ctx.Err()
 		}
 		b.closers = append(b.closers, func() { router.Close() })
-		newRelay(ch, "relay:gochannel", messaging.DefaultTopic)
+		newRelay(ch, "relay:gochannel", messaging.DefaultTopic, false)
 		recoverPending(wk, cmp.Or(cfg.RecoverEvery, DefaultRecoverEvery), log, goRun)
 		return b, nil
 	}
@@ -115,7 +145,7 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 			return nil, err
 		}
 		b.closers = append(b.closers, func() { pub.Close() })
-		newRelay(pub, "relay:kafka", kcfg.Topic)
+		newRelay(pub, "relay:kafka", kcfg.Topic, true)
 	}
 	if wk == nil {
 		return b, nil
@@ -140,6 +170,42 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	})
 	recoverPending(wk, cmp.Or(cfg.RecoverEvery, DefaultRecoverEvery), log, goRun)
 	return b, nil
+}
+
+// awaitLease takes the lease on name, trying again every second until it
+// can or ctx ends (then it returns nil and ctx's error, or nil for a
+// clean stop).
+func awaitLease(ctx context.Context, leases *lease.Dir, name string, log *slog.Logger) (*lease.Lease, error) {
+	waiting := false
+	for {
+		l, ok, err := leases.TryAcquire(name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return l, nil
+		}
+		if !waiting {
+			log.Info("standing by: another process holds the lease", "lease", name)
+			waiting = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// leaseName makes a Kafka topic name (letters, digits, '.', '_', '-') a
+// lease file name.
+func leaseName(topic string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, topic)
 }
 
 // recoverPending re-drives the work a previous process left pending, in

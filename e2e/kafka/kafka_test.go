@@ -193,6 +193,12 @@ func TestDistributedRestore(t *testing.T) {
 		if len(recs) != len(stored) {
 			t.Fatalf("%d events of the run on the topic, %d in the store", len(recs), len(stored))
 		}
+		// The two replicas share the artifacts directory: one holds the
+		// relay lease and publishes, the other stands by, so no event is
+		// on the topic twice.
+		if raw := countKey(rd.records(), runName); raw != len(recs) {
+			t.Fatalf("%d records of the run on the topic for %d events: the log was published twice", raw, len(recs))
+		}
 		requested, restoredAt := -1, -1
 		for i, r := range recs {
 			want := stored[i]
@@ -514,5 +520,57 @@ func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
 	}
 	if n := countType(a.events(run), domain.TypeProcessingCompleted, 0); n != 1 {
 		t.Fatalf("%d %s events, want 1", n, domain.TypeProcessingCompleted)
+	}
+}
+
+// countKey counts the records with key.
+func countKey(recs []*kgo.Record, key string) int {
+	n := 0
+	for _, r := range recs {
+		if string(r.Key) == key {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRelayFailover runs two API replicas: one relays the log to Kafka,
+// the other stands by. When the relaying one is killed, the other takes
+// the relay over, and events appended after the kill reach the topic.
+func TestRelayFailover(t *testing.T) {
+	vast := vastdata.VASTDir(t)
+	c := newCluster(t, vast)
+	a := c.startAPI("api-1")
+	b := c.startAPI("api-2")
+	rd := startReader(t, c.broker.addr)
+	const run = "failover"
+	holds := func(p *proc) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return strings.Contains(p.log.String(), "this process holds the relay lease")
+	}
+	var leader, standby *api
+	waitFor(t, 30*time.Second, "a replica to take the relay lease", func() bool {
+		switch {
+		case holds(a.proc):
+			leader, standby = a, b
+		case holds(b.proc):
+			leader, standby = b, a
+		}
+		return leader != nil
+	})
+	standby.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
+	waitFor(t, 30*time.Second, "the run's creation on the topic", func() bool { return len(firstCopies(t, rd.records(), run)) == 1 })
+	if holds(standby.proc) {
+		t.Fatalf("both replicas relay")
+	}
+	leader.proc.kill()
+	standby.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02", "03")}, nil)
+	stored := standby.events(run)
+	waitFor(t, 60*time.Second, "the event appended after the kill on the topic", func() bool {
+		return len(firstCopies(t, rd.records(), run)) == len(stored)
+	}, func() string { return standby.proc.tail(20) })
+	if !holds(standby.proc) {
+		t.Fatalf("%s publishes without saying it holds the relay lease", standby.proc.name)
 	}
 }
