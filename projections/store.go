@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS users (
 
 const checkpointName = "read-models"
 
+// maxCachedStates bounds the run states the projector keeps between
+// batches (some kilobytes to tens of kilobytes each).
+var maxCachedStates = 16384
+
 // addedIndexes were added to schema version 3 without changing the file
 // format; migrate creates them in files that lack them.
 const addedIndexes = `
@@ -461,6 +465,11 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
 	s.ckpt.Wake()
+	if len(s.cache) > maxCachedStates {
+		// The states are read again as needed; a bound keeps a rebuild of
+		// a very large log from holding every run in memory.
+		s.dropCaches()
+	}
 	s.advance(last, b.touched)
 	return nil
 }
