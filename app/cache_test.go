@@ -374,3 +374,33 @@ func TestSnapshotBySize(t *testing.T) {
 		t.Errorf("snapshots taken at versions %v with the cache, %v without", taken[true], taken[false])
 	}
 }
+
+// TestLoadRunUsesTheCacheOnlyWhenCurrent checks that LoadRun serves a run
+// from the command cache when the store's stream is at the cached version,
+// and loads it when another service has appended since.
+func TestLoadRunUsesTheCacheOnlyWhenCurrent(t *testing.T) {
+	ctx := context.Background()
+	clock := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
+	w := newWorld(true, &clock)
+	if _, err := w.a.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.store.reads.Load()
+	r, err := w.a.LoadRun(ctx, "r")
+	if err != nil || r.Version != 1 {
+		t.Fatalf("LoadRun: version %d, %v", r.Version, err)
+	}
+	if n := w.store.reads.Load() - before; n != 0 {
+		t.Errorf("LoadRun of a current cached run read the stream %d times", n)
+	}
+	if _, err := w.b.RequestProcessing(ctx, "r", false, false, owner); err != nil { // the other process
+		t.Fatal(err)
+	}
+	r, err = w.a.LoadRun(ctx, "r")
+	if err != nil || r.Version != 2 || r.Status != domain.StatusQueued {
+		t.Fatalf("LoadRun after another service appended: %s at %d, %v; want Queued at 2", r.Status, r.Version, err)
+	}
+	if n := w.store.reads.Load() - before; n == 0 {
+		t.Error("LoadRun served a stale cached state without reading the stream")
+	}
+}

@@ -74,8 +74,17 @@ type snapshotEnvelope struct {
 }
 
 // LoadRun returns the current state of a run (the zero Run if its stream is
-// empty), from its newest snapshot plus the events after it.
+// empty): the command cache's copy when the store says the stream is at
+// the cached version (one index lookup), else its newest snapshot plus the
+// events after it.
 func (s *Service) LoadRun(ctx context.Context, name string) (domain.Run, error) {
+	if cache := s.runCache(); cache != nil {
+		if v, err := s.Store.StreamVersion(ctx, RunStream(name)); err == nil && v > 0 {
+			if r, ok := cache.getVersion(name, v); ok {
+				return r, nil
+			}
+		}
+	}
 	r, _, err := s.loadRun(ctx, name)
 	return r, err
 }
