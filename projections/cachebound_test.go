@@ -56,3 +56,48 @@ func TestStateCacheIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingRunStates checks that the recovery's query returns exactly
+// the runs with work pending.
+func TestPendingRunStates(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	svc := app.New(es)
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "read.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	alice := domain.Actor{Name: "alice"}
+	cfg := domain.RunConfig{YAML: "# t", SettingsDigest: "s", Inputs: domain.Inputs{Images: []string{"a.fits"}, Selavy: []string{"a.txt"}, Noise: []string{"a.n"}, Background: []string{"a.b"}}}
+	for _, name := range []string{"idle", "queued", "running", "deleting"} {
+		if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: name, Config: cfg, Actor: alice}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"queued", "running"} {
+		if _, err := svc.RequestProcessing(ctx, name, false, false, alice); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.ExecRun(ctx, "running", "w", func(r *domain.Run) ([]domain.Event, error) { return r.StartProcessing(r.Job.ID), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RequestDeletion(ctx, "deleting", alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.PendingRunStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range runs {
+		got = append(got, r.Name+":"+string(r.Status))
+	}
+	if want := "[deleting:Deleting queued:Queued running:Running]"; fmt.Sprint(got) != want {
+		t.Fatalf("pending runs %v, want %s", got, want)
+	}
+}

@@ -33,9 +33,16 @@ type Artifacts interface {
 	Delete(digest string) error
 }
 
-// RunStates lists every run's state, for the janitor's reference check.
+// RunStates lists every run's state, for the janitor's reference check and
+// for Recover.
 type RunStates interface {
 	ListRunStates(ctx context.Context) ([]domain.Run, error)
+}
+
+// PendingRuns, when RunStates has it, lists only the runs with work
+// pending, which is all Recover needs.
+type PendingRuns interface {
+	PendingRunStates(ctx context.Context) ([]domain.Run, error)
 }
 
 // Actors that appear in events written by the workers.
@@ -137,7 +144,11 @@ func (w *Workers) Handle(msg *message.Message) error {
 // e.g. after a crash. It is safe to call at any time.
 func (w *Workers) Recover(ctx context.Context) error {
 	w.init()
-	runs, err := w.Runs.ListRunStates(ctx)
+	list := w.Runs.ListRunStates
+	if p, ok := w.Runs.(PendingRuns); ok {
+		list = p.PendingRunStates
+	}
+	runs, err := list(ctx)
 	if err != nil {
 		return fmt.Errorf("recover pending work: %w", err)
 	}
