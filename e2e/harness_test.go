@@ -56,30 +56,8 @@ func errorOf(t *testing.T, raw []byte) string {
 	return e.Error
 }
 
-type runView struct {
-	Name                string `json:"name"`
-	Owner               string `json:"owner"`
-	Status              string `json:"status"`
-	Version             int64  `json:"version"`
-	NImages             int    `json:"n_images"`
-	NSources            int    `json:"n_sources"`
-	NSelavyMeasurements int    `json:"n_selavy_measurements"`
-	Config              string `json:"config"`
-	RestoreAvailable    bool   `json:"restore_available"`
-	Images              []struct {
-		Name string `json:"name"`
-		Path string `json:"path"`
-	} `json:"images"`
-	Products []struct {
-		Name   string `json:"name"`
-		Digest string `json:"digest"`
-		Size   int64  `json:"size"`
-	} `json:"products"`
-	Logs []struct {
-		Name string `json:"name"`
-		Kind string `json:"kind"`
-	} `json:"logs"`
-}
+// runView is a run as the API shows it, read by the tests.
+type runView = testserver.RunView
 
 func (in *instance) run(name string) runView {
 	in.t.Helper()

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/internal/vastdata"
 )
 
@@ -299,31 +300,11 @@ func vastConfig(epochs ...string) string {
 	return b.String()
 }
 
-// artifactView is a product as the API lists it.
-type artifactView struct {
-	Name   string `json:"name"`
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
-}
-
-// runView is the part of the run detail the tests look at.
-type runView struct {
-	Name             string         `json:"name"`
-	Owner            string         `json:"owner"`
-	Status           string         `json:"status"`
-	Version          int64          `json:"version"`
-	NImages          int            `json:"n_images"`
-	Config           string         `json:"config"`
-	RestoreAvailable bool           `json:"restore_available"`
-	Products         []artifactView `json:"products"`
-	Images           []struct {
-		Path string `json:"path"`
-	} `json:"images"`
-	Logs []struct {
-		Name string `json:"name"`
-		Kind string `json:"kind"`
-	} `json:"logs"`
-}
+// artifactView and runView are the API's, as the tests read them.
+type (
+	artifactView = testserver.ArtifactView
+	runView      = testserver.RunView
+)
 
 func (c *cluster) run(name string) runView {
 	c.t.Helper()

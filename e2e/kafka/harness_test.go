@@ -277,22 +277,8 @@ func (a *api) must(want int, user, method, path string, body, out any) []byte {
 	return raw
 }
 
-type runView struct {
-	Name             string `json:"name"`
-	Status           string `json:"status"`
-	Version          int64  `json:"version"`
-	NImages          int    `json:"n_images"`
-	RestoreAvailable bool   `json:"restore_available"`
-	Products         []struct {
-		Name   string `json:"name"`
-		Digest string `json:"digest"`
-		Size   int64  `json:"size"`
-	} `json:"products"`
-	Logs []struct {
-		Name string `json:"name"`
-		Kind string `json:"kind"`
-	} `json:"logs"`
-}
+// runView is a run as the API shows it, read by the tests.
+type runView = testserver.RunView
 
 func (a *api) run(name string) runView {
 	a.t.Helper()
