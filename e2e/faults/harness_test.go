@@ -210,18 +210,8 @@ func (p *proc) kill() {
 }
 
 func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
+	if !testserver.Stop(p.cmd, p.done, 30*time.Second) {
 		p.cluster.t.Errorf("piperun serve did not stop within 30s of SIGTERM")
-		_ = p.cmd.Process.Kill()
-		<-p.done
 	}
 }
 

@@ -189,18 +189,8 @@ func (p *proc) kill() {
 
 // stop asks the process to stop and waits for it.
 func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
+	if !testserver.Stop(p.cmd, p.done, 20*time.Second) {
 		p.t.Errorf("%s did not stop within 20s of SIGTERM", p.name)
-		_ = p.cmd.Process.Kill()
-		<-p.done
 	}
 }
 
