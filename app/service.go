@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/google/uuid"
 
@@ -22,9 +22,10 @@ import (
 func RunStream(name string) string  { return "run-" + name }
 func UserStream(name string) string { return "user-" + name }
 
-// snapshotSchema changes whenever domain.Run's JSON shape changes in a way
-// old snapshots cannot be read as; older snapshots are then ignored.
-const snapshotSchema = 1
+// A snapshot is the run's state as domain.EncodeState writes it. Older
+// snapshots were JSON, {"schema": 1, "run": <the Run's JSON>}; they are
+// still read. (Older programs ignore the new ones: they are not JSON.)
+const jsonSnapshotSchema = 1
 
 // Service runs commands against the event store.
 type Service struct {
@@ -69,8 +70,8 @@ func New(store eventstore.Store) *Service {
 const DefaultSnapshotBytes = 16 << 10
 
 type snapshotEnvelope struct {
-	Schema int        `json:"schema"`
-	Run    domain.Run `json:"run"`
+	Schema int            `json:"schema"`
+	Run    jsontext.Value `json:"run"`
 }
 
 // LoadRun returns the current state of a run (the zero Run if its stream is
@@ -98,9 +99,8 @@ func (s *Service) loadRun(ctx context.Context, name string) (domain.Run, int, er
 	snap, err := s.Store.LoadSnapshot(ctx, stream)
 	switch {
 	case err == nil:
-		var env snapshotEnvelope
-		if jsonv2.Unmarshal(snap.Data, &env, jsonOptions) == nil && env.Schema == snapshotSchema && env.Run.Version == snap.Version {
-			r = env.Run
+		if sr, ok := decodeSnapshot(snap.Data); ok && sr.Version == snap.Version {
+			r = sr
 			from = snap.Version + 1
 		}
 	case errors.Is(err, eventstore.ErrNotFound):
@@ -121,6 +121,19 @@ func (s *Service) loadRun(ctx context.Context, name string) (domain.Run, int, er
 		tail += len(ev.Data)
 	}
 	return r, tail, nil
+}
+
+// decodeSnapshot returns the run a snapshot holds; ok is false for a
+// snapshot it cannot read, which loading then ignores.
+func decodeSnapshot(data []byte) (r domain.Run, ok bool) {
+	if len(data) > 0 && data[0] == '{' {
+		var env snapshotEnvelope
+		if jsonv2.Unmarshal(data, &env, jsonOptions) != nil || env.Schema != jsonSnapshotSchema {
+			return r, false
+		}
+		return r, domain.DecodeState(env.Run, &r) == nil
+	}
+	return r, domain.DecodeState(data, &r) == nil
 }
 
 // jsonOptions decode snapshots with the JSON v2 engine exactly as
@@ -282,7 +295,7 @@ func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Ru
 	if s.SnapshotEvery > 0 && expected/s.SnapshotEvery != version/s.SnapshotEvery ||
 		s.SnapshotBytes > 0 && tail >= s.SnapshotBytes {
 		// A snapshot is a cache: failing to save one only costs speed.
-		if b, err := json.Marshal(snapshotEnvelope{Schema: snapshotSchema, Run: r}); err == nil {
+		if b, err := domain.EncodeState(r); err == nil {
 			if s.Store.SaveSnapshot(ctx, eventstore.Snapshot{Stream: RunStream(name), Version: version, Data: b}) == nil {
 				tail = 0
 			}

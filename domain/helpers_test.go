@@ -76,13 +76,13 @@ func sources(epochs ...string) domain.Artifact {
 // stream stands in for the event store: it records decided events with
 // consecutive versions and increasing times, and folds them into the run.
 type stream struct {
-	t    *testing.T
+	t    testing.TB
 	run  domain.Run
 	recs []domain.Recorded
 	now  time.Time
 }
 
-func newStream(t *testing.T) *stream {
+func newStream(t testing.TB) *stream {
 	return &stream{t: t, now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -174,6 +175,10 @@ func TestOpenConvertsPerLineLogs(t *testing.T) {
 	}
 	if got, err := read.LogLines(ctx, "one", log, 1); err != nil || !slices.Equal(got, old) {
 		t.Fatalf("converted lines = %q, %v; want %q", got, err, old)
+	}
+	// The first schema's plain state is read as it is.
+	if got, err := read.GetRunState(ctx, "one"); err != nil || !reflect.DeepEqual(got.Config, r.Config) || got.Version != r.Version {
+		t.Fatalf("converted state = %+v, %v; want %+v", got, err, r)
 	}
 	if pos, _ := read.LoadCheckpoint(ctx, "relay:gochannel"); pos != 7 {
 		t.Fatalf("relay checkpoint after conversion = %d, want 7", pos)

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-	jsonv1 "github.com/go-json-experiment/json/v1"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/piperun/piperun/app"
@@ -81,7 +79,11 @@ CREATE INDEX IF NOT EXISTS runs_busy ON runs (status) WHERE status IN ('Queued',
 
 // schemaVersion is kept in PRAGMA user_version. Version 1 kept a row per
 // log line (log_lines); version 2 had no artifact_refs. Open converts both.
-const schemaVersion = 3
+// Version 4 writes run states as domain.EncodeState does (repeated
+// configurations once); it reads version 3's plain states as they are, so
+// the step changes no row, but it keeps older programs from misreading the
+// new states.
+const schemaVersion = 4
 
 // migrate brings a read-model file to schemaVersion, in one transaction so
 // that processes opening the file together migrate it once.
@@ -143,7 +145,7 @@ func fillArtifactRefs(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 		var r domain.Run
-		if err := json.Unmarshal(state, &r); err != nil {
+		if err := domain.DecodeState(state, &r); err != nil {
 			rows.Close()
 			return fmt.Errorf("decode run %s: %w", name, err)
 		}
@@ -687,7 +689,7 @@ func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, 
 	case err != nil:
 		return nil, fmt.Errorf("read run %s read model: %w", name, err)
 	default:
-		if err := jsonv2.Unmarshal(state, r, jsonv1.DefaultOptionsV1()); err != nil {
+		if err := domain.DecodeState(state, r); err != nil {
 			return nil, fmt.Errorf("decode run %s read model: %w", name, err)
 		}
 	}
@@ -834,7 +836,7 @@ func (b *batchWriter) finish(ctx context.Context) error {
 		if err := b.updateRefs(ctx, name, r); err != nil {
 			return fmt.Errorf("update artifact references of run %s: %w", name, err)
 		}
-		state, err := json.Marshal(r)
+		state, err := domain.EncodeState(*r)
 		if err != nil {
 			return fmt.Errorf("encode run %s read model: %w", name, err)
 		}
@@ -909,7 +911,7 @@ func (s *Store) ListRuns(ctx context.Context) ([]RunSummary, error) {
 			return nil, fmt.Errorf("list runs: %w", err)
 		}
 		var r domain.Run
-		if err := json.Unmarshal(state, &r); err != nil {
+		if err := domain.DecodeState(state, &r); err != nil {
 			return nil, fmt.Errorf("list runs: decode: %w", err)
 		}
 		out = append(out, Summary(r))
@@ -928,7 +930,7 @@ func (s *Store) GetRunState(ctx context.Context, name string) (domain.Run, error
 		return domain.Run{}, fmt.Errorf("read run %s: %w", name, err)
 	}
 	var r domain.Run
-	if err := json.Unmarshal(state, &r); err != nil {
+	if err := domain.DecodeState(state, &r); err != nil {
 		return domain.Run{}, fmt.Errorf("decode run %s: %w", name, err)
 	}
 	return r, nil
@@ -1072,7 +1074,7 @@ func (s *Store) runStates(ctx context.Context, query string) ([]domain.Run, erro
 			return nil, fmt.Errorf("list run states: %w", err)
 		}
 		var r domain.Run
-		if err := json.Unmarshal(state, &r); err != nil {
+		if err := domain.DecodeState(state, &r); err != nil {
 			return nil, fmt.Errorf("list run states: decode: %w", err)
 		}
 		out = append(out, r)

@@ -112,7 +112,7 @@ func (c *cluster) phase(a armed) string {
 			return err
 		}
 		var r domain.Run
-		if err := json.Unmarshal(state, &r); err != nil {
+		if err := domain.DecodeState(state, &r); err != nil {
 			return err
 		}
 		projected = r.Version

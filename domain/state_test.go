@@ -1,0 +1,322 @@
+package domain_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piperun/piperun/domain"
+)
+
+// stateRuns returns run states met in a run's life, at every event of the
+// streams the decision tests use, plus a state with every field filled
+// and one with empty (not nil) slices.
+func stateRuns(t *testing.T) []domain.Run {
+	t.Helper()
+	var out []domain.Run
+	collect := func(s *stream) {
+		var r domain.Run
+		for _, rec := range s.recs {
+			r.Apply(rec)
+			out = append(out, snapshot(t, r))
+		}
+	}
+	collect(addedRun(t))
+	collect(failedAddition(t))
+	s := addedRun(t)
+	s.restore("restore-1")
+	collect(s)
+	s = completedRun(t)
+	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
+	s.requestProcessing("job-2") // the job's configuration equals the current one, not the last successful
+	collect(s)
+
+	var full domain.Run
+	fill(reflect.ValueOf(&full).Elem(), 0)
+	out = append(out, full)
+	same := full.Clone()
+	*same.LastSuccessful = same.Config.Clone()
+	same.Backup.Config = same.LastSuccessful.Clone()
+	same.Job.Config = same.Config.Clone()
+	out = append(out, same)
+	empty := domain.Run{Name: "e", Logs: []domain.LogRef{}, Products: &domain.Products{Artifacts: []domain.Artifact{}}}
+	empty.Config.Inputs.Images = []string{}
+	out = append(out, empty, domain.Run{})
+	return out
+}
+
+// TestStateRoundTrip checks that a state encoded and decoded is equal to
+// the original (nil and empty slices apart), that the decoded state shares
+// no slice between its configurations, that repeated configurations are
+// written once, and that a state stored as a plain Run's JSON (as before
+// the binary form) decodes as encoding/json decodes it.
+func TestStateRoundTrip(t *testing.T) {
+	for i, r := range stateRuns(t) {
+		b, err := domain.EncodeState(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got domain.Run
+		if err := domain.DecodeState(b, &got); err != nil {
+			t.Fatalf("state %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Fatalf("state %d differs after a round trip:\n got %s\nwant %s", i, jsonString(t, got), jsonString(t, r))
+		}
+		shared(t, "decoded state", reflect.ValueOf(got), reflect.ValueOf(r))
+		if got.Backup != nil && len(got.Backup.Config.Inputs.Images) > 0 && len(got.Config.Inputs.Images) > 0 &&
+			&got.Backup.Config.Inputs.Images[0] == &got.Config.Inputs.Images[0] {
+			t.Fatalf("state %d: backup and current configuration share a slice", i)
+		}
+		if len(r.Config.YAML) > 16 {
+			if copies := strings.Count(string(b), r.Config.YAML); copies != 1 {
+				t.Fatalf("state %d: the current configuration is written %d times", i, copies)
+			}
+		}
+
+		plain, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromPlain, want domain.Run
+		if err := domain.DecodeState(plain, &fromPlain); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(plain, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fromPlain, want) {
+			t.Fatalf("state %d: a plain Run decodes differently from encoding/json:\n got %s\nwant %s", i, jsonString(t, fromPlain), jsonString(t, want))
+		}
+	}
+}
+
+// TestStateEveryFieldDistinct fills every field of a Run (through
+// reflection, so that a field added to Run and not to the encoding fails
+// here) with values that differ from field to field, configurations
+// included, and checks the round trip; then the same with every
+// configuration equal, and with times in other locations.
+func TestStateEveryFieldDistinct(t *testing.T) {
+	var r domain.Run
+	n := 0
+	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	roundTrip := func(name string, r domain.Run) {
+		t.Helper()
+		b, err := domain.EncodeState(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got domain.Run
+		if err := domain.DecodeState(b, &got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Fatalf("%s differs after a round trip:\n got %s\nwant %s", name, jsonString(t, got), jsonString(t, r))
+		}
+	}
+	roundTrip("distinct fields", r)
+	same := r.Clone()
+	*same.LastSuccessful = same.Config.Clone()
+	same.Backup.Config = same.Config.Clone()
+	same.Job.Config = same.Config.Clone()
+	roundTrip("equal configurations", same)
+	chain := r.Clone()
+	chain.Backup.Config = chain.LastSuccessful.Clone()
+	chain.Job.Config = chain.Backup.Config.Clone()
+	roundTrip("configurations equal to the last successful", chain)
+	zoned := r.Clone()
+	zoned.Created = zoned.Created.In(time.FixedZone("", 10*3600)) // as a decoded "+10:00" is
+	zoned.Updated = zoned.Updated.In(time.Local)
+	roundTrip("times in other locations", zoned)
+}
+
+// fillDistinct sets every field under v to a value of its own.
+func fillDistinct(v reflect.Value, n *int) {
+	*n++
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(fmt.Sprintf("%s-%d", v.Type().Name(), *n))
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		v.SetInt(int64(*n))
+	case reflect.Float64, reflect.Float32:
+		v.SetFloat(float64(*n) + 0.25)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillDistinct(v.Elem(), n)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+		for i := range 2 {
+			fillDistinct(v.Index(i), n)
+		}
+	case reflect.Struct:
+		if v.Type() == timeType {
+			v.Set(reflect.ValueOf(time.Date(2026, 11, 27, 3, 0, *n, *n, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillDistinct(v.Field(i), n)
+			}
+		}
+	default:
+		panic("fillDistinct: unhandled kind " + v.Kind().String())
+	}
+}
+
+// TestStateSmaller checks the point of the encoding on a run whose job
+// repeats its current configuration: the copy is not written.
+func TestStateSmaller(t *testing.T) {
+	s := completedRun(t)
+	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
+	s.requestProcessing("job-2")
+	var r domain.Run
+	for _, rec := range s.recs {
+		r.Apply(rec)
+	}
+	r.Config.YAML = strings.Repeat("# a long commented configuration\n", 100)
+	r.Job.Config.YAML = r.Config.YAML
+	compact, err := domain.EncodeState(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain)-len(compact) < len(r.Config.YAML) {
+		t.Fatalf("compact state is %d bytes, plain %d: the job's copy of the %d-byte configuration was not dropped", len(compact), len(plain), len(r.Config.YAML))
+	}
+}
+
+// TestStateDamaged checks that every truncation of a state, and states
+// with bytes changed, decode to an error or to some state, never a panic,
+// and that a truncated state is an error.
+func TestStateDamaged(t *testing.T) {
+	var r domain.Run
+	n := 0
+	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	b, err := domain.EncodeState(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(b); i++ {
+		var got domain.Run
+		if err := domain.DecodeState(b[:i], &got); err == nil {
+			t.Fatalf("a state cut to %d of %d bytes decoded without error", i, len(b))
+		}
+	}
+	if err := domain.DecodeState(append(slices.Clone(b), 0), &r); err == nil {
+		t.Fatal("a state with a byte after it decoded without error")
+	}
+	for i := 1; i < len(b); i++ {
+		for _, x := range []byte{0, 1, 2, 3, 4, 0x7f, 0xff} {
+			d := slices.Clone(b)
+			d[i] = x
+			var got domain.Run
+			_ = domain.DecodeState(d, &got)
+		}
+	}
+}
+
+// FuzzDecodeState feeds damaged states to DecodeState: no panic, no hang,
+// no huge allocation.
+func FuzzDecodeState(f *testing.F) {
+	var r domain.Run
+	n := 0
+	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	b, err := domain.EncodeState(r)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{0xB1})
+	f.Add([]byte(`{"name":"r"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got domain.Run
+		if domain.DecodeState(data, &got) == nil && len(data) > 0 && data[0] == 0xB1 {
+			again, err := domain.EncodeState(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back domain.Run
+			if err := domain.DecodeState(again, &back); err != nil || !reflect.DeepEqual(back, got) {
+				t.Fatalf("a decoded state does not survive a round trip: %v", err)
+			}
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// BenchmarkStateCodec compares the binary state with the JSON it replaced,
+// on the state of a run with an addition queued: four configurations of a
+// few kilobytes of commented YAML, two of them distinct.
+func BenchmarkStateCodec(b *testing.B) {
+	s := newStream(b)
+	s.create(config(settings, "epoch01", "epoch02"))
+	s.process("job-1", products("epoch01", "epoch02"))
+	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
+	s.requestProcessing("job-2")
+	var r domain.Run
+	for _, rec := range s.recs {
+		r.Apply(rec)
+	}
+	comments := strings.Repeat("# Review every setting before processing: some defaults will not suit.\n", 50)
+	r.Config.YAML = comments + r.Config.YAML
+	r.Job.Config.YAML = r.Config.YAML
+	r.LastSuccessful.YAML = comments + r.LastSuccessful.YAML
+	r.Backup.Config.YAML = r.LastSuccessful.YAML
+	bin, err := domain.EncodeState(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, err := json.Marshal(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode/binary", func(b *testing.B) {
+		b.ReportMetric(float64(len(bin)), "state-bytes")
+		for b.Loop() {
+			if _, err := domain.EncodeState(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode/json", func(b *testing.B) {
+		b.ReportMetric(float64(len(plain)), "state-bytes")
+		for b.Loop() {
+			if _, err := json.Marshal(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode/binary", func(b *testing.B) {
+		for b.Loop() {
+			var got domain.Run
+			if err := domain.DecodeState(bin, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode/json", func(b *testing.B) {
+		for b.Loop() {
+			var got domain.Run
+			if err := domain.DecodeState(plain, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
