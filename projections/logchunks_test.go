@@ -45,9 +45,23 @@ func TestLogLinesFromEveryLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := writeLog(t, svc, "one", "2024-01-01-00-00-00_log.txt", 3, 1, 4)
-	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
+	path := filepath.Join(t.TempDir(), "read.db")
+	read := openRead(t, path)
 	if err := read.CatchUp(ctx, es); err != nil {
 		t.Fatal(err)
+	}
+	// The three events, caught up in one batch, are one row.
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM log_chunks`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Errorf("%d rows of log lines after one batch of three log events, want 1", rows)
 	}
 	for from := int64(1); from <= int64(len(all))+2; from++ {
 		got, err := read.LogLines(ctx, "one", "2024-01-01-00-00-00_log.txt", from)
