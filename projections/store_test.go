@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -232,3 +233,45 @@ func TestWaitForAndSubscribe(t *testing.T) {
 }
 
 var _ eventstore.Store = memory.New()
+
+// TestNewFilesHaveLargePages checks that a new read-model file gets 16 KiB
+// pages (the driver's DSN pragmas would lock SQLite's 4 KiB in), in WAL
+// mode, and that an existing file keeps the pages it has.
+func TestNewFilesHaveLargePages(t *testing.T) {
+	ctx := context.Background()
+	pragma := func(path, name string) string {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var v string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	fresh := filepath.Join(t.TempDir(), "read.db")
+	openRead(t, fresh)
+	if got := pragma(fresh, "page_size"); got != "16384" {
+		t.Errorf("new read models have %s-byte pages, want 16384", got)
+	}
+	if got := pragma(fresh, "journal_mode"); got != "wal" {
+		t.Errorf("new read models in journal mode %s, want wal", got)
+	}
+
+	old := filepath.Join(t.TempDir(), "read.db")
+	db, err := sql.Open("sqlite", "file:"+old+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE placeholder (x)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	openRead(t, old)
+	if got := pragma(old, "page_size"); got != "4096" {
+		t.Errorf("an existing file's pages became %s bytes", got)
+	}
+}
