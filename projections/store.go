@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -241,8 +240,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// commands wait for) never stalls copying 40 MB: measured under load,
 	// that stall was the p99 of command latency. Neither weakens what
 	// synchronous(NORMAL) keeps.
-	if err := createWithPageSize(ctx, path); err != nil {
-		return nil, fmt.Errorf("create read models %s: %w", path, err)
+	if err := sqlitewal.Create(ctx, path, pageSize); err != nil {
+		return nil, fmt.Errorf("create read models: %w", err)
 	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=temp_store(MEMORY)" +
 		"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate"
@@ -276,23 +275,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // quarter of the pages (each a system call, twice: to the WAL and in the
 // checkpoint).
 const pageSize = 16384
-
-// createWithPageSize creates an empty database file at path with pageSize
-// pages, in WAL mode, unless the file has content. (The page size of a
-// database in WAL mode cannot change, and the driver sets the DSN's
-// pragmas in name order, journal_mode before page_size.)
-func createWithPageSize(ctx context.Context, path string) error {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-		return nil
-	}
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	_, err = db.ExecContext(ctx, fmt.Sprintf(`PRAGMA page_size = %d; PRAGMA journal_mode = WAL`, pageSize))
-	return err
-}
 
 // Close closes the database.
 func (s *Store) Close() error {
