@@ -7,37 +7,59 @@ import (
 	"github.com/piperun/piperun/domain"
 )
 
-// DefaultCachedRuns is how many runs' states a Service keeps for its
-// commands unless told otherwise: the recently active runs. A run with
-// products and a backup takes some tens of kilobytes.
-const DefaultCachedRuns = 1024
+// DefaultCacheBytes bounds the run states a Service keeps for its commands
+// unless told otherwise. A state is kept in its binary form
+// (domain.EncodeState): a run with products and a backup takes about
+// 10 KB, so the default holds some 25,000 such runs.
+const DefaultCacheBytes = 256 << 20
 
-// runCache keeps the states of recently commanded runs, so that a command
-// need not read and decode a run's events. An entry is the state the store
-// held at entry.Version when this process last wrote or read it. Another
-// process may have appended since: then the command's append fails its
-// expected version and the command is decided again on a fresh load, so a
-// stale entry costs a retry, never a wrong outcome. States go in and out as
-// deep copies.
+// runCache keeps the states of runs, so that a command need not read and
+// decode a run's snapshot and events. An entry is the state the store
+// held at the entry's version when this process last wrote or read it (or
+// the read models showed it, which is the same state: the projector
+// applies the same events). Another process may have appended since: then
+// the command's append fails its expected version and the command is
+// decided again on a fresh load, so a stale entry costs a retry, never a
+// wrong outcome.
+//
+// States are kept encoded: without pointers, a large cache costs the
+// garbage collector nothing to scan, and every get hands out a fresh copy.
+// The least recently used entries go first when the cache holds more than
+// maxBytes of states (or more than maxRuns runs, if set).
 type runCache struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // front: most recently used; values are *cacheEntry
-	byRun map[string]*list.Element
+	mu       sync.Mutex
+	maxBytes int
+	maxRuns  int // 0: no bound on the count
+	bytes    int
+	order    *list.List // front: most recently used; values are *cacheEntry
+	byRun    map[string]*list.Element
 }
 
 type cacheEntry struct {
-	name string
-	run  domain.Run
-	tail int // bytes of the run's events since its last snapshot
+	name    string
+	version int64
+	state   []byte // domain.EncodeState
+	tail    int    // bytes of the run's events since its last snapshot
 }
 
-func newRunCache(max int) *runCache {
-	return &runCache{max: max, order: list.New(), byRun: map[string]*list.Element{}}
+func newRunCache(maxBytes, maxRuns int) *runCache {
+	return &runCache{maxBytes: maxBytes, maxRuns: maxRuns, order: list.New(), byRun: map[string]*list.Element{}}
 }
 
-// get returns a copy of the cached state of run name, and the bytes of its
-// events since its last snapshot.
+// decode returns the state of an entry, dropping the entry if it cannot
+// (which EncodeState's output always can).
+func (c *runCache) decode(el *list.Element) (domain.Run, bool) {
+	e := el.Value.(*cacheEntry)
+	var r domain.Run
+	if err := domain.DecodeSharedState(e.state, &r); err != nil {
+		c.remove(el)
+		return domain.Run{}, false
+	}
+	return r, true
+}
+
+// get returns the cached state of run name, and the bytes of its events
+// since its last snapshot.
 func (c *runCache) get(name string) (domain.Run, int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -46,69 +68,141 @@ func (c *runCache) get(name string) (domain.Run, int, bool) {
 		return domain.Run{}, 0, false
 	}
 	c.order.MoveToFront(el)
-	e := el.Value.(*cacheEntry)
-	return e.run.Clone(), e.tail, true
+	r, ok := c.decode(el)
+	return r, el.Value.(*cacheEntry).tail, ok
 }
 
-// put records a copy of r as the state of run name, unless a newer one is
-// there already.
+// put records r as the state of run name, unless a newer one is there
+// already. A state that cannot be encoded is not kept (and an older entry
+// is dropped).
 func (c *runCache) put(name string, r domain.Run, tail int) {
-	r = r.Clone()
+	state, err := domain.EncodeState(r)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.byRun[name]; ok {
-		e := el.Value.(*cacheEntry)
-		if e.run.Version <= r.Version {
-			e.run, e.tail = r, tail
-		}
-		c.order.MoveToFront(el)
+	if err != nil {
+		c.forgetLocked(name)
 		return
 	}
-	c.byRun[name] = c.order.PushFront(&cacheEntry{name: name, run: r, tail: tail})
-	for c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.byRun, oldest.Value.(*cacheEntry).name)
+	if el, ok := c.byRun[name]; ok {
+		e := el.Value.(*cacheEntry)
+		if e.version <= r.Version {
+			c.bytes += len(state) - len(e.state)
+			e.version, e.state, e.tail = r.Version, state, tail
+		}
+		c.order.MoveToFront(el)
+	} else {
+		c.byRun[name] = c.order.PushFront(&cacheEntry{name: name, version: r.Version, state: state, tail: tail})
+		c.bytes += len(state)
 	}
+	for c.order.Len() > 1 && (c.bytes > c.maxBytes || c.maxRuns > 0 && c.order.Len() > c.maxRuns) {
+		c.remove(c.order.Back())
+	}
+}
+
+// warm records r as the state of run name if the cache has no entry for
+// the run and room for r without dropping another; it reports whether the
+// cache had room. Warming goes in at the back: a command's runs stay
+// ahead of it.
+func (c *runCache) warm(name string, r domain.Run) bool {
+	state, err := domain.EncodeState(r)
+	if err != nil {
+		return true // this one cannot be kept; others may
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bytes+len(state) > c.maxBytes || c.maxRuns > 0 && c.order.Len() >= c.maxRuns {
+		return false
+	}
+	if _, ok := c.byRun[name]; !ok {
+		c.byRun[name] = c.order.PushBack(&cacheEntry{name: name, version: r.Version, state: state})
+		c.bytes += len(state)
+	}
+	return true
+}
+
+func (c *runCache) remove(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.order.Remove(el)
+	delete(c.byRun, e.name)
+	c.bytes -= len(e.state)
 }
 
 // forget drops run name's entry.
 func (c *runCache) forget(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgetLocked(name)
+}
+
+func (c *runCache) forgetLocked(name string) {
 	if el, ok := c.byRun[name]; ok {
-		c.order.Remove(el)
-		delete(c.byRun, name)
+		c.remove(el)
 	}
 }
 
-func (c *runCache) len() int {
+// size returns the entries and the bytes of their states.
+func (c *runCache) size() (runs, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.order.Len()
+	return c.order.Len(), c.bytes
 }
 
-// getVersion returns a copy of run name's cached state if it is at version.
+// getVersion returns run name's cached state if it is at version.
 func (c *runCache) getVersion(name string, version int64) (domain.Run, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.byRun[name]
-	if !ok || el.Value.(*cacheEntry).run.Version != version {
+	if !ok || el.Value.(*cacheEntry).version != version {
 		return domain.Run{}, false
 	}
-	return el.Value.(*cacheEntry).run.Clone(), true
+	return c.decode(el)
 }
 
-// CachedRun returns a copy of the state of run name after its event
-// version, if this service has it in memory: having just appended that
-// event, it usually has. The read models' projector takes it instead of
-// reading and decoding the run's read model. The state is the one Apply
-// gives on the stored events, since the cache holds only states the
-// store acknowledged at their version.
+// CachedRun returns the state of run name after its event version, if
+// this service has it in memory: having just appended that event, it
+// usually has. The read models' projector takes it instead of reading and
+// decoding the run's read model. The state is the one Apply gives on the
+// stored events, since the cache holds only states the store acknowledged
+// at their version.
 func (s *Service) CachedRun(name string, version int64) (domain.Run, bool) {
 	cache := s.runCache()
 	if cache == nil {
 		return domain.Run{}, false
 	}
 	return cache.getVersion(name, version)
+}
+
+// WarmCache offers the service the states of runs (most wanted first, as
+// the read models show them) to keep for its commands, until its cache is
+// full or the states run out; it returns how many it took in. A state must
+// be the run's state at its version, which a projected state is. A
+// server warms its cache this way when it starts, so that the first
+// command on each run does not wait for the run's snapshot and events to
+// be read and decoded.
+func (s *Service) WarmCache(states func(yield func(domain.Run) bool)) int {
+	cache := s.runCache()
+	if cache == nil {
+		return 0
+	}
+	n := 0
+	for r := range states {
+		if r.Name == "" || r.Version <= 0 {
+			continue
+		}
+		if !cache.warm(r.Name, r) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// CacheSize returns how many run states the service keeps for its
+// commands, and their bytes.
+func (s *Service) CacheSize() (runs, bytes int) {
+	cache := s.runCache()
+	if cache == nil {
+		return 0, 0
+	}
+	return cache.size()
 }

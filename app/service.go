@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,9 +46,13 @@ type Service struct {
 	// Retries is how many times a command is re-decided after losing an
 	// expected-version race (default 5).
 	Retries int
-	// CachedRuns bounds the run states kept in memory for commands
-	// (default DefaultCachedRuns; negative: none kept, every command loads
-	// the run from the store). Set it before the first command.
+	// CacheBytes bounds the run states kept in memory for commands, by
+	// the size of their encoded form (default DefaultCacheBytes). Set it
+	// before the first command.
+	CacheBytes int
+	// CachedRuns also bounds them by count (default: no bound; negative:
+	// none kept, every command loads the run from the store). Set it
+	// before the first command.
 	CachedRuns int
 
 	cacheOnce sync.Once
@@ -260,10 +265,8 @@ func (s *Service) runCache() *runCache {
 	s.cacheOnce.Do(func() {
 		switch {
 		case s.CachedRuns < 0:
-		case s.CachedRuns == 0:
-			s.cache = newRunCache(DefaultCachedRuns)
 		default:
-			s.cache = newRunCache(s.CachedRuns)
+			s.cache = newRunCache(cmp.Or(s.CacheBytes, DefaultCacheBytes), s.CachedRuns)
 		}
 	})
 	return s.cache

@@ -244,6 +244,8 @@ func prepareLocal(ctx context.Context, dataDir, prefix string, opts HTTPOptions,
 	} else {
 		fmt.Fprintf(out, "server on %s, data directory %s\n", srv.URL, dataDir)
 	}
+	fmt.Fprintf(out, "the server warmed its command cache with %d runs' states from the read models in %s (as serve does at start, beside serving)\n",
+		srv.Warmed, srv.WarmTook.Round(time.Millisecond))
 	return srv, fx, token, nil
 }
 

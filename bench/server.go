@@ -28,6 +28,10 @@ type localServer struct {
 	URL  string
 	done chan error
 	stop context.CancelFunc
+	// Warmed and WarmTook say how the server warmed its command cache
+	// (startLocal waits for it).
+	Warmed   int
+	WarmTook time.Duration
 
 	closeOnce sync.Once
 	closeErr  error
@@ -42,18 +46,35 @@ func startLocal(ctx context.Context, dataDir, imagesDir string, workers bool) (*
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	ready := make(chan string, 1)
+	type warm struct {
+		runs int
+		took time.Duration
+	}
+	warmed := make(chan warm, 1)
 	s := &localServer{done: make(chan error, 1), stop: cancel}
 	go func() {
 		defer logFile.Close()
 		s.done <- server.Run(ctx, server.Config{
 			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: workers,
 			Stdout: io.Discard, Ready: ready,
-			Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			CacheWarmed: func(runs int, took time.Duration) { warmed <- warm{runs, took} },
+			Logger:      slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}()
 	select {
 	case addr := <-ready:
 		s.URL = "http://" + addr
+	case err := <-s.done:
+		cancel()
+		return nil, fmt.Errorf("start the server: %w", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// The load starts on a warmed cache, as it would some time after a
+	// start.
+	select {
+	case w := <-warmed:
+		s.Warmed, s.WarmTook = w.runs, w.took
 		return s, nil
 	case err := <-s.done:
 		cancel()

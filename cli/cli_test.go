@@ -90,8 +90,8 @@ func TestConfirm(t *testing.T) {
 
 // flagsOf lists, for every command, the flags its help must mention.
 var flagsOf = map[string][]string{
-	"serve":               {"--data-dir", "--esdb-url", "--addr", "--images-dir", "--recover-every", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir},
-	"worker":              {"--data-dir", "--esdb-url", "--images-dir", "--recover-every", EnvDataDir, EnvESDBURL, EnvImagesDir},
+	"serve":               {"--data-dir", "--esdb-url", "--addr", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir},
+	"worker":              {"--data-dir", "--esdb-url", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvImagesDir},
 	"initpiperun":         {"--config", "--description", "--template", "--server", "--token", EnvServer, EnvToken},
 	"runpipeline":         {"--debug", "--full-rerun", "--no-wait", "--server", "--token", EnvServer, EnvToken},
 	"restorepiperun":      {"--no-confirm", "--debug", "--no-wait", "--server", "--token", "Restore run RUN to this configuration? (y/n)"},
@@ -202,6 +202,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
 		{[]string{"serve", "--recover-every", "0s"}, "--recover-every must be a positive duration"},
 		{[]string{"worker", "--recover-every", "soon"}, "--recover-every must be a positive duration"},
+		{[]string{"serve", "--cache-mb", "0"}, "--cache-mb must be a whole number of megabytes"},
+		{[]string{"worker", "--cache-mb", "lots"}, "--cache-mb must be a whole number of megabytes"},
 		{[]string{"help", "frob"}, `unknown command "frob"`},
 	}
 	for _, tc := range tests {

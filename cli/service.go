@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/server"
@@ -20,7 +21,7 @@ import (
 var Version = ""
 
 var serveHelp = help{
-	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D]"},
+	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D] [--cache-mb N]"},
 	description: `
 Runs the piperun service on a data directory: the HTTP API (and web pages)
 on --addr, and the workers that process runs, restore them and delete them.
@@ -42,6 +43,13 @@ so a live process's work is left alone and a dead one's taken up. Every 6
 hours the
 workers delete stored artifacts that no run uses and that are more than a
 day old ('piperun artifacts sweep' does it on demand).
+
+Commands decide on the runs' states kept in memory, up to --cache-mb
+megabytes (the least recently used go first). At start the cache is filled
+from the read models, the most recently updated runs first, beside the
+serving: a first command on a run then need not read its snapshot and
+events. A state kept here that another process has changed since costs a
+retry, never a wrong decision: the event store's expected version decides.
 
 With --kafka-brokers the run events travel on Kafka (topic --kafka-topic,
 created if missing) instead of inside the process: this process publishes
@@ -74,10 +82,15 @@ func cmdServe(e *env, args []string) error {
 	kafkaFlags(fs)
 	fs.Bool("workers", true, "run the workers in this process (false: only the API and the relay, with Kafka)")
 	recoverFlag(fs)
+	cacheFlag(fs)
 	if _, err := e.parse(fs, serveHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
 	recoverEvery, err := positiveDuration(fs, "recover-every")
+	if err != nil {
+		return err
+	}
+	cache, err := cacheBytes(fs)
 	if err != nil {
 		return err
 	}
@@ -93,6 +106,7 @@ func cmdServe(e *env, args []string) error {
 		ImagesDir:      e.fromEnv(fs, "images-dir", EnvImagesDir),
 		Workers:        workers,
 		RecoverEvery:   recoverEvery,
+		CacheBytes:     cache,
 		Kafka:          e.kafkaConfig(fs),
 		Logger:         slog.New(slog.NewTextHandler(e.stderr, nil)),
 		Stdout:         e.stdout,
@@ -107,7 +121,7 @@ func cmdServe(e *env, args []string) error {
 }
 
 var workerHelp = help{
-	usage: []string{"worker [--data-dir DIR] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT] [--recover-every D]"},
+	usage: []string{"worker [--data-dir DIR] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT] [--recover-every D] [--cache-mb N]"},
 	description: `
 Runs only the workers (processing, restore, deletion, artifact clean-up) on
 a data directory, without the HTTP API: a way to add processing capacity
@@ -142,6 +156,7 @@ func cmdWorker(e *env, args []string) error {
 	kafkaFlags(fs)
 	fs.String("metrics-addr", "", "`HOST:PORT` to serve /metrics, /healthz and /readyz on (default: none)")
 	recoverFlag(fs)
+	cacheFlag(fs)
 	if _, err := e.parse(fs, workerHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -149,8 +164,13 @@ func cmdWorker(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	cache, err := cacheBytes(fs)
+	if err != nil {
+		return err
+	}
 	return server.Run(e.ctx, server.Config{
 		RecoverEvery: recoverEvery,
+		CacheBytes:   cache,
 		DataDir:      e.fromEnv(fs, "data-dir", EnvDataDir),
 		ESDBURL:      e.fromEnv(fs, "esdb-url", EnvESDBURL),
 		ImagesDir:    e.fromEnv(fs, "images-dir", EnvImagesDir),
@@ -263,6 +283,20 @@ func cmdProjectionsRebuild(e *env, args []string) error {
 		return err
 	}
 	return server.RebuildProjections(e.ctx, e.storage(fs), e.stdout)
+}
+
+// cacheFlag is --cache-mb, the command cache's budget.
+func cacheFlag(fs *flag.FlagSet) {
+	fs.String("cache-mb", strconv.Itoa(app.DefaultCacheBytes>>20), "megabytes `N` of run states kept in memory for commands (warmed from the read models at start)")
+}
+
+// cacheBytes reads --cache-mb.
+func cacheBytes(fs *flag.FlagSet) (int, error) {
+	mb, err := strconv.Atoi(fs.Lookup("cache-mb").Value.String())
+	if err != nil || mb < 1 || mb > 1<<20 {
+		return 0, usagef("--cache-mb must be a whole number of megabytes from 1 to 1048576")
+	}
+	return mb << 20, nil
 }
 
 // recoverFlag is --recover-every, for the processes that run workers.

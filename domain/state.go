@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"time"
+	"unsafe"
 
 	jsonv2 "github.com/go-json-experiment/json"
 )
@@ -207,15 +208,36 @@ func (e *stateEncoder) products(p *Products) error {
 // DecodeState parses a state written by EncodeState, or a Run's plain JSON
 // (as states were stored before), into *r.
 func DecodeState(data []byte, r *Run) error {
-	if len(data) == 0 || data[0] != stateMagic {
-		var plain Run
-		if err := jsonv2.Unmarshal(data, &plain, plainOptions); err != nil {
-			return fmt.Errorf("decode run state: %w", err)
-		}
-		*r = plain
-		return nil
+	if len(data) > 0 && data[0] == stateMagic {
+		return decodeBinary(string(data[1:]), r)
 	}
-	d := stateDecoder{buf: data[1:], whole: string(data[1:])}
+	return decodePlain(data, r)
+}
+
+// DecodeSharedState is DecodeState for a state that nothing will ever
+// change: the strings of *r are slices of data's memory instead of a
+// copy of it (an allocation and a copy of some kilobytes less per decode,
+// which the command cache does for every command). data must stay as it
+// is for as long as *r or any string taken from it lives.
+func DecodeSharedState(data []byte, r *Run) error {
+	if len(data) > 1 && data[0] == stateMagic {
+		return decodeBinary(unsafe.String(&data[1], len(data)-1), r)
+	}
+	return decodePlain(data, r)
+}
+
+func decodePlain(data []byte, r *Run) error {
+	var plain Run
+	if err := jsonv2.Unmarshal(data, &plain, plainOptions); err != nil {
+		return fmt.Errorf("decode run state: %w", err)
+	}
+	*r = plain
+	return nil
+}
+
+// decodeBinary decodes a binary state without its magic byte.
+func decodeBinary(whole string, r *Run) error {
+	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
 	var s Run
 	s.Name = d.str()
 	s.Description = d.str()

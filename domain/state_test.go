@@ -68,6 +68,10 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatalf("state %d differs after a round trip:\n got %s\nwant %s", i, jsonString(t, got), jsonString(t, r))
 		}
 		shared(t, "decoded state", reflect.ValueOf(got), reflect.ValueOf(r))
+		var sharing domain.Run
+		if err := domain.DecodeSharedState(b, &sharing); err != nil || !reflect.DeepEqual(sharing, r) {
+			t.Fatalf("state %d: DecodeSharedState gives %+v, %v", i, sharing, err)
+		}
 		if got.Backup != nil && len(got.Backup.Config.Inputs.Images) > 0 && len(got.Config.Inputs.Images) > 0 &&
 			&got.Backup.Config.Inputs.Images[0] == &got.Config.Inputs.Images[0] {
 			t.Fatalf("state %d: backup and current configuration share a slice", i)

@@ -71,12 +71,18 @@ type Config struct {
 	// artifacts no run uses that are older than DefaultSweepGrace
 	// (default DefaultSweepEvery; negative: never).
 	SweepEvery time.Duration
+	// CacheBytes bounds the run states kept in memory for commands
+	// (app.Service.CacheBytes; default app.DefaultCacheBytes).
+	CacheBytes int
 	// Logger receives the service's own log (not the runs' logs).
 	Logger *slog.Logger
 	// Stdout receives the first-start admin token and the URL.
 	Stdout io.Writer
 	// Ready, if set, receives the bound address once the service serves.
 	Ready chan<- string
+	// CacheWarmed, if set, is called once the command cache has been
+	// warmed from the read models (see warmCache), with the runs taken in.
+	CacheWarmed func(runs int, took time.Duration)
 }
 
 // Validate checks the configuration and fills defaults.
@@ -299,6 +305,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer c.Close()
 	m := metrics.New()
 	c.Svc.Store = m.Store(c.Store)
+	c.Svc.CacheBytes = cfg.CacheBytes
 
 	if err := c.Read.CatchUp(ctx, c.Store); err != nil {
 		return err
@@ -320,6 +327,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	goRun("projector", func(ctx context.Context) error { return c.Read.Run(ctx, c.Store, cfg.Poll) })
+	goRun("cache warm-up", func(ctx context.Context) error { return warmCache(ctx, c, cfg.CacheWarmed, log) })
 	if every := cmp.Or(cfg.SweepEvery, DefaultSweepEvery); cfg.Workers && every > 0 {
 		goRun("artifact sweep", func(ctx context.Context) error { return sweepEvery(ctx, c, every, log) })
 	}
@@ -405,6 +413,30 @@ func Run(ctx context.Context, cfg Config) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// warmCache fills the command cache with the runs' states from the read
+// models, the most recently updated first, until the cache is full
+// (app.Service.CacheBytes). Without it, the first command on each run after
+// a start reads and decodes the run's snapshot and events. It runs beside
+// the service: commands do not wait for it, and the states they cache are
+// not replaced by it. A failure only leaves the cache cold.
+func warmCache(ctx context.Context, c *Components, done func(int, time.Duration), log *slog.Logger) error {
+	start := time.Now()
+	var err error
+	n := c.Svc.WarmCache(func(yield func(domain.Run) bool) {
+		err = c.Read.EachRunState(ctx, yield)
+	})
+	took := time.Since(start)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("command cache warm-up stopped", "runs", n, "err", err)
+	}
+	runs, bytes := c.Svc.CacheSize()
+	log.Info("command cache warmed from the read models", "runs", n, "took", took.Round(time.Millisecond), "cached_runs", runs, "cached_bytes", bytes)
+	if done != nil {
+		done(n, took)
+	}
+	return nil
 }
 
 // restartable names the components that tail the event log from a
