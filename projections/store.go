@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -208,7 +207,11 @@ type Store struct {
 	waiters  chan struct{} // closed and replaced whenever position advances
 	subs     map[int]chan Change
 	nextSub  int
-	cache    map[string]*domain.Run
+	// cache holds run states as of position in their binary form
+	// (domain.EncodeState), pointer-free: a rebuild keeps thousands of
+	// them, which the garbage collector would otherwise mark on every
+	// cycle. A batch decodes a run's state once, when it first touches it.
+	cache map[string][]byte
 	// seqs caches the last line number of each log of a run, so that
 	// appending lines needs no query. Like cache, it holds only what the
 	// database holds as of position.
@@ -450,7 +453,7 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 		s.dropCaches()
 		s.advance(start, nil)
 	}
-	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}}
+	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, open: map[runLog]int{}}
 	defer b.close()
 	last := start
 	for _, d := range batch {
@@ -480,6 +483,7 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
 	s.ckpt.Wake()
+	maps.Copy(s.cache, b.states)
 	if len(s.cache) > maxCachedStates {
 		// The states are read again as needed; a bound keeps a rebuild of
 		// a very large log from holding every run in memory.
@@ -492,7 +496,7 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 // dropCaches forgets the cached run states and log line numbers; they are
 // read again from the database when needed.
 func (s *Store) dropCaches() {
-	s.cache = map[string]*domain.Run{}
+	s.cache = map[string][]byte{}
 	s.seqs = map[string]*logSeqs{}
 }
 
@@ -523,18 +527,29 @@ type batchWriter struct {
 	s       *Store
 	tx      *sql.Tx
 	touched map[string]*domain.Run
+	// states are the touched runs' states as finish encoded them, for the
+	// store's cache once the batch is committed.
+	states map[string][]byte
 	// refs are the artifacts each touched run used before the batch: those
 	// artifact_refs holds for it.
-	refs   map[string][]string
-	chunks []logChunk // not yet inserted
+	refs map[string][]string
+	// chunks are the lines not yet inserted, a chunk per log of a run:
+	// within a batch a log's lines are numbered one after the other, so
+	// the lines of its events join into one row (fewer rows to write and
+	// to read). open finds a log's chunk.
+	chunks []logChunk
+	open   map[runLog]int
 	stmts  map[string]*sql.Stmt
 }
 
-// logChunk is the lines of one log event.
+type runLog struct{ run, log string }
+
+// logChunk is lines first .. first+n-1 of one log of a run: the lines of
+// the log events in parts, one after the other.
 type logChunk struct {
-	run, log string
-	first    int64
-	lines    []string
+	runLog
+	first, n int64
+	parts    [][]string
 }
 
 // chunksPerInsert is how many log chunks one INSERT writes: 5 parameters
@@ -671,7 +686,6 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64) (*
 		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
 	}
 	r := &h
-	b.s.cache[name] = r
 	b.touched[name] = r
 	b.refs[name] = refs
 	b.s.hintsUsed.Add(1)
@@ -682,7 +696,11 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64) (*
 func (s *Store) HintsUsed() int64 { return s.hintsUsed.Load() }
 
 func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, error) {
-	if r, ok := b.s.cache[name]; ok {
+	if state, ok := b.s.cache[name]; ok {
+		r := &domain.Run{}
+		if err := domain.DecodeSharedState(state, r); err != nil {
+			return nil, fmt.Errorf("decode cached state of run %s: %w", name, err)
+		}
 		return r, nil
 	}
 	st, err := b.stmt(ctx, `SELECT state FROM runs WHERE name = ?`)
@@ -699,11 +717,10 @@ func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, 
 	case err != nil:
 		return nil, fmt.Errorf("read run %s read model: %w", name, err)
 	default:
-		if err := domain.DecodeState(state, r); err != nil {
+		if err := domain.DecodeSharedState(state, r); err != nil {
 			return nil, fmt.Errorf("decode run %s read model: %w", name, err)
 		}
 	}
-	b.s.cache[name] = r
 	return r, nil
 }
 
@@ -716,6 +733,10 @@ func (b *batchWriter) clearLogs(ctx context.Context, run string) error {
 		}
 	}
 	b.chunks = kept
+	clear(b.open)
+	for i, c := range b.chunks {
+		b.open[c.runLog] = i
+	}
 	b.s.seqs[run] = &logSeqs{last: map[string]int64{}, complete: true}
 	return b.exec(ctx, `DELETE FROM log_chunks WHERE run = ?`, run)
 }
@@ -729,6 +750,15 @@ func (b *batchWriter) appendLines(ctx context.Context, run string, lw domain.Log
 		logs = &logSeqs{last: map[string]int64{}}
 		b.s.seqs[run] = logs
 	}
+	key := runLog{run: run, log: lw.Log}
+	if i, ok := b.open[key]; ok {
+		// Lines of this log were buffered in this batch: these follow them.
+		c := &b.chunks[i]
+		c.parts = append(c.parts, lw.Lines)
+		c.n += int64(len(lw.Lines))
+		logs.last[lw.Log] = c.first + c.n - 1
+		return nil
+	}
 	last, ok := logs.last[lw.Log]
 	if !ok && !logs.complete {
 		st, err := b.stmt(ctx, `SELECT COALESCE(MAX(first + n - 1), 0) FROM log_chunks WHERE run = ? AND log = ?`)
@@ -739,7 +769,8 @@ func (b *batchWriter) appendLines(ctx context.Context, run string, lw domain.Log
 			return fmt.Errorf("read log %s of run %s: %w", lw.Log, run, err)
 		}
 	}
-	b.chunks = append(b.chunks, logChunk{run: run, log: lw.Log, first: last + 1, lines: lw.Lines})
+	b.open[key] = len(b.chunks)
+	b.chunks = append(b.chunks, logChunk{runLog: key, first: last + 1, n: int64(len(lw.Lines)), parts: [][]string{lw.Lines}})
 	logs.last[lw.Log] = last + int64(len(lw.Lines))
 	return nil
 }
@@ -750,26 +781,23 @@ func (b *batchWriter) appendLines(ctx context.Context, run string, lw domain.Log
 // statement fails the batch, so SQLite needs no statement journal to undo
 // just that statement.)
 func (b *batchWriter) flushLines(ctx context.Context) error {
+	// A chunk per log: run and log order them.
 	slices.SortFunc(b.chunks, func(x, y logChunk) int {
 		if c := strings.Compare(x.run, y.run); c != 0 {
 			return c
 		}
-		if c := strings.Compare(x.log, y.log); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.first, y.first)
+		return strings.Compare(x.log, y.log)
 	})
-	b.chunks = mergeChunks(b.chunks)
 	for len(b.chunks) > 0 {
 		n := min(len(b.chunks), chunksPerInsert)
 		query := `INSERT OR FAIL INTO log_chunks (run, log, first, n, lines) VALUES (?, ?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?, ?)`, n-1)
 		args := make([]any, 0, 5*n)
 		for _, c := range b.chunks[:n] {
-			lines, err := linesJSON(c.lines)
+			lines, err := linesJSON(c.parts...)
 			if err != nil {
 				return fmt.Errorf("encode log %s of run %s: %w", c.log, c.run, err)
 			}
-			args = append(args, c.run, c.log, c.first, len(c.lines), lines)
+			args = append(args, c.run, c.log, c.first, c.n, lines)
 		}
 		if err := b.exec(ctx, query, args...); err != nil {
 			c := b.chunks[0]
@@ -778,62 +806,45 @@ func (b *batchWriter) flushLines(ctx context.Context) error {
 		b.chunks = b.chunks[n:]
 	}
 	b.chunks = nil
+	clear(b.open)
 	return nil
 }
 
-// mergeChunks joins chunks (sorted) that continue one another, lines of
-// one log numbered one after the other, into one chunk: a job writes its
-// log many lines at a time, and one row per log per batch is fewer rows
-// to write and to read. The merged lines are new slices; the events' are
-// not changed.
-func mergeChunks(chunks []logChunk) []logChunk {
-	out := chunks[:0]
-	for i := 0; i < len(chunks); {
-		c := chunks[i]
-		j := i + 1
-		next := c.first + int64(len(c.lines))
-		for j < len(chunks) && chunks[j].run == c.run && chunks[j].log == c.log && chunks[j].first == next {
-			next += int64(len(chunks[j].lines))
-			j++
-		}
-		if j > i+1 {
-			lines := make([]string, 0, next-c.first)
-			for _, m := range chunks[i:j] {
-				lines = append(lines, m.lines...)
-			}
-			c.lines = lines
-		}
-		out = append(out, c)
-		i = j
-	}
-	return out
-}
-
-// linesJSON returns json.Marshal(lines) as a string. Log lines are plain
-// ASCII text as a rule, which it quotes as they are; anything else goes to
-// json.Marshal.
-func linesJSON(lines []string) (string, error) {
-	size := 2
-	for _, l := range lines {
-		if !plainJSON(l) {
-			b, err := json.Marshal(lines)
-			return string(b), err
-		}
-		size += len(l) + 3
-	}
-	if lines == nil {
+// linesJSON returns json.Marshal of the lines of parts, one after the
+// other, as a string ("null" for just a nil slice, as json.Marshal gives
+// for one). Log lines are plain ASCII text as a rule, which it quotes as
+// they are; the others go to json.Marshal one by one (encoding/json writes
+// a []string's elements as it writes strings).
+func linesJSON(parts ...[]string) (string, error) {
+	if len(parts) == 1 && parts[0] == nil {
 		return "null", nil
+	}
+	size := 2
+	for _, lines := range parts {
+		for _, l := range lines {
+			size += len(l) + 3
+		}
 	}
 	var sb strings.Builder
 	sb.Grow(size)
 	sb.WriteByte('[')
-	for i, l := range lines {
-		if i > 0 {
-			sb.WriteByte(',')
+	for _, lines := range parts {
+		for _, l := range lines {
+			if sb.Len() > 1 {
+				sb.WriteByte(',')
+			}
+			if !plainJSON(l) {
+				b, err := json.Marshal(l)
+				if err != nil {
+					return "", err
+				}
+				sb.Write(b)
+				continue
+			}
+			sb.WriteByte('"')
+			sb.WriteString(l)
+			sb.WriteByte('"')
 		}
-		sb.WriteByte('"')
-		sb.WriteString(l)
-		sb.WriteByte('"')
 	}
 	sb.WriteByte(']')
 	return sb.String(), nil
@@ -843,13 +854,23 @@ func linesJSON(lines []string) (string, error) {
 // printable ASCII without the characters it escapes.
 func plainJSON(s string) bool {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+		if !plainByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// plainByte tells the bytes plainJSON accepts.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()
 
 // finish writes the buffered lines and the states of the runs the batch
 // touched.
@@ -858,8 +879,16 @@ func (b *batchWriter) finish(ctx context.Context) error {
 		return err
 	}
 	// In key order, the rows of runs one after another.
+	b.states = make(map[string][]byte, len(b.touched))
 	for _, name := range slices.Sorted(maps.Keys(b.touched)) {
 		r := b.touched[name]
+		state, err := domain.EncodeState(*r)
+		if err != nil {
+			return fmt.Errorf("encode run %s read model: %w", name, err)
+		}
+		// A deleted run's state has no row, but the cache keeps it (so
+		// that re-creating the run clears its logs) as before.
+		b.states[name] = state
 		if r.Deleted {
 			if err := b.exec(ctx, `DELETE FROM runs WHERE name = ?`, name); err != nil {
 				return fmt.Errorf("delete run %s from read models: %w", name, err)
@@ -874,10 +903,6 @@ func (b *batchWriter) finish(ctx context.Context) error {
 		}
 		if err := b.updateRefs(ctx, name, r); err != nil {
 			return fmt.Errorf("update artifact references of run %s: %w", name, err)
-		}
-		state, err := domain.EncodeState(*r)
-		if err != nil {
-			return fmt.Errorf("encode run %s read model: %w", name, err)
 		}
 		if err := b.exec(ctx, `INSERT INTO runs (name, owner, status, updated, state) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, status = excluded.status, updated = excluded.updated, state = excluded.state`,
