@@ -317,7 +317,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, limit
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read stream %q", stream), err)
 	}
-	evs, err := scanEvents(rows)
+	evs, err := scanEvents(rows, 0)
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read stream %q", stream), err)
 	}
@@ -349,7 +349,9 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventsto
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
 	}
-	evs, err := scanEvents(rows)
+	// Room for a full batch up front: growing the slice copied each
+	// event's fields again and again (measured in a rebuild's profile).
+	evs, err := scanEvents(rows, limit)
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
 	}
@@ -436,9 +438,10 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func scanEvents(rows *sql.Rows) ([]eventstore.Event, error) {
+// scanEvents reads events from rows, into a slice with room for capacity.
+func scanEvents(rows *sql.Rows, capacity int) ([]eventstore.Event, error) {
 	defer rows.Close()
-	evs := []eventstore.Event{}
+	evs := make([]eventstore.Event, 0, capacity)
 	for rows.Next() {
 		var e eventstore.Event
 		var nanos int64
