@@ -158,12 +158,34 @@ func (c *runCache) getVersion(name string, version int64) (domain.Run, bool) {
 	return c.decode(el)
 }
 
+// getStateVersion returns run name's cached state, encoded, if it is at
+// version. The bytes are never changed: they may be kept and shared.
+func (c *runCache) getStateVersion(name string, version int64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byRun[name]
+	if !ok || el.Value.(*cacheEntry).version != version {
+		return nil, false
+	}
+	return el.Value.(*cacheEntry).state, true
+}
+
+// CachedState is CachedRun in the binary form of domain.EncodeState; the
+// bytes are never changed, and may be kept. The read models' projector
+// takes them: it stores states in that form.
+func (s *Service) CachedState(name string, version int64) ([]byte, bool) {
+	cache := s.runCache()
+	if cache == nil {
+		return nil, false
+	}
+	return cache.getStateVersion(name, version)
+}
+
 // CachedRun returns the state of run name after its event version, if
 // this service has it in memory: having just appended that event, it
-// usually has. The read models' projector takes it instead of reading and
-// decoding the run's read model. The state is the one Apply gives on the
-// stored events, since the cache holds only states the store acknowledged
-// at their version.
+// usually has. The state is the one Apply gives on the stored events,
+// since the cache holds only states the store acknowledged at their
+// version.
 func (s *Service) CachedRun(name string, version int64) (domain.Run, bool) {
 	cache := s.runCache()
 	if cache == nil {

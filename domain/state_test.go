@@ -324,3 +324,64 @@ func BenchmarkStateCodec(b *testing.B) {
 		}
 	})
 }
+
+// TestLeavesArtifacts applies every kind of event to run states met in a
+// run's life and to a state with every field filled: an event
+// LeavesArtifacts names must never change the products or the backup,
+// and each event it does not name must change them in some state (so the
+// list is not shorter than it could be by mistake, nor longer).
+func TestLeavesArtifacts(t *testing.T) {
+	states := stateRuns(t)
+	var full domain.Run
+	n := 0
+	fillDistinct(reflect.ValueOf(&full).Elem(), &n)
+	full.Status = domain.StatusCompleted
+	full.Job.ID, full.Restore.ID = "job", "restore"
+	states = append(states, full)
+	p := products("epoch09")
+	events := []domain.Event{
+		domain.RunCreated{Name: "r", Config: config(settings, "epoch01")},
+		domain.ConfigUpdated{Config: config(settings, "epoch01", "epoch02")},
+		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeFull, Config: config(settings, "epoch01")},
+		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeAdd, Config: config(settings, "epoch01"), Backup: &domain.Backup{Products: p}},
+		domain.ProcessingStarted{JobID: "job"},
+		domain.ProcessingCompleted{JobID: "job", Products: p},
+		domain.ProcessingFailed{JobID: "job"},
+		domain.LogWritten{Log: "l", Lines: []string{"x"}},
+		domain.RestoreRequested{RequestID: "restore"},
+		domain.RunRestored{RequestID: "restore"},
+		domain.RestoreFailed{RequestID: "restore"},
+		domain.DeletionRequested{},
+		domain.RunDeleted{},
+	}
+	artifacts := func(r domain.Run) string {
+		var s []string
+		if r.Products != nil {
+			s = append(s, jsonString(t, r.Products.Artifacts))
+		}
+		if r.Backup != nil {
+			s = append(s, "backup "+jsonString(t, r.Backup.Products.Artifacts))
+		}
+		if r.Deleted {
+			s = append(s, "deleted")
+		}
+		return strings.Join(s, "\n")
+	}
+	for _, e := range events {
+		changed := false
+		for _, st := range states {
+			before := artifacts(st)
+			r := st.Clone()
+			r.Apply(domain.Recorded{Version: r.Version + 1, Event: e})
+			if artifacts(r) != before {
+				changed = true
+				if domain.LeavesArtifacts(e) {
+					t.Errorf("%T (%+v) changed the artifacts of a run in state %s", e, e, st.Status)
+				}
+			}
+		}
+		if !changed && !domain.LeavesArtifacts(e) {
+			t.Errorf("%T (%+v) changed no run's artifacts here, yet LeavesArtifacts does not name it", e, e)
+		}
+	}
+}

@@ -453,7 +453,7 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 		s.dropCaches()
 		s.advance(start, nil)
 	}
-	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, open: map[runLog]int{}}
+	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, hints: map[string]hint{}, open: map[runLog]int{}}
 	defer b.close()
 	last := start
 	for _, d := range batch {
@@ -533,6 +533,10 @@ type batchWriter struct {
 	// refs are the artifacts each touched run used before the batch: those
 	// artifact_refs holds for it.
 	refs map[string][]string
+	// hints are the encoded states the hints gave for runs, as of the
+	// event they were taken at: finish stores them as they are unless
+	// later events of the batch changed the run.
+	hints map[string]hint
 	// chunks are the lines not yet inserted, a chunk per log of a run:
 	// within a batch a log's lines are numbered one after the other, so
 	// the lines of its events join into one row (fewer rows to write and
@@ -543,6 +547,12 @@ type batchWriter struct {
 }
 
 type runLog struct{ run, log string }
+
+// hint is a run's state as the hints gave it, at its version.
+type hint struct {
+	state   []byte
+	version int64
+}
 
 // logChunk is lines first .. first+n-1 of one log of a run: the lines of
 // the log events in parts, one after the other.
@@ -610,7 +620,7 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 	applied := false
 	if !ok && !created {
 		var err error
-		if r, err = b.hinted(ctx, name, ev.Version); err != nil {
+		if r, err = b.hinted(ctx, name, ev.Version, rec.Event); err != nil {
 			return err
 		}
 		applied = r != nil
@@ -647,47 +657,58 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 // decode the run's read model; the state is the same, since both are
 // Apply over the same stored events.
 type StateHints interface {
-	CachedRun(name string, version int64) (domain.Run, bool)
+	// CachedState returns the state in domain.EncodeState's form; the
+	// bytes must never change.
+	CachedState(name string, version int64) ([]byte, bool)
 }
 
 // hinted returns the state of run name after its event version from the
 // store's hints, when the projector does not hold the run already and the
 // hints have exactly that state (nil otherwise). The artifacts it used
 // before come from artifact_refs.
-func (b *batchWriter) hinted(ctx context.Context, name string, version int64) (*domain.Run, error) {
+func (b *batchWriter) hinted(ctx context.Context, name string, version int64, e domain.Event) (*domain.Run, error) {
 	if b.s.Hints == nil {
 		return nil, nil
 	}
 	if _, ok := b.s.cache[name]; ok {
 		return nil, nil
 	}
-	h, ok := b.s.Hints.CachedRun(name, version)
+	state, ok := b.s.Hints.CachedState(name, version)
 	if !ok {
 		return nil, nil
 	}
-	st, err := b.stmt(ctx, `SELECT digest FROM artifact_refs WHERE run = ?`)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+	r := &domain.Run{}
+	if err := domain.DecodeSharedState(state, r); err != nil || r.Version != version {
+		return nil, nil // not a state to trust: read the read model instead
 	}
 	var refs []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			rows.Close()
+	if domain.LeavesArtifacts(e) {
+		// The run used before e what it uses after it.
+		refs = referencedDigests(r)
+	} else {
+		st, err := b.stmt(ctx, `SELECT digest FROM artifact_refs WHERE run = ?`)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := st.QueryContext(ctx, name)
+		if err != nil {
 			return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
 		}
-		refs = append(refs, d)
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+			}
+			refs = append(refs, d)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+		}
 	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
-	}
-	r := &h
 	b.touched[name] = r
 	b.refs[name] = refs
+	b.hints[name] = hint{state: state, version: version}
 	b.s.hintsUsed.Add(1)
 	return r, nil
 }
@@ -882,9 +903,13 @@ func (b *batchWriter) finish(ctx context.Context) error {
 	b.states = make(map[string][]byte, len(b.touched))
 	for _, name := range slices.Sorted(maps.Keys(b.touched)) {
 		r := b.touched[name]
-		state, err := domain.EncodeState(*r)
-		if err != nil {
-			return fmt.Errorf("encode run %s read model: %w", name, err)
+		h, ok := b.hints[name]
+		state := h.state
+		if !ok || h.version != r.Version {
+			var err error
+			if state, err = domain.EncodeState(*r); err != nil {
+				return fmt.Errorf("encode run %s read model: %w", name, err)
+			}
 		}
 		// A deleted run's state has no row, but the cache keeps it (so
 		// that re-creating the run clears its logs) as before.
