@@ -943,7 +943,11 @@ func (b *batchWriter) finish(ctx context.Context) error {
 // (the digests are random keys: rewriting every row of every touched run
 // dirtied pages all over the table), many rows per statement.
 func (b *batchWriter) updateRefs(ctx context.Context, run string, r *domain.Run) error {
-	before, after := digestSet(b.refs[run]), digestSet(referencedDigests(r))
+	now := referencedDigests(r)
+	if slices.Equal(b.refs[run], now) {
+		return nil // most events change no artifact: nothing to compare
+	}
+	before, after := digestSet(b.refs[run]), digestSet(now)
 	var gone, added []any
 	for _, d := range slices.Sorted(maps.Keys(before)) {
 		if !after[d] {
