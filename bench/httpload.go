@@ -104,6 +104,10 @@ type HTTPOptions struct {
 	// are the API's alone; the restores accepted are then carried out by a
 	// server with workers started on the same data directory afterwards.
 	APIOnly bool
+	// RespondAsync sends the commands with "Prefer: respond-async": the
+	// server answers once their events are stored, without waiting for
+	// its read models to show them.
+	RespondAsync bool
 }
 
 func (o *HTTPOptions) defaults() {
@@ -173,6 +177,7 @@ func HTTP(ctx context.Context, opts HTTPOptions, out io.Writer) (HTTPResult, err
 		defer srv.Close()
 		fx = f
 		cl = newClient(srv.URL, token, opts.Concurrency)
+		cl.respondAsync = opts.RespondAsync
 		if opts.APIOnly {
 			drainer = func() (*client, func() error, error) {
 				if err := srv.Close(); err != nil {
@@ -191,6 +196,7 @@ func HTTP(ctx context.Context, opts HTTPOptions, out io.Writer) (HTTPResult, err
 			return HTTPResult{}, errors.New("http benchmark: a server URL needs an administrator's token and the server's images directory")
 		}
 		cl = newClient(opts.Server, opts.Token, opts.Concurrency)
+		cl.respondAsync = opts.RespondAsync
 		f, err := prepareRemote(ctx, cl, prefix, opts, out)
 		if err != nil {
 			return HTTPResult{}, err

@@ -104,6 +104,8 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
+	// respondAsync sends commands with "Prefer: respond-async".
+	respondAsync bool
 }
 
 func newClient(base, token string, conns int) *client {
@@ -130,6 +132,9 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) (in
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.respondAsync && method != http.MethodGet {
+		req.Header.Set("Prefer", "respond-async")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, err

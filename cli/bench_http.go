@@ -5,7 +5,7 @@ import (
 )
 
 var benchHTTPHelp = help{
-	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--cpuprofile FILE]",
+	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--respond-async] [--cpuprofile FILE]",
 		"bench http --server URL --token TOKEN --images-dir DIR [FLAGS]"},
 	description: `
 Loads a piperun server with create, process and restore requests from
@@ -28,6 +28,10 @@ load, as an API replica does (serve --workers=false), so that the figures
 are the API's own, not shared with the restores' work on the same cores;
 after the load it is stopped and a server with workers, started on the same
 data directory, carries out the accepted restores (the drain).
+With --respond-async the commands are sent with "Prefer: respond-async":
+the server answers once their events are stored, without waiting for its
+read models to show them (what a client does that does not read the run
+right after).
 
 With --server, the runs are made through the API instead (each processed
 twice), which is slower; --token must be an administrator's, and
@@ -60,6 +64,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	mix := fs.String("mix", bench.DefaultMix.String(), "weights of the request kinds, `restore=W,create=W,process=W`")
 	fs.String("drain", "2m", "longest wait `D` for the workers to finish the accepted restores after the load")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the load to `FILE`")
+	respondAsync := fs.Bool("respond-async", false, "send the commands with \"Prefer: respond-async\": answered once stored, without waiting for the read models")
 	apiOnly := fs.Bool("api-only", false, "run the in-process server without workers during the load (as serve --workers=false); a server with workers carries out the accepted restores afterwards")
 	if _, err := e.parse(fs, benchHTTPHelp, args, 0, 0, ""); err != nil {
 		return err
@@ -84,7 +89,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	if opts.Mix, err = bench.ParseMix(*mix); err != nil {
 		return usagef("--mix: %v", err)
 	}
-	opts.Requests, opts.DataDir, opts.CPUProfile, opts.APIOnly = *requests, *dataDir, *profile, *apiOnly
+	opts.Requests, opts.DataDir, opts.CPUProfile, opts.APIOnly, opts.RespondAsync = *requests, *dataDir, *profile, *apiOnly, *respondAsync
 	if *server != "" {
 		opts.Server, opts.ImagesDir = *server, *imagesDir
 		opts.Token = e.fromEnv(fs, "token", EnvToken)

@@ -298,8 +298,16 @@ func decodeOptional(r *http.Request, v any) error {
 }
 
 // settle waits until the read models show a command's effect, so that the
-// caller's next read sees it.
-func (s *Server) settle(ctx context.Context, pos int64) {
+// caller's next read sees it; unless the caller sent "Prefer:
+// respond-async" (RFC 7240), which answers as soon as the command's events
+// are stored, with "Preference-Applied: respond-async": a read right after
+// may then show the run as it was.
+func (s *Server) settle(w http.ResponseWriter, r *http.Request, pos int64) {
+	if prefersAsync(r) {
+		w.Header().Set("Preference-Applied", "respond-async")
+		return
+	}
+	ctx := r.Context()
 	d := s.ReadYourWrites
 	if d <= 0 {
 		d = 2 * time.Second
@@ -307,6 +315,20 @@ func (s *Server) settle(ctx context.Context, pos int64) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	_ = s.Read.WaitFor(ctx, pos)
+}
+
+// prefersAsync reports whether the request's Prefer header asks for
+// respond-async.
+func prefersAsync(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for pref := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(pref), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -350,7 +372,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.settle(r.Context(), res.Position)
+	s.settle(w, r, res.Position)
 	writeJSON(w, http.StatusCreated, projections.View(res.Run))
 }
 
@@ -419,7 +441,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.settle(r.Context(), res.Position)
+	s.settle(w, r, res.Position)
 	writeJSON(w, http.StatusOK, projections.View(res.Run))
 }
 
@@ -439,7 +461,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.settle(r.Context(), res.Position)
+	s.settle(w, r, res.Position)
 	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version}
 	if res.Run.Job != nil {
 		out["job_id"] = res.Run.Job.ID
@@ -491,7 +513,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.settle(r.Context(), res.Position)
+	s.settle(w, r, res.Position)
 	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version}
 	if res.Run.Restore != nil {
 		out["request_id"] = res.Run.Restore.ID
@@ -506,7 +528,7 @@ func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.settle(r.Context(), res.Position)
+	s.settle(w, r, res.Position)
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": res.Run.Status, "version": res.Run.Version})
 }
 
