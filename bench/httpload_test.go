@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +67,10 @@ func TestHTTPInProcessMix(t *testing.T) {
 	}
 	if res.Accepted[KindRestore] == 0 || res.Accepted[KindCreate] == 0 {
 		t.Fatalf("accepted %v: want restores and creates\n%s", res.Accepted, out.String())
+	}
+	// The server (as serve does) warmed its command cache with every
+	// seeded run before the load.
+	if !strings.Contains(out.String(), "warmed its command cache with 20 runs'") {
+		t.Fatalf("the server did not warm its cache with the 20 seeded runs:\n%s", out.String())
 	}
 }
