@@ -2,7 +2,6 @@ package domain
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -93,38 +92,6 @@ type Run struct {
 	Job     *Job            `json:"job,omitempty"`
 	Restore *PendingRestore `json:"restore,omitempty"`
 	Logs    []LogRef        `json:"logs,omitempty"`
-}
-
-// Clone returns a deep copy of r: applying events to either leaves the
-// other as it was. (Apply changes some parts in place, e.g. a job's Started.)
-func (r Run) Clone() Run {
-	c := r
-	c.Config = r.Config.exactClone()
-	if r.LastSuccessful != nil {
-		cfg := r.LastSuccessful.exactClone()
-		c.LastSuccessful = &cfg
-	}
-	if r.Products != nil {
-		p := r.Products.exactClone()
-		c.Products = &p
-	}
-	if r.Backup != nil {
-		b := *r.Backup
-		b.Config = b.Config.exactClone()
-		b.Products = b.Products.exactClone()
-		c.Backup = &b
-	}
-	if r.Job != nil {
-		j := *r.Job
-		j.Config = j.Config.exactClone()
-		c.Job = &j
-	}
-	if r.Restore != nil {
-		pr := *r.Restore
-		c.Restore = &pr
-	}
-	c.Logs = slices.Clone(r.Logs)
-	return c
 }
 
 // Exists reports whether the run was created and not deleted. (Name alone

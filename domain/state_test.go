@@ -38,7 +38,7 @@ func stateRuns(t *testing.T) []domain.Run {
 	var full domain.Run
 	fill(reflect.ValueOf(&full).Elem(), 0)
 	out = append(out, full)
-	same := full.Clone()
+	same := snapshot(t, full)
 	*same.LastSuccessful = same.Config.Clone()
 	same.Backup.Config = same.LastSuccessful.Clone()
 	same.Job.Config = same.Config.Clone()
@@ -123,16 +123,16 @@ func TestStateEveryFieldDistinct(t *testing.T) {
 		}
 	}
 	roundTrip("distinct fields", r)
-	same := r.Clone()
+	same := snapshot(t, r)
 	*same.LastSuccessful = same.Config.Clone()
 	same.Backup.Config = same.Config.Clone()
 	same.Job.Config = same.Config.Clone()
 	roundTrip("equal configurations", same)
-	chain := r.Clone()
+	chain := snapshot(t, r)
 	chain.Backup.Config = chain.LastSuccessful.Clone()
 	chain.Job.Config = chain.Backup.Config.Clone()
 	roundTrip("configurations equal to the last successful", chain)
-	zoned := r.Clone()
+	zoned := snapshot(t, r)
 	zoned.Created = zoned.Created.In(time.FixedZone("", 10*3600)) // as a decoded "+10:00" is
 	zoned.Updated = zoned.Updated.In(time.Local)
 	roundTrip("times in other locations", zoned)
@@ -371,7 +371,7 @@ func TestLeavesArtifacts(t *testing.T) {
 		changed := false
 		for _, st := range states {
 			before := artifacts(st)
-			r := st.Clone()
+			r := snapshot(t, st)
 			r.Apply(domain.Recorded{Version: r.Version + 1, Event: e})
 			if artifacts(r) != before {
 				changed = true

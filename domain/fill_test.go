@@ -4,35 +4,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/piperun/piperun/domain"
 )
-
-// TestCloneSharesNothing fills every field of a Run (through reflection, so
-// that a field added later is covered without editing this test), clones
-// it, and checks that the copy is equal and shares no pointer or slice with
-// the original: the command cache hands out clones of cached states.
-func TestCloneSharesNothing(t *testing.T) {
-	var r domain.Run
-	fill(reflect.ValueOf(&r).Elem(), 0)
-	c := r.Clone()
-	if !reflect.DeepEqual(r, c) {
-		t.Fatalf("clone differs:\n%+v\n%+v", r, c)
-	}
-	shared(t, "Run", reflect.ValueOf(r), reflect.ValueOf(c))
-
-	// nil and empty stay apart, so the copy of a loaded state is equal to it.
-	var empty domain.Run
-	empty.Logs = []domain.LogRef{}
-	empty.Products = &domain.Products{Artifacts: []domain.Artifact{}}
-	if c := empty.Clone(); !reflect.DeepEqual(empty, c) {
-		t.Fatalf("clone of empty slices differs: %+v", c)
-	}
-	var zero domain.Run
-	if c := zero.Clone(); !reflect.DeepEqual(zero, c) {
-		t.Fatalf("clone of the zero Run differs: %+v", c)
-	}
-}
 
 var timeType = reflect.TypeFor[time.Time]()
 
