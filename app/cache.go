@@ -46,13 +46,17 @@ func newRunCache(maxBytes, maxRuns int) *runCache {
 	return &runCache{maxBytes: maxBytes, maxRuns: maxRuns, order: list.New(), byRun: map[string]*list.Element{}}
 }
 
-// decode returns the state of an entry, dropping the entry if it cannot
-// (which EncodeState's output always can).
-func (c *runCache) decode(el *list.Element) (domain.Run, bool) {
-	e := el.Value.(*cacheEntry)
+// decode returns the state an entry held (its bytes are never changed,
+// so this runs without the lock), dropping the entry if the state cannot
+// be decoded (which EncodeState's output always can).
+func (c *runCache) decode(name string, state []byte) (domain.Run, bool) {
 	var r domain.Run
-	if err := domain.DecodeSharedState(e.state, &r); err != nil {
-		c.remove(el)
+	if err := domain.DecodeSharedState(state, &r); err != nil {
+		c.mu.Lock()
+		if el, ok := c.byRun[name]; ok && len(state) > 0 && &el.Value.(*cacheEntry).state[0] == &state[0] {
+			c.remove(el)
+		}
+		c.mu.Unlock()
 		return domain.Run{}, false
 	}
 	return r, true
@@ -62,14 +66,17 @@ func (c *runCache) decode(el *list.Element) (domain.Run, bool) {
 // since its last snapshot.
 func (c *runCache) get(name string) (domain.Run, int, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	el, ok := c.byRun[name]
 	if !ok {
+		c.mu.Unlock()
 		return domain.Run{}, 0, false
 	}
 	c.order.MoveToFront(el)
-	r, ok := c.decode(el)
-	return r, el.Value.(*cacheEntry).tail, ok
+	e := el.Value.(*cacheEntry)
+	state, tail := e.state, e.tail
+	c.mu.Unlock()
+	r, ok := c.decode(name, state)
+	return r, tail, ok
 }
 
 // put records r as the state of run name, unless a newer one is there
@@ -149,13 +156,11 @@ func (c *runCache) size() (runs, bytes int) {
 
 // getVersion returns run name's cached state if it is at version.
 func (c *runCache) getVersion(name string, version int64) (domain.Run, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.byRun[name]
-	if !ok || el.Value.(*cacheEntry).version != version {
+	state, ok := c.getStateVersion(name, version)
+	if !ok {
 		return domain.Run{}, false
 	}
-	return c.decode(el)
+	return c.decode(name, state)
 }
 
 // getStateVersion returns run name's cached state, encoded, if it is at
