@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"container/heap"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -202,14 +203,16 @@ type Store struct {
 	Hints     StateHints
 	hintsUsed atomic.Int64
 
-	mu       sync.Mutex
-	// position and waiters are read without mu by WaitFor, which every
-	// command calls: under load, dozens of callers woken at each batch
-	// queued on mu (measured as the main lock delay of bench http).
+	mu sync.Mutex
+	// position is read without mu by WaitFor, which every command calls.
 	position atomic.Int64
-	waiters  atomic.Pointer[chan struct{}] // closed and replaced whenever position advances
-	subs     map[int]chan Change
-	nextSub  int
+	// waiters are WaitFor's callers, by the position each waits for
+	// (under mu): advance wakes only those it reaches. (Waking every
+	// caller at every batch, as a closed channel does, cost a wake-up and
+	// a lock per waiting command per batch under load.)
+	waiters waitHeap
+	subs    map[int]chan Change
+	nextSub int
 	// cache holds run states as of position in their binary form
 	// (domain.EncodeState), pointer-free: a rebuild keeps thousands of
 	// them, which the garbage collector would otherwise mark on every
@@ -261,8 +264,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("create read-model schema in %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, subs: map[int]chan Change{}}
-	waiters := make(chan struct{})
-	s.waiters.Store(&waiters)
 	s.dropCaches()
 	var position int64
 	if err := db.QueryRowContext(ctx, `SELECT position FROM checkpoint WHERE name = ?`, checkpointName).Scan(&position); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -298,20 +299,45 @@ func (s *Store) Position() int64 { return s.position.Load() }
 // WaitFor blocks until the read models reflect global position pos, or ctx
 // ends. Commands use it to give read-your-writes to their caller.
 func (s *Store) WaitFor(ctx context.Context, pos int64) error {
-	for {
-		// The channel before the position: advance stores the position
-		// before it closes the channel, so a wait on a channel taken before
-		// a position too old to return is woken.
-		ch := *s.waiters.Load()
-		if s.position.Load() >= pos {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for read models to reach position %d: %w", pos, ctx.Err())
-		}
+	if s.position.Load() >= pos {
+		return nil
 	}
+	s.mu.Lock()
+	if s.position.Load() >= pos {
+		s.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	heap.Push(&s.waiters, waiter{pos: pos, ch: ch})
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		// The entry stays until the position passes it; closing its
+		// channel then wakes no one.
+		return fmt.Errorf("wait for read models to reach position %d: %w", pos, ctx.Err())
+	}
+}
+
+// waiter is a WaitFor call: ch is closed once position reaches pos.
+type waiter struct {
+	pos int64
+	ch  chan struct{}
+}
+
+// waitHeap is a min-heap of waiters by position (container/heap).
+type waitHeap []waiter
+
+func (h waitHeap) Len() int           { return len(h) }
+func (h waitHeap) Less(i, j int) bool { return h[i].pos < h[j].pos }
+func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *waitHeap) Push(x any)        { *h = append(*h, x.(waiter)) }
+func (h *waitHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return w
 }
 
 // Subscribe returns a channel of changes; cancel stops them. A slow
@@ -511,8 +537,9 @@ func (s *Store) advance(pos int64, touched map[string]*domain.Run) {
 	if pos > s.position.Load() {
 		s.position.Store(pos)
 	}
-	next := make(chan struct{})
-	close(*s.waiters.Swap(&next))
+	for len(s.waiters) > 0 && s.waiters[0].pos <= s.position.Load() {
+		close(heap.Pop(&s.waiters).(waiter).ch)
+	}
 	for name := range touched {
 		for _, ch := range s.subs {
 			select {
