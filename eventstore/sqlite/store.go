@@ -349,9 +349,11 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventsto
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
 	}
-	// Room for a full batch up front: growing the slice copied each
-	// event's fields again and again (measured in a rebuild's profile).
-	evs, err := scanEvents(rows, limit)
+	// Room for a batch up front: growing the slice from nothing copied
+	// each event's fields again and again (measured in a rebuild's
+	// profile). Not for the largest batch: a projector tailing the log
+	// asks for thousands and most often gets a few.
+	evs, err := scanEvents(rows, min(limit, 1024))
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
 	}
