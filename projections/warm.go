@@ -2,6 +2,8 @@ package projections
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/piperun/piperun/domain"
@@ -11,28 +13,47 @@ import (
 // most recently updated first (to the second: the order within one second
 // is not promised), until yield returns false. A server warms its command
 // cache with them.
+//
+// The names are sorted first and each state read by its key after: sorting
+// the rows with their states would sort every state (hundreds of
+// megabytes for tens of thousands of runs) even when yield stops early.
 func (s *Store) EachRunState(ctx context.Context, yield func(domain.Run) bool) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, state FROM runs ORDER BY updated DESC`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM runs ORDER BY updated DESC`)
 	if err != nil {
 		return fmt.Errorf("list run states: %w", err)
 	}
-	defer rows.Close()
+	var names []string
 	for rows.Next() {
 		var name string
-		var state []byte
-		if err := rows.Scan(&name, &state); err != nil {
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
 			return fmt.Errorf("list run states: %w", err)
 		}
+		names = append(names, name)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("list run states: %w", err)
+	}
+	st, err := s.db.PrepareContext(ctx, `SELECT state FROM runs WHERE name = ?`)
+	if err != nil {
+		return fmt.Errorf("list run states: %w", err)
+	}
+	defer st.Close()
+	for _, name := range names {
+		var state []byte
+		switch err := st.QueryRowContext(ctx, name).Scan(&state); {
+		case errors.Is(err, sql.ErrNoRows):
+			continue // deleted since the names were read
+		case err != nil:
+			return fmt.Errorf("list run states: run %s: %w", name, err)
+		}
 		var r domain.Run
-		if err := domain.DecodeState(state, &r); err != nil {
+		if err := domain.DecodeSharedState(state, &r); err != nil {
 			return fmt.Errorf("list run states: run %s: %w", name, err)
 		}
 		if !yield(r) {
 			return nil
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list run states: %w", err)
 	}
 	return nil
 }
