@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -34,22 +33,13 @@ func (s *Store) EachRunState(ctx context.Context, yield func(domain.Run) bool) e
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return fmt.Errorf("list run states: %w", err)
 	}
-	st, err := s.db.PrepareContext(ctx, `SELECT state FROM runs WHERE name = ?`)
-	if err != nil {
-		return fmt.Errorf("list run states: %w", err)
-	}
-	defer st.Close()
 	for _, name := range names {
-		var state []byte
-		switch err := st.QueryRowContext(ctx, name).Scan(&state); {
-		case errors.Is(err, sql.ErrNoRows):
+		r, err := s.GetRunState(ctx, name)
+		switch {
+		case errors.Is(err, ErrNotFound):
 			continue // deleted since the names were read
 		case err != nil:
-			return fmt.Errorf("list run states: run %s: %w", name, err)
-		}
-		var r domain.Run
-		if err := domain.DecodeSharedState(state, &r); err != nil {
-			return fmt.Errorf("list run states: run %s: %w", name, err)
+			return fmt.Errorf("list run states: %w", err)
 		}
 		if !yield(r) {
 			return nil
