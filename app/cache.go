@@ -47,16 +47,13 @@ func newRunCache(maxBytes, maxRuns int) *runCache {
 }
 
 // decode returns the state an entry held (its bytes are never changed,
-// so this runs without the lock), dropping the entry if the state cannot
-// be decoded (which EncodeState's output always can).
+// so this runs without the lock). A state that cannot be decoded (which
+// EncodeState's output always can) drops the run's entry: the next
+// command loads the run.
 func (c *runCache) decode(name string, state []byte) (domain.Run, bool) {
 	var r domain.Run
 	if err := domain.DecodeSharedState(state, &r); err != nil {
-		c.mu.Lock()
-		if el, ok := c.byRun[name]; ok && len(state) > 0 && &el.Value.(*cacheEntry).state[0] == &state[0] {
-			c.remove(el)
-		}
-		c.mu.Unlock()
+		c.forget(name)
 		return domain.Run{}, false
 	}
 	return r, true
@@ -175,28 +172,19 @@ func (c *runCache) getStateVersion(name string, version int64) ([]byte, bool) {
 	return el.Value.(*cacheEntry).state, true
 }
 
-// CachedState is CachedRun in the binary form of domain.EncodeState; the
-// bytes are never changed, and may be kept. The read models' projector
-// takes them: it stores states in that form.
+// CachedState returns the state of run name after its event version, in
+// the binary form of domain.EncodeState, if this service has it in memory:
+// having just appended that event, it usually has. The state is the one
+// Apply gives on the stored events, since the cache holds only states the
+// store acknowledged at their version. The bytes are never changed, and may
+// be kept: the read models' projector takes them instead of reading and
+// decoding the run's read model.
 func (s *Service) CachedState(name string, version int64) ([]byte, bool) {
 	cache := s.runCache()
 	if cache == nil {
 		return nil, false
 	}
 	return cache.getStateVersion(name, version)
-}
-
-// CachedRun returns the state of run name after its event version, if
-// this service has it in memory: having just appended that event, it
-// usually has. The state is the one Apply gives on the stored events,
-// since the cache holds only states the store acknowledged at their
-// version.
-func (s *Service) CachedRun(name string, version int64) (domain.Run, bool) {
-	cache := s.runCache()
-	if cache == nil {
-		return domain.Run{}, false
-	}
-	return cache.getVersion(name, version)
 }
 
 // WarmCache offers the service the states of runs (most wanted first, as

@@ -248,10 +248,10 @@ func TestCacheSavesLoads(t *testing.T) {
 	}
 }
 
-// TestCachedRunIsTheLoadedState checks that the state a service hands the
+// TestCachedStateIsTheLoadedState checks that the state a service hands the
 // projector after a command is exactly the one loading the run from the
 // store gives, on the SQLite store, even with a clock not in UTC.
-func TestCachedRunIsTheLoadedState(t *testing.T) {
+func TestCachedStateIsTheLoadedState(t *testing.T) {
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
 	if err != nil {
@@ -281,9 +281,13 @@ func TestCachedRunIsTheLoadedState(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		v := res.Run.Version
-		cached, ok := svc.CachedRun("r", v)
+		state, ok := svc.CachedState("r", v)
 		if !ok {
 			t.Fatalf("step %d: no cached state at version %d", i, v)
+		}
+		var cached domain.Run
+		if err := domain.DecodeState(state, &cached); err != nil {
+			t.Fatalf("step %d: %v", i, err)
 		}
 		loaded, err := app.New(store).LoadRun(ctx, "r")
 		if err != nil {
@@ -295,7 +299,7 @@ func TestCachedRunIsTheLoadedState(t *testing.T) {
 		if snap, err := store.LoadSnapshot(ctx, app.RunStream("r")); i > 1 && (err != nil || snap.Version < 2) {
 			t.Fatalf("step %d: no snapshot to load from (%v)", i, err)
 		}
-		if _, ok := svc.CachedRun("r", v-1); ok {
+		if _, ok := svc.CachedState("r", v-1); ok {
 			t.Fatalf("step %d: a cached state for version %d, which is not the cache's", i, v-1)
 		}
 		if i == len(steps) {
