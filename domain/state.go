@@ -1,11 +1,13 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
+	"slices"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -40,8 +42,32 @@ const (
 // EncodeState returns r in the binary state form. DecodeState of it equals
 // r exactly (nil and empty slices apart, times with their locations).
 func EncodeState(r Run) ([]byte, error) {
-	// Room for the current configuration twice, the usual whole.
-	e := stateEncoder{buf: make([]byte, 0, 2*len(r.Config.YAML)+4096)}
+	// Written into a pooled buffer, then copied to one of the exact size:
+	// a buffer sized ahead (room for the configuration twice) was twice
+	// the state, and was allocated and cleared whole for every state, which
+	// under load cost more than the encoding (and the command cache keeps
+	// the states).
+	scratch := scratchStates.Get().(*[]byte)
+	e := stateEncoder{buf: (*scratch)[:0]}
+	defer func() {
+		if cap(e.buf) <= maxScratchState {
+			*scratch = e.buf
+			scratchStates.Put(scratch)
+		}
+	}()
+	if err := e.state(&r); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(e.buf), nil
+}
+
+// scratchStates are EncodeState's buffers; one that grew past
+// maxScratchState (a state with a very large configuration) is dropped.
+var scratchStates = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+const maxScratchState = 1 << 20
+
+func (e *stateEncoder) state(r *Run) error {
 	e.buf = append(e.buf, stateMagic)
 	e.str(r.Name)
 	e.str(r.Description)
@@ -49,10 +75,10 @@ func EncodeState(r Run) ([]byte, error) {
 	e.str(string(r.Status))
 	e.int(r.Version)
 	if err := e.time(r.Created); err != nil {
-		return nil, fmt.Errorf("encode state of run %s: %w", r.Name, err)
+		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
 	}
 	if err := e.time(r.Updated); err != nil {
-		return nil, fmt.Errorf("encode state of run %s: %w", r.Name, err)
+		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
 	}
 	e.bool(r.Deleted)
 
@@ -62,7 +88,7 @@ func EncodeState(r Run) ([]byte, error) {
 	}{{&r.Config, configSameAsCurrent}}
 	config := func(c *RunConfig, as byte) {
 		for _, w := range written {
-			if w.c.YAML == c.YAML && reflect.DeepEqual(*w.c, *c) {
+			if sameConfig(w.c, c) {
 				e.buf = append(e.buf, w.tag)
 				return
 			}
@@ -82,14 +108,14 @@ func EncodeState(r Run) ([]byte, error) {
 	}
 	if e.present(r.Products != nil) {
 		if err := e.products(r.Products); err != nil {
-			return nil, fmt.Errorf("encode state of run %s: %w", r.Name, err)
+			return fmt.Errorf("encode state of run %s: %w", r.Name, err)
 		}
 	}
 	if e.present(r.Backup != nil) {
 		e.int(r.Backup.Version)
 		config(&r.Backup.Config, configSameAsBackup)
 		if err := e.products(&r.Backup.Products); err != nil {
-			return nil, fmt.Errorf("encode state of run %s: %w", r.Name, err)
+			return fmt.Errorf("encode state of run %s: %w", r.Name, err)
 		}
 	}
 	if e.present(r.Job != nil) {
@@ -116,13 +142,27 @@ func EncodeState(r Run) ([]byte, error) {
 		e.str(l.Name)
 		e.str(string(l.Kind))
 		if err := e.time(l.Created); err != nil {
-			return nil, fmt.Errorf("encode state of run %s: %w", r.Name, err)
+			return fmt.Errorf("encode state of run %s: %w", r.Name, err)
 		}
 	}
-	return e.buf, nil
+	return nil
 }
 
 type stateEncoder struct{ buf []byte }
+
+// sameConfig reports whether a and b are equal field by field, nil slices
+// apart from empty ones (as reflect.DeepEqual has it, which a test checks
+// this against): a configuration written once stands for both.
+func sameConfig(a, b *RunConfig) bool {
+	if a == b {
+		return true
+	}
+	same := func(x, y []string) bool { return (x == nil) == (y == nil) && slices.Equal(x, y) }
+	return a.YAML == b.YAML && a.SettingsDigest == b.SettingsDigest &&
+		same(a.Inputs.Images, b.Inputs.Images) && same(a.Inputs.Selavy, b.Inputs.Selavy) &&
+		same(a.Inputs.Noise, b.Inputs.Noise) && same(a.Inputs.Background, b.Inputs.Background) &&
+		same(a.Inputs.Epochs, b.Inputs.Epochs)
+}
 
 func (e *stateEncoder) uint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
 func (e *stateEncoder) int(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
@@ -152,12 +192,18 @@ func (e *stateEncoder) length(isNil bool, n int) {
 }
 
 func (e *stateEncoder) time(t time.Time) error {
-	b, err := t.MarshalBinary()
+	// time's binary form is 15 or 16 bytes: its length is one byte.
+	at := len(e.buf)
+	buf, err := t.AppendBinary(append(e.buf, 0))
 	if err != nil {
 		return fmt.Errorf("encode time: %w", err)
 	}
-	e.uint(uint64(len(b)))
-	e.buf = append(e.buf, b...)
+	n := len(buf) - at - 1
+	if n >= 0x80 {
+		return fmt.Errorf("encode time: %d bytes, more than a state allows", n)
+	}
+	buf[at] = byte(n)
+	e.buf = buf
 	return nil
 }
 
@@ -226,6 +272,33 @@ func DecodeSharedState(data []byte, r *Run) error {
 	return decodePlain(data, r)
 }
 
+// DecodeSharedStateHead is DecodeSharedState of the fields a state starts
+// with only: Name, Description, Owner, Status, Version, Created, Updated
+// and Deleted; the others are left zero. It reads a few dozen bytes of a
+// state of kilobytes, for a reader that needs just those (the projector,
+// writing a run's row from a state it stores as it is). A plain JSON state
+// is decoded whole, then cut to the same fields.
+func DecodeSharedStateHead(data []byte, r *Run) error {
+	if len(data) > 1 && data[0] == stateMagic {
+		whole := unsafe.String(&data[1], len(data)-1)
+		d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
+		var s Run
+		d.head(&s)
+		if d.err != nil {
+			return fmt.Errorf("decode run state: %w", d.err)
+		}
+		*r = s
+		return nil
+	}
+	var whole Run
+	if err := decodePlain(data, &whole); err != nil {
+		return err
+	}
+	*r = Run{Name: whole.Name, Description: whole.Description, Owner: whole.Owner, Status: whole.Status,
+		Version: whole.Version, Created: whole.Created, Updated: whole.Updated, Deleted: whole.Deleted}
+	return nil
+}
+
 func decodePlain(data []byte, r *Run) error {
 	var plain Run
 	if err := jsonv2.Unmarshal(data, &plain, plainOptions); err != nil {
@@ -239,14 +312,7 @@ func decodePlain(data []byte, r *Run) error {
 func decodeBinary(whole string, r *Run) error {
 	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
 	var s Run
-	s.Name = d.str()
-	s.Description = d.str()
-	s.Owner = d.str()
-	s.Status = Status(d.str())
-	s.Version = d.int()
-	s.Created = d.time()
-	s.Updated = d.time()
-	s.Deleted = d.bool()
+	d.head(&s)
 
 	var backupConfig *RunConfig
 	config := func(dst *RunConfig) {
@@ -323,6 +389,18 @@ type stateDecoder struct {
 }
 
 var errStateTruncated = errors.New("truncated")
+
+// head reads the fields a state starts with (see DecodeSharedStateHead).
+func (d *stateDecoder) head(s *Run) {
+	s.Name = d.str()
+	s.Description = d.str()
+	s.Owner = d.str()
+	s.Status = Status(d.str())
+	s.Version = d.int()
+	s.Created = d.time()
+	s.Updated = d.time()
+	s.Deleted = d.bool()
+}
 
 func (d *stateDecoder) fail(err error) {
 	if d.err == nil {
