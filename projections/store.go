@@ -482,7 +482,7 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 		s.dropCaches()
 		s.advance(start, nil)
 	}
-	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, hints: map[string]hint{}, open: map[runLog]int{}}
+	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, hints: map[string]hint{}, partial: map[string]bool{}, open: map[runLog]int{}}
 	defer b.close()
 	last := start
 	for _, d := range batch {
@@ -567,6 +567,12 @@ type batchWriter struct {
 	// event they were taken at: finish stores them as they are unless
 	// later events of the batch changed the run.
 	hints map[string]hint
+	// partial are the runs whose state in touched holds only the leading
+	// fields (domain.DecodeSharedStateHead) of their hinted state, after an
+	// event that left their artifacts as they were: finish needs no more
+	// to write their rows. A later event of the run in the batch decodes
+	// the whole state first (whole).
+	partial map[string]bool
 	// chunks are the lines not yet inserted, a chunk per log of a run:
 	// within a batch a log's lines are numbered one after the other, so
 	// the lines of its events join into one row (fewer rows to write and
@@ -647,10 +653,16 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 	name := strings.TrimPrefix(ev.Stream, "run-")
 	_, created := rec.Event.(domain.RunCreated)
 	r, ok := b.touched[name]
+	if ok && b.partial[name] {
+		var err error
+		if r, err = b.whole(name); err != nil {
+			return err
+		}
+	}
 	applied := false
 	if !ok && !created {
 		var err error
-		if r, err = b.hinted(ctx, name, ev.Version, rec.Event); err != nil {
+		if r, err = b.hinted(ctx, name, ev.Version, ev.ID, rec.Event); err != nil {
 			return err
 		}
 		applied = r != nil
@@ -687,59 +699,81 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 // decode the run's read model; the state is the same, since both are
 // Apply over the same stored events.
 type StateHints interface {
-	// CachedState returns the state in domain.EncodeState's form; the
-	// bytes must never change.
-	CachedState(name string, version int64) ([]byte, bool)
+	// CachedState returns the state of run name right after its event
+	// eventID, which the store holds at version, in domain.EncodeState's
+	// form; the bytes must never change.
+	CachedState(name string, version int64, eventID string) ([]byte, bool)
 }
 
-// hinted returns the state of run name after its event version from the
-// store's hints, when the projector does not hold the run already and the
-// hints have exactly that state (nil otherwise). The artifacts it used
-// before come from artifact_refs.
-func (b *batchWriter) hinted(ctx context.Context, name string, version int64, e domain.Event) (*domain.Run, error) {
+// hinted returns the state of run name after its event version (whose ID
+// is id) from the store's hints, when the projector does not hold the run
+// already and the hints have exactly that state (nil otherwise). The
+// artifacts it used before come from artifact_refs. After an event that
+// left the run's artifacts as they were, only the state's leading fields
+// are decoded (see partial).
+func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id string, e domain.Event) (*domain.Run, error) {
 	if b.s.Hints == nil {
 		return nil, nil
 	}
 	if _, ok := b.s.cache[name]; ok {
 		return nil, nil
 	}
-	state, ok := b.s.Hints.CachedState(name, version)
+	state, ok := b.s.Hints.CachedState(name, version, id)
 	if !ok {
 		return nil, nil
 	}
 	r := &domain.Run{}
+	if domain.LeavesArtifacts(e) {
+		if err := domain.DecodeSharedStateHead(state, r); err != nil || r.Version != version || r.Deleted {
+			return nil, nil // not a state to trust: read the read model instead
+		}
+		b.touched[name] = r
+		b.partial[name] = true
+		b.hints[name] = hint{state: state, version: version}
+		b.s.hintsUsed.Add(1)
+		return r, nil
+	}
 	if err := domain.DecodeSharedState(state, r); err != nil || r.Version != version {
 		return nil, nil // not a state to trust: read the read model instead
 	}
 	var refs []string
-	if domain.LeavesArtifacts(e) {
-		// The run used before e what it uses after it.
-		refs = referencedDigests(r)
-	} else {
-		st, err := b.stmt(ctx, `SELECT digest FROM artifact_refs WHERE run = ?`)
-		if err != nil {
-			return nil, err
-		}
-		rows, err := st.QueryContext(ctx, name)
-		if err != nil {
+	st, err := b.stmt(ctx, `SELECT digest FROM artifact_refs WHERE run = ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+	}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
 		}
-		for rows.Next() {
-			var d string
-			if err := rows.Scan(&d); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
-			}
-			refs = append(refs, d)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
-		}
+		refs = append(refs, d)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
 	}
 	b.touched[name] = r
 	b.refs[name] = refs
 	b.hints[name] = hint{state: state, version: version}
 	b.s.hintsUsed.Add(1)
+	return r, nil
+}
+
+// whole decodes the whole hinted state of a partial run, for a later
+// event of the batch; its artifacts are those it used before the batch,
+// since the hinted event left them as they were.
+func (b *batchWriter) whole(name string) (*domain.Run, error) {
+	r := &domain.Run{}
+	if err := domain.DecodeSharedState(b.hints[name].state, r); err != nil {
+		return nil, fmt.Errorf("decode hinted state of run %s: %w", name, err)
+	}
+	b.touched[name] = r
+	b.refs[name] = referencedDigests(r)
+	delete(b.partial, name)
 	return r, nil
 }
 
@@ -956,8 +990,10 @@ func (b *batchWriter) finish(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := b.updateRefs(ctx, name, r); err != nil {
-			return fmt.Errorf("update artifact references of run %s: %w", name, err)
+		if !b.partial[name] { // a partial run's artifacts are as they were
+			if err := b.updateRefs(ctx, name, r); err != nil {
+				return fmt.Errorf("update artifact references of run %s: %w", name, err)
+			}
 		}
 		if err := b.exec(ctx, `INSERT INTO runs (name, owner, status, updated, state) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, status = excluded.status, updated = excluded.updated, state = excluded.state`,
