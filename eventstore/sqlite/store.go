@@ -79,7 +79,7 @@ type Store struct {
 	// file's write lock at once, before any version is read.
 	write        *sql.DB
 	read         *sql.DB
-	scan         *sql.DB // ReadAll's connection: the global log read in order, through mmap
+	scan         *sql.DB // ReadAll's connection far from the log's end: read in order, through mmap
 	checkpointer *sql.DB
 	stmts        writeStmts
 	reads        readStmts
@@ -98,6 +98,9 @@ type Store struct {
 	ckpt *sqlitewal.Checkpointer // nil until Open succeeds
 
 	commits atomic.Int64 // write transactions committed, for tests and benchmarks
+	// written is the last position this process's appends committed: near
+	// the end of the log, as far as ReadAll needs to know (see there).
+	written atomic.Int64
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -131,10 +134,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err == nil {
 		// No mmap for point reads: measured under load (bench http),
 		// remapping the growing file on read transactions cost more than
-		// the pread(2)s it saved. ReadAll, which reads the log in order
-		// (a rebuild reads all of it), has a connection of its own that
-		// maps the file: a rebuild of 1,000,000 events went from ~75,000
-		// to ~83,000 events/s, with no change under HTTP load.
+		// the pread(2)s it saved. ReadAll far from the log's end (a
+		// rebuild reads all of it) has a connection of its own that maps
+		// the file: a rebuild of 1,000,000 events went from ~75,000 to
+		// ~83,000 events/s. Near the end, where a projector tails the log
+		// as it is written, it reads without: there SQLite unmapped the
+		// whole file at each read after a commit (munmap, 3 % of the CPU
+		// under HTTP load).
 		s.read, err = openDB(abs, opts.ReadConns, busy, "_pragma=query_only(1)")
 	}
 	if err == nil {
@@ -209,7 +215,7 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.reads.prepare(ctx, s.read); err != nil {
 		return err
 	}
-	all, err := s.scan.PrepareContext(ctx, `SELECT `+eventColumns+` FROM events WHERE position > ? ORDER BY position LIMIT ?`)
+	all, err := s.scan.PrepareContext(ctx, globalLogQuery)
 	if err != nil {
 		return storageError("prepare the global log query", err)
 	}
@@ -217,11 +223,18 @@ func (s *Store) init(ctx context.Context) error {
 	return nil
 }
 
+// globalLogQuery reads ReadAll's events.
+const globalLogQuery = `SELECT ` + eventColumns + ` FROM events WHERE position > ? ORDER BY position LIMIT ?`
+
+// nearEnd is how far from the last position it wrote ReadAll reads
+// without mmap.
+const nearEnd = 4096
+
 // readStmts are the read queries, prepared once for the pool: database/sql
 // prepares each on a connection the first time it runs there, and a query
 // prepared anew each time cost as much as running it.
 type readStmts struct {
-	stream, version, all, head, snapshot *sql.Stmt
+	stream, version, all, tail, head, snapshot *sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -231,6 +244,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	}{
 		{&r.stream, `SELECT ` + eventColumns + ` FROM events WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`},
 		{&r.version, versionQuery},
+		{&r.tail, globalLogQuery},
 		{&r.head, `SELECT COALESCE(MAX(position), 0) FROM events`},
 		{&r.snapshot, `SELECT version, data FROM snapshots WHERE stream = ?`},
 	} {
@@ -245,7 +259,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (r *readStmts) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{r.stream, r.version, r.all, r.head, r.snapshot} {
+	for _, s := range []*sql.Stmt{r.stream, r.version, r.all, r.tail, r.head, r.snapshot} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -345,7 +359,13 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventsto
 	if limit <= 0 {
 		limit = defaultReadAllLimit
 	}
-	rows, err := s.reads.all.QueryContext(ctx, after, limit)
+	// Far from the end, or not knowing it (another process writes, or none
+	// has yet), through mmap; near the end, without.
+	all := s.reads.all
+	if w := s.written.Load(); w > 0 && w-after <= nearEnd {
+		all = s.reads.tail
+	}
+	rows, err := all.QueryContext(ctx, after, limit)
 	if err != nil {
 		return nil, storageError(fmt.Sprintf("read global log after %d", after), err)
 	}

@@ -482,6 +482,11 @@ func (s *Store) writeAndReport(batch []*appendRequest) {
 	s.commits.Add(1)
 	s.ckpt.Wake()
 	if written {
+		for _, r := range batch {
+			if r.err == nil && r.position > s.written.Load() {
+				s.written.Store(r.position)
+			}
+		}
 		s.notifyChanged()
 	}
 }
