@@ -108,6 +108,11 @@ type HTTPOptions struct {
 	// server answers once their events are stored, without waiting for
 	// its read models to show them.
 	RespondAsync bool
+	// GoClient sends the load's requests with Go's net/http client. By
+	// default the load generator speaks HTTP/1.1 itself over one keep-alive
+	// connection per client, as wrk does, so that the clients' share of the
+	// CPU is small; that needs an http:// server URL.
+	GoClient bool
 }
 
 func (o *HTTPOptions) defaults() {
@@ -356,7 +361,16 @@ func seededName(prefix string, i int) string { return fmt.Sprintf("%s-%06d", pre
 // for the client of the server that is to carry out the accepted restores,
 // and a function that stops that server.
 func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPOptions, drainer func() (*client, func() error, error), out io.Writer) (HTTPResult, error) {
-	fmt.Fprintf(out, "load: %d clients, mix %s, for at most %s", opts.Concurrency, opts.Mix, opts.Duration)
+	var wire *wireTarget
+	how := "Go's net/http client"
+	if !opts.GoClient {
+		var err error
+		if wire, err = newWireTarget(cl); err != nil {
+			return HTTPResult{}, err
+		}
+		how = "an HTTP/1.1 keep-alive connection each"
+	}
+	fmt.Fprintf(out, "load: %d clients (%s), mix %s, for at most %s", opts.Concurrency, how, opts.Mix, opts.Duration)
 	if opts.Requests > 0 {
 		fmt.Fprintf(out, " or %d requests", opts.Requests)
 	}
@@ -385,6 +399,12 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			send := func(req request) (int, error) { return cl.do(ctx, req.method, req.path, req.body, nil) }
+			if wire != nil {
+				conn := wire.newConn()
+				defer conn.Close()
+				send = func(req request) (int, error) { return conn.do(ctx, req.method, req.path, req.body) }
+			}
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			for loadCtx.Err() == nil {
 				if opts.Requests > 0 && sent.Add(1) > int64(opts.Requests) {
@@ -398,7 +418,7 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 				t0 := time.Now()
 				// ctx, not loadCtx: a request under way when the time is up
 				// is answered and counted.
-				code, err := cl.do(ctx, req.method, req.path, req.body, nil)
+				code, err := send(req)
 				lat[req.kind].Add(time.Since(t0), outcome(code, err))
 				if err == nil {
 					req.done(code)

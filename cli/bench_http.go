@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"net/url"
+
 	"github.com/piperun/piperun/bench"
 )
 
 var benchHTTPHelp = help{
-	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--respond-async] [--cpuprofile FILE]",
+	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--respond-async] [--go-client] [--cpuprofile FILE]",
 		"bench http --server URL --token TOKEN --images-dir DIR [FLAGS]"},
 	description: `
 Loads a piperun server with create, process and restore requests from
@@ -33,6 +35,14 @@ the server answers once their events are stored, without waiting for its
 read models to show them (what a client does that does not read the run
 right after).
 
+By default the load generator speaks HTTP/1.1 itself over one keep-alive
+connection per client, as wrk does, so that the clients' share of the CPU
+(taken from the in-process server on the same cores) is small; it reads
+only the status of each answer. --go-client sends the load's requests with
+Go's net/http client instead, whose clients take more than twice the CPU
+per request; it is also the only way to load an https:// --server.
+(The preparation and the drain use Go's client either way.)
+
 With --server, the runs are made through the API instead (each processed
 twice), which is slower; --token must be an administrator's, and
 --images-dir the server's images root on this machine: the synthetic
@@ -48,6 +58,7 @@ reports how long that took. --cpuprofile writes a CPU profile of the load
 piperun bench http --runs 20000 --duration 10s --mix restore=1
 piperun bench http --runs 20000 --duration 10s --mix restore=1 --api-only
 piperun bench http --clients 16 --cpuprofile http.prof
+piperun bench http --runs 20000 --duration 10s --mix restore=1 --api-only --go-client
 piperun bench http --server http://127.0.0.1:8080 --token "$TOKEN" --images-dir /data/vast --runs 500`,
 }
 
@@ -65,6 +76,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	fs.String("drain", "2m", "longest wait `D` for the workers to finish the accepted restores after the load")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the load to `FILE`")
 	respondAsync := fs.Bool("respond-async", false, "send the commands with \"Prefer: respond-async\": answered once stored, without waiting for the read models")
+	goClient := fs.Bool("go-client", false, "send the load's requests with Go's net/http client (default: the benchmark's own HTTP/1.1 client, one keep-alive connection per client, as wrk does)")
 	apiOnly := fs.Bool("api-only", false, "run the in-process server without workers during the load (as serve --workers=false); a server with workers carries out the accepted restores afterwards")
 	if _, err := e.parse(fs, benchHTTPHelp, args, 0, 0, ""); err != nil {
 		return err
@@ -89,8 +101,15 @@ func cmdBenchHTTP(e *env, args []string) error {
 	if opts.Mix, err = bench.ParseMix(*mix); err != nil {
 		return usagef("--mix: %v", err)
 	}
-	opts.Requests, opts.DataDir, opts.CPUProfile, opts.APIOnly, opts.RespondAsync = *requests, *dataDir, *profile, *apiOnly, *respondAsync
+	opts.Requests, opts.DataDir, opts.CPUProfile, opts.APIOnly, opts.RespondAsync, opts.GoClient = *requests, *dataDir, *profile, *apiOnly, *respondAsync, *goClient
 	if *server != "" {
+		u, err := url.Parse(*server)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			return usagef("--server %q: want an http:// or https:// URL", *server)
+		case u.Scheme == "https" && !*goClient:
+			return usagef("--server %q: the load generator's own client speaks plain http:// only; add --go-client to load an https:// server", *server)
+		}
 		opts.Server, opts.ImagesDir = *server, *imagesDir
 		opts.Token = e.fromEnv(fs, "token", EnvToken)
 		if opts.Token == "" || opts.ImagesDir == "" {
