@@ -113,6 +113,10 @@ type HTTPOptions struct {
 	// connection per client, as wrk does, so that the clients' share of the
 	// CPU is small; that needs an http:// server URL.
 	GoClient bool
+	// CacheBytes is the in-process server's command cache budget
+	// (server.Config.CacheBytes; 0: its default). A run the cache cannot
+	// hold is loaded from its snapshot and events on each command.
+	CacheBytes int
 }
 
 func (o *HTTPOptions) defaults() {
@@ -188,7 +192,7 @@ func HTTP(ctx context.Context, opts HTTPOptions, out io.Writer) (HTTPResult, err
 				if err := srv.Close(); err != nil {
 					return nil, nil, fmt.Errorf("stop the API-only server: %w", err)
 				}
-				full, err := startLocal(ctx, dataDir, filepath.Join(dataDir, "images"), true)
+				full, err := startLocal(ctx, dataDir, filepath.Join(dataDir, "images"), true, opts.CacheBytes)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -246,7 +250,7 @@ func prepareLocal(ctx context.Context, dataDir, prefix string, opts HTTPOptions,
 	}
 	fmt.Fprintf(out, "seeded %d restorable runs in %s: each created over 4 images of a synthetic survey, processed, a 5th image added and processed in add mode (taking the backup) and completed, every step a command of the service (snapshots included) with the processing itself skipped; products are real artifacts, from processing the survey once\n",
 		opts.Runs, time.Since(start).Round(time.Millisecond))
-	srv, err := startLocal(ctx, dataDir, imagesDir, !opts.APIOnly)
+	srv, err := startLocal(ctx, dataDir, imagesDir, !opts.APIOnly, opts.CacheBytes)
 	if err != nil {
 		return nil, fixture{}, "", err
 	}

@@ -21,7 +21,7 @@ func TestHTTPAgainstARunningServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := startLocal(ctx, dataDir, imagesDir, true)
+	srv, err := startLocal(ctx, dataDir, imagesDir, true, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

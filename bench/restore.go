@@ -121,7 +121,7 @@ func Restore(ctx context.Context, opts RestoreOptions, out io.Writer) ([]Restore
 	}
 	fmt.Fprintln(out, "each run: created, processed, an image added and processed in add mode (the backup), every step a command of the service with the processing itself skipped; products: measurements Parquet files of synthetic rows written through the artifact store")
 
-	srv, err := startLocal(ctx, dataDir, imagesDir, true)
+	srv, err := startLocal(ctx, dataDir, imagesDir, true, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ type localServer struct {
 
 // startLocal runs server.Run on dataDir and imagesDir, with or without
 // workers. Its own log goes to <dataDir>/server.log.
-func startLocal(ctx context.Context, dataDir, imagesDir string, workers bool) (*localServer, error) {
+func startLocal(ctx context.Context, dataDir, imagesDir string, workers bool, cacheBytes int) (*localServer, error) {
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("server log: %w", err)
@@ -55,7 +55,7 @@ func startLocal(ctx context.Context, dataDir, imagesDir string, workers bool) (*
 	go func() {
 		defer logFile.Close()
 		s.done <- server.Run(ctx, server.Config{
-			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: workers,
+			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: workers, CacheBytes: cacheBytes,
 			Stdout: io.Discard, Ready: ready,
 			CacheWarmed: func(runs int, took time.Duration) { warmed <- warm{runs, took} },
 			Logger:      slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -7,7 +7,7 @@ import (
 )
 
 var benchHTTPHelp = help{
-	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--respond-async] [--go-client] [--cpuprofile FILE]",
+	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--respond-async] [--go-client] [--cache-mb MB] [--cpuprofile FILE]",
 		"bench http --server URL --token TOKEN --images-dir DIR [FLAGS]"},
 	description: `
 Loads a piperun server with create, process and restore requests from
@@ -24,7 +24,10 @@ image added and processed in add mode, every step a command of the service
 itself skipped; the products are real, from processing a small synthetic
 survey once. The server starts after the seeding, with nothing in memory,
 as after a restart. The load starts once the server has handed its whole
-event log to its workers.
+event log to its workers. Its command cache holds --cache-mb of run states
+(as serve's flag; a state of the seeded runs takes about 10 KB): runs it
+cannot hold are loaded from their snapshots and events on each command,
+which costs far more than the command.
 With --api-only the in-process server runs without workers during the
 load, as an API replica does (serve --workers=false), so that the figures
 are the API's own, not shared with the restores' work on the same cores;
@@ -77,6 +80,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the load to `FILE`")
 	respondAsync := fs.Bool("respond-async", false, "send the commands with \"Prefer: respond-async\": answered once stored, without waiting for the read models")
 	goClient := fs.Bool("go-client", false, "send the load's requests with Go's net/http client (default: the benchmark's own HTTP/1.1 client, one keep-alive connection per client, as wrk does)")
+	cacheMB := fs.Int("cache-mb", 0, "command cache of the in-process server, in `MB` (default: serve's, 256): a run it cannot hold is loaded from the store on each command")
 	apiOnly := fs.Bool("api-only", false, "run the in-process server without workers during the load (as serve --workers=false); a server with workers carries out the accepted restores afterwards")
 	if _, err := e.parse(fs, benchHTTPHelp, args, 0, 0, ""); err != nil {
 		return err
@@ -98,6 +102,10 @@ func cmdBenchHTTP(e *env, args []string) error {
 	if *requests < 0 {
 		return usagef("--requests must not be negative")
 	}
+	if *cacheMB < 0 {
+		return usagef("--cache-mb must not be negative")
+	}
+	opts.CacheBytes = *cacheMB << 20
 	if opts.Mix, err = bench.ParseMix(*mix); err != nil {
 		return usagef("--mix: %v", err)
 	}
