@@ -37,7 +37,17 @@ const (
 	configSameAsCurrent
 	configSameAsLastSuccessful
 	configSameAsBackup
+	// configDelta is a configuration whose text differs from one written
+	// before it in its middle only (the backup's and the current one
+	// differ in their inputs): then come the earlier one's tag, the lengths
+	// of the prefix and suffix the texts share, the middle of this text,
+	// and the rest of the configuration as configInline has it.
+	configDelta
 )
+
+// minDeltaSaving is the fewest bytes a configDelta must save over writing
+// the text whole.
+const minDeltaSaving = 256
 
 // EncodeState returns r in the binary state form. DecodeState of it equals
 // r exactly (nil and empty slices apart, times with their locations).
@@ -82,10 +92,7 @@ func (e *stateEncoder) state(r *Run) error {
 	}
 	e.bool(r.Deleted)
 
-	written := []struct {
-		c   *RunConfig
-		tag byte
-	}{{&r.Config, configSameAsCurrent}}
+	written := []writtenConfig{{&r.Config, configSameAsCurrent}}
 	config := func(c *RunConfig, as byte) {
 		for _, w := range written {
 			if sameConfig(w.c, c) {
@@ -93,13 +100,9 @@ func (e *stateEncoder) state(r *Run) error {
 				return
 			}
 		}
-		e.buf = append(e.buf, configInline)
-		e.config(c)
+		e.configAgainst(c, written)
 		if as != configInline {
-			written = append(written, struct {
-				c   *RunConfig
-				tag byte
-			}{c, as})
+			written = append(written, writtenConfig{c, as})
 		}
 	}
 	e.config(&r.Config)
@@ -214,8 +217,57 @@ func (e *stateEncoder) strs(s []string) {
 	}
 }
 
+// writtenConfig is a configuration already in the state, and the tag that
+// refers to it.
+type writtenConfig struct {
+	c   *RunConfig
+	tag byte
+}
+
+// configAgainst writes c, not equal to any of written, as a configDelta
+// against the one of written whose text it shares the most of, if that
+// saves minDeltaSaving bytes; else whole.
+func (e *stateEncoder) configAgainst(c *RunConfig, written []writtenConfig) {
+	var best writtenConfig
+	bestPrefix, bestSuffix := 0, 0
+	for _, w := range written {
+		p, s := sharedEnds(w.c.YAML, c.YAML)
+		if p+s > bestPrefix+bestSuffix {
+			best, bestPrefix, bestSuffix = w, p, s
+		}
+	}
+	if bestPrefix+bestSuffix < minDeltaSaving {
+		e.buf = append(e.buf, configInline)
+		e.config(c)
+		return
+	}
+	e.buf = append(e.buf, configDelta, best.tag)
+	e.uint(uint64(bestPrefix))
+	e.uint(uint64(bestSuffix))
+	e.str(c.YAML[bestPrefix : len(c.YAML)-bestSuffix])
+	e.configRest(c)
+}
+
+// sharedEnds returns the lengths of the longest prefix and then the
+// longest suffix a and b share, not overlapping in either.
+func sharedEnds(a, b string) (prefix, suffix int) {
+	n := min(len(a), len(b))
+	for prefix < n && a[prefix] == b[prefix] {
+		prefix++
+	}
+	for suffix < n-prefix && a[len(a)-1-suffix] == b[len(b)-1-suffix] {
+		suffix++
+	}
+	return prefix, suffix
+}
+
 func (e *stateEncoder) config(c *RunConfig) {
 	e.str(c.YAML)
+	e.configRest(c)
+}
+
+// configRest writes what follows a configuration's text.
+func (e *stateEncoder) configRest(c *RunConfig) {
 	e.strs(c.Inputs.Images)
 	e.strs(c.Inputs.Selavy)
 	e.strs(c.Inputs.Noise)
@@ -333,6 +385,24 @@ func decodeBinary(whole string, r *Run) error {
 				return
 			}
 			*dst = backupConfig.exactClone()
+		case configDelta:
+			var base *RunConfig
+			switch tag := d.byte(); tag {
+			case configSameAsCurrent:
+				base = &s.Config
+			case configSameAsLastSuccessful:
+				base = s.LastSuccessful
+			case configSameAsBackup:
+				base = backupConfig
+			default:
+				d.fail(fmt.Errorf("unknown configuration tag %d for a configuration's base", tag))
+				return
+			}
+			if base == nil {
+				d.fail(errors.New("a configuration refers to one the state lacks"))
+				return
+			}
+			d.configDelta(dst, base.YAML)
 		default:
 			d.fail(fmt.Errorf("unknown configuration tag %d", tag))
 		}
@@ -520,6 +590,25 @@ func (d *stateDecoder) strs() []string {
 
 func (d *stateDecoder) config(c *RunConfig) {
 	c.YAML = d.str()
+	d.configRest(c)
+}
+
+// configDelta reads a configDelta's text, after its tag, against base.
+func (d *stateDecoder) configDelta(c *RunConfig, base string) {
+	prefix, suffix := d.uint(), d.uint()
+	middle := d.str()
+	if d.err != nil {
+		return
+	}
+	if prefix > uint64(len(base)) || suffix > uint64(len(base))-prefix {
+		d.fail(fmt.Errorf("a configuration shares %d+%d bytes of one of %d", prefix, suffix, len(base)))
+		return
+	}
+	c.YAML = base[:prefix] + middle + base[uint64(len(base))-suffix:]
+	d.configRest(c)
+}
+
+func (d *stateDecoder) configRest(c *RunConfig) {
 	c.Inputs.Images = d.strs()
 	c.Inputs.Selavy = d.strs()
 	c.Inputs.Noise = d.strs()

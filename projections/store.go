@@ -82,8 +82,10 @@ CREATE INDEX IF NOT EXISTS runs_busy ON runs (status) WHERE status IN ('Queued',
 // Version 4 writes run states as domain.EncodeState does (repeated
 // configurations once); it reads version 3's plain states as they are, so
 // the step changes no row, but it keeps older programs from misreading the
-// new states.
-const schemaVersion = 4
+// new states. Version 5 likewise: states may write a configuration as its
+// difference from another (domain's configDelta), which version 4's
+// programs cannot read.
+const schemaVersion = 5
 
 // migrate brings a read-model file to schemaVersion, in one transaction so
 // that processes opening the file together migrate it once.
