@@ -251,9 +251,19 @@ func (e *stateEncoder) configAgainst(c *RunConfig, written []writtenConfig) {
 // sharedEnds returns the lengths of the longest prefix and then the
 // longest suffix a and b share, not overlapping in either.
 func sharedEnds(a, b string) (prefix, suffix int) {
+	// A block at a time while the blocks are equal (string comparison is
+	// vectorised), then byte by byte: texts of kilobytes are compared for
+	// every state written.
+	const block = 64
 	n := min(len(a), len(b))
+	for prefix+block <= n && a[prefix:prefix+block] == b[prefix:prefix+block] {
+		prefix += block
+	}
 	for prefix < n && a[prefix] == b[prefix] {
 		prefix++
+	}
+	for suffix+block <= n-prefix && a[len(a)-suffix-block:len(a)-suffix] == b[len(b)-suffix-block:len(b)-suffix] {
+		suffix += block
 	}
 	for suffix < n-prefix && a[len(a)-1-suffix] == b[len(b)-1-suffix] {
 		suffix++
