@@ -199,7 +199,7 @@ func (c *runCache) getStateVersion(name string, version int64) ([]byte, bool) {
 // propose offers, while a command's append is under way, the state its
 // events will leave run name in: the state after event lastID, at
 // version. Only a reader that has seen event lastID stored at that
-// version may take it (getProposed); a lost race stores another event
+// version may take it (getHint); a lost race stores another event
 // there, with another ID. The command withdraws the offer once its append
 // returns, and caches the state if the append succeeded. Of two commands
 // on one run at once, the later offer stands.

@@ -590,6 +590,9 @@ type runLog struct{ run, log string }
 type hint struct {
 	state   []byte
 	version int64
+	// rec is the event the state follows, kept for a partial run (see
+	// whole).
+	rec domain.Recorded
 }
 
 // logChunk is lines first .. first+n-1 of one log of a run: the lines of
@@ -657,14 +660,14 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 	r, ok := b.touched[name]
 	if ok && b.partial[name] {
 		var err error
-		if r, err = b.whole(name); err != nil {
+		if r, err = b.whole(ctx, name); err != nil {
 			return err
 		}
 	}
 	applied := false
 	if !ok && !created {
 		var err error
-		if r, err = b.hinted(ctx, name, ev.Version, ev.ID, rec.Event); err != nil {
+		if r, err = b.hinted(ctx, name, ev.Version, ev.ID, rec); err != nil {
 			return err
 		}
 		applied = r != nil
@@ -713,7 +716,8 @@ type StateHints interface {
 // artifacts it used before come from artifact_refs. After an event that
 // left the run's artifacts as they were, only the state's leading fields
 // are decoded (see partial).
-func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id string, e domain.Event) (*domain.Run, error) {
+func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id string, rec domain.Recorded) (*domain.Run, error) {
+	e := rec.Event
 	if b.s.Hints == nil {
 		return nil, nil
 	}
@@ -731,7 +735,7 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id
 		}
 		b.touched[name] = r
 		b.partial[name] = true
-		b.hints[name] = hint{state: state, version: version}
+		b.hints[name] = hint{state: state, version: version, rec: rec}
 		b.s.hintsUsed.Add(1)
 		return r, nil
 	}
@@ -767,15 +771,26 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id
 
 // whole decodes the whole hinted state of a partial run, for a later
 // event of the batch; its artifacts are those it used before the batch,
-// since the hinted event left them as they were.
-func (b *batchWriter) whole(name string) (*domain.Run, error) {
+// since the hinted event left them as they were. A state that does not
+// decode (which EncodeState's never fails to) is not trusted: the run's
+// read model, before the batch, is read and the hinted event applied to
+// it, as without hints.
+func (b *batchWriter) whole(ctx context.Context, name string) (*domain.Run, error) {
+	h := b.hints[name]
+	delete(b.partial, name)
+	delete(b.hints, name)
 	r := &domain.Run{}
-	if err := domain.DecodeSharedState(b.hints[name].state, r); err != nil {
-		return nil, fmt.Errorf("decode hinted state of run %s: %w", name, err)
+	if err := domain.DecodeSharedState(h.state, r); err != nil {
+		if r, err = b.loadState(ctx, name); err != nil {
+			return nil, err
+		}
+		b.refs[name] = referencedDigests(r)
+		r.Apply(h.rec)
+		b.touched[name] = r
+		return r, nil
 	}
 	b.touched[name] = r
 	b.refs[name] = referencedDigests(r)
-	delete(b.partial, name)
 	return r, nil
 }
 
