@@ -95,17 +95,13 @@ func (c *runCache) put(name string, r domain.Run, tail int) {
 	if err != nil {
 		state = nil
 	}
-	c.putState(name, r.Version, state, tail)
-}
-
-// putState is put of a state already encoded; nil (a state that could not
-// be encoded) drops the run's entry.
-func (c *runCache) putState(name string, version int64, state []byte, tail int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.putStateLocked(name, version, state, tail)
+	c.putStateLocked(name, r.Version, state, tail)
 }
 
+// putStateLocked is put of a state already encoded; nil (a state that
+// could not be encoded) drops the run's entry.
 func (c *runCache) putStateLocked(name string, version int64, state []byte, tail int) {
 	if state == nil {
 		c.forgetLocked(name)
@@ -189,6 +185,10 @@ func (c *runCache) getVersion(name string, version int64) (domain.Run, bool) {
 func (c *runCache) getStateVersion(name string, version int64) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.stateVersionLocked(name, version)
+}
+
+func (c *runCache) stateVersionLocked(name string, version int64) ([]byte, bool) {
 	el, ok := c.byRun[name]
 	if !ok || el.Value.(*cacheEntry).version != version {
 		return nil, false
@@ -237,8 +237,8 @@ func (c *runCache) settle(name string, version int64, lastID string, state []byt
 func (c *runCache) getHint(name string, version int64, eventID string) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.byRun[name]; ok && el.Value.(*cacheEntry).version == version {
-		return el.Value.(*cacheEntry).state, true
+	if state, ok := c.stateVersionLocked(name, version); ok {
+		return state, true
 	}
 	if p, ok := c.pending[name]; ok && p.version == version && p.lastID == eventID {
 		return p.state, true

@@ -717,7 +717,6 @@ type StateHints interface {
 // left the run's artifacts as they were, only the state's leading fields
 // are decoded (see partial).
 func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id string, rec domain.Recorded) (*domain.Run, error) {
-	e := rec.Event
 	if b.s.Hints == nil {
 		return nil, nil
 	}
@@ -729,20 +728,31 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id
 		return nil, nil
 	}
 	r := &domain.Run{}
-	if domain.LeavesArtifacts(e) {
-		if err := domain.DecodeSharedStateHead(state, r); err != nil || r.Version != version || r.Deleted {
-			return nil, nil // not a state to trust: read the read model instead
-		}
-		b.touched[name] = r
-		b.partial[name] = true
-		b.hints[name] = hint{state: state, version: version, rec: rec}
-		b.s.hintsUsed.Add(1)
-		return r, nil
+	partial := domain.LeavesArtifacts(rec.Event)
+	decode := domain.DecodeSharedState
+	if partial {
+		decode = domain.DecodeSharedStateHead
 	}
-	if err := domain.DecodeSharedState(state, r); err != nil || r.Version != version {
+	if err := decode(state, r); err != nil || r.Version != version || partial && r.Deleted {
 		return nil, nil // not a state to trust: read the read model instead
 	}
-	var refs []string
+	if partial {
+		b.partial[name] = true
+	} else {
+		refs, err := b.artifactRefs(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		b.refs[name] = refs
+	}
+	b.touched[name] = r
+	b.hints[name] = hint{state: state, version: version, rec: rec}
+	b.s.hintsUsed.Add(1)
+	return r, nil
+}
+
+// artifactRefs returns the artifacts artifact_refs holds for run name.
+func (b *batchWriter) artifactRefs(ctx context.Context, name string) ([]string, error) {
 	st, err := b.stmt(ctx, `SELECT digest FROM artifact_refs WHERE run = ?`)
 	if err != nil {
 		return nil, err
@@ -751,6 +761,7 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id
 	if err != nil {
 		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
 	}
+	var refs []string
 	for rows.Next() {
 		var d string
 		if err := rows.Scan(&d); err != nil {
@@ -762,12 +773,11 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id
 	if err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
 	}
-	b.touched[name] = r
-	b.refs[name] = refs
-	b.hints[name] = hint{state: state, version: version}
-	b.s.hintsUsed.Add(1)
-	return r, nil
+	return refs, nil
 }
+
+// HintsUsed is how many times the projector took a run's state from Hints.
+func (s *Store) HintsUsed() int64 { return s.hintsUsed.Load() }
 
 // whole decodes the whole hinted state of a partial run, for a later
 // event of the batch; its artifacts are those it used before the batch,
@@ -784,18 +794,12 @@ func (b *batchWriter) whole(ctx context.Context, name string) (*domain.Run, erro
 		if r, err = b.loadState(ctx, name); err != nil {
 			return nil, err
 		}
-		b.refs[name] = referencedDigests(r)
 		r.Apply(h.rec)
-		b.touched[name] = r
-		return r, nil
 	}
 	b.touched[name] = r
-	b.refs[name] = referencedDigests(r)
+	b.refs[name] = referencedDigests(r) // as before h.rec, which left them
 	return r, nil
 }
-
-// HintsUsed is how many times the projector took a run's state from Hints.
-func (s *Store) HintsUsed() int64 { return s.hintsUsed.Load() }
 
 func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, error) {
 	if state, ok := b.s.cache[name]; ok {
