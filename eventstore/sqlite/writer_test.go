@@ -116,6 +116,79 @@ func TestBatchIsolatesAppends(t *testing.T) {
 	}
 }
 
+// TestBatchReadsUnknownHeads commits, by hand, a batch of appends to more
+// streams than one query of their versions covers, on a store that has
+// never seen them (its write state forgotten, as after a start): each
+// append's expected version is checked against its stream's real head,
+// including empty streams and streams named twice in the batch.
+func TestBatchReadsUnknownHeads(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	const streams = headsPerQuery + 7
+	for i := range streams {
+		if i%3 == 0 {
+			continue // left empty
+		}
+		evs := make([]eventstore.EventData, i%5+1)
+		for j := range evs {
+			evs[j] = event(`{}`)
+		}
+		if _, _, err := s.Append(ctx, fmt.Sprintf("run-%02d", i), eventstore.NoStream, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := func(i int) int64 {
+		if i%3 == 0 {
+			return 0
+		}
+		return int64(i%5 + 1)
+	}
+	s.state.forget()
+
+	var batch, right, wrong []*appendRequest
+	for i := range streams {
+		stream := fmt.Sprintf("run-%02d", i)
+		if i%2 == 0 {
+			r := request(ctx, stream, head(i), event(`{}`))
+			right = append(right, r)
+			batch = append(batch, r)
+			if i%4 == 0 { // the same stream again, after the first
+				r := request(ctx, stream, head(i)+1, event(`{}`))
+				right = append(right, r)
+				batch = append(batch, r)
+			}
+			continue
+		}
+		r := request(ctx, stream, head(i)+1, event(`{}`)) // one past the head
+		wrong = append(wrong, r)
+		batch = append(batch, r)
+	}
+	s.commitBatch(batch)
+	for _, r := range right {
+		if r.err != nil || r.version != r.expected+1 {
+			t.Errorf("append to %q at %d = version %d, %v; want %d", r.stream, r.expected, r.version, r.err, r.expected+1)
+		}
+	}
+	for _, r := range wrong {
+		var ce *eventstore.ConcurrencyError
+		if !errors.As(r.err, &ce) || ce.Actual != r.expected-1 {
+			t.Errorf("append to %q at %d past its head: err = %v, want a ConcurrencyError at %d", r.stream, r.expected, r.err, r.expected-1)
+		}
+	}
+	for i := range streams {
+		want := head(i)
+		switch {
+		case i%4 == 0:
+			want += 2
+		case i%2 == 0:
+			want++
+		}
+		if got := version(t, s, fmt.Sprintf("run-%02d", i)); got != want {
+			t.Errorf("stream run-%02d at version %d, want %d", i, got, want)
+		}
+	}
+}
+
 // TestDiskFull caps the database at its current size, which SQLite reports
 // exactly as a full disk.
 func TestDiskFull(t *testing.T) {
