@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -29,9 +28,6 @@ const (
 	// versionQuery reads the end of the (stream, version) index; NULL when
 	// the stream is absent.
 	versionQuery = `SELECT MAX(version) FROM events WHERE stream = ?`
-	// headsPerQuery is how many streams headsQuery asks for; a batch pads
-	// its list by repeating a stream.
-	headsPerQuery = 32
 	// lastPositionQuery is the position AUTOINCREMENT would pick minus one:
 	// the larger of the highest position ever used and the highest present.
 	lastPositionQuery = `SELECT MAX(
@@ -52,7 +48,9 @@ const (
 	maxRowsLog2 = 6
 	// maxCachedStreams bounds the stream versions the writer remembers
 	// (some 100 bytes each): an append to a stream it does not remember
-	// has its version read from the database first.
+	// has its version read from the database first. A restore appends to
+	// its run again within seconds, from the worker; 4096 would forget
+	// the runs of a burst of restores before their workers append.
 	maxCachedStreams = 1 << 16
 	// maxKeptArgs bounds the argument slice kept between batches.
 	maxKeptArgs = 4096 * paramsPerRow
@@ -69,7 +67,6 @@ const (
 	stmtSavepoint
 	stmtRelease
 	stmtRollbackTo
-	stmtHeads
 	stmtInsertRows // stmtInsertRows+k inserts 1<<k events
 	numStmts       = stmtInsertRows + maxRowsLog2 + 1
 )
@@ -94,9 +91,6 @@ func stmtSQL(i int) string {
 		return `RELEASE append_one`
 	case stmtRollbackTo:
 		return `ROLLBACK TO append_one`
-	case stmtHeads:
-		// The streams absent from the answer are empty.
-		return `SELECT stream, MAX(version) FROM events WHERE stream IN (?` + strings.Repeat(", ?", headsPerQuery-1) + `) GROUP BY stream`
 	}
 	rows := 1 << (i - stmtInsertRows)
 	return insertRowsPrefix + strings.Repeat(rowParams+", ", rows-1) + rowParams
@@ -230,54 +224,6 @@ func (b *batchTx) head(stream string) (int64, error) {
 	return v, nil
 }
 
-// readHeads reads the versions of the streams of batch the write state does
-// not know, headsPerQuery streams a query rather than one: under load over
-// many runs, most appends are the first to their stream the writer sees
-// (one query each was ~3 % of the CPU of a command).
-func (b *batchTx) readHeads(batch []*appendRequest) error {
-	var unknown []any
-	seen := map[string]bool{}
-	for _, r := range batch {
-		if _, ok := b.state.versions[r.stream]; !ok && !seen[r.stream] {
-			seen[r.stream] = true
-			unknown = append(unknown, r.stream)
-		}
-	}
-	if len(unknown) < 2 {
-		return nil // head's own query is as cheap
-	}
-	for chunk := range slices.Chunk(unknown, headsPerQuery) {
-		args := make([]any, headsPerQuery)
-		for i := range args {
-			args[i] = chunk[min(i, len(chunk)-1)]
-		}
-		rows, err := b.stmt(stmtHeads).QueryContext(b.ctx, args...)
-		if err != nil {
-			return storageError("versions of streams", err)
-		}
-		found := map[string]int64{}
-		for rows.Next() {
-			var stream string
-			var v int64
-			if err := rows.Scan(&stream, &v); err != nil {
-				rows.Close()
-				return storageError("versions of streams", err)
-			}
-			found[stream] = v
-		}
-		if err := rows.Close(); err != nil {
-			return storageError("versions of streams", err)
-		}
-		if err := rows.Err(); err != nil {
-			return storageError("versions of streams", err)
-		}
-		for _, s := range chunk {
-			b.state.remember(s.(string), found[s.(string)])
-		}
-	}
-	return nil
-}
-
 func (b *batchTx) readVersion(stream string) (int64, error) {
 	var v sql.NullInt64
 	if err := b.stmt(stmtVersion).QueryRowContext(b.ctx, stream).Scan(&v); err != nil {
@@ -328,9 +274,6 @@ var errRedo = errors.New("redo the batch one append at a time")
 func (b *batchTx) writeRows(batch []*appendRequest, now time.Time, args []any) ([]any, error) {
 	pos, err := b.nextPosition()
 	if err != nil {
-		return args, err
-	}
-	if err := b.readHeads(batch); err != nil {
 		return args, err
 	}
 	args = args[:0]
