@@ -17,6 +17,7 @@ import (
 
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/internal/eventjson"
 )
 
 // RunStream and UserStream name the aggregates' streams.
@@ -164,7 +165,7 @@ func (s *Service) History(ctx context.Context, name string) ([]domain.Recorded, 
 
 // Recorded decodes a stored event for the domain.
 func Recorded(ev eventstore.Event) (domain.Recorded, error) {
-	e, err := domain.Decode(ev.Type, ev.Data)
+	e, err := eventjson.Decode(ev.Type, ev.Data)
 	if err != nil {
 		return domain.Recorded{}, fmt.Errorf("event %d of %s: %w", ev.Version, ev.Stream, err)
 	}

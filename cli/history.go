@@ -8,6 +8,7 @@ import (
 
 	"github.com/piperun/piperun/client"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/eventjson"
 )
 
 var historyHelp = help{
@@ -70,7 +71,7 @@ func cmdHistory(e *env, args []string) error {
 
 // summarize describes an event's data in a few words.
 func summarize(ev client.Event) string {
-	e, err := domain.Decode(ev.Type, ev.Data)
+	e, err := eventjson.Decode(ev.Type, ev.Data)
 	if err != nil {
 		return "(cannot decode: " + err.Error() + ")"
 	}
@@ -176,7 +177,7 @@ func cmdAudit(e *env, args []string) error {
 	recs := make([]domain.Recorded, 0, len(evs))
 	restores := 0
 	for _, ev := range evs {
-		de, err := domain.Decode(ev.Type, ev.Data)
+		de, err := eventjson.Decode(ev.Type, ev.Data)
 		if err != nil {
 			return fmt.Errorf("audit of run %s: event %d: %w", pos[0], ev.Version, err)
 		}

@@ -10,7 +10,12 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/eventjson"
 )
+
+// The tests of eventjson's decoder live here, beside the domain's event
+// fixtures they use: domain itself imports only the standard library, and
+// Decode, the reference, is encoding/json.
 
 // decodeBodies returns, for an event, JSON bodies its type may be decoded
 // from: its encoding and its zero value's, each top-level field missing,
@@ -144,8 +149,8 @@ var handBodies = map[string][]string{
 	domain.TypeRunRestored:       {`{"abandoned":[]}`, `{"abandoned":null}`},
 }
 
-// TestDecodeMatchesEncodingJSON checks that Decode, which uses the JSON v2
-// engine, gives what encoding/json gives for every event type: the same
+// TestDecodeMatchesEncodingJSON checks that eventjson.Decode, which uses
+// the JSON v2 engine, gives what encoding/json gives for every event type: the same
 // value (nil and empty slices, times and their zones, fields omitted or
 // null alike) or an error for the same bodies.
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
@@ -173,7 +178,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 			all = append(all, typedBody{e, body})
 		}
 	}
-	// Twice, the second time backwards: Decode caches configurations and
+	// Twice, the second time backwards: eventjson caches configurations and
 	// products, and must give the same from its caches.
 	for i := range all {
 		all = append(all, all[len(all)-1-2*i])
@@ -183,7 +188,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		typ, body := tb.event.EventType(), tb.body
 		want := reflect.New(reflect.TypeOf(tb.event))
 		wantErr := json.Unmarshal([]byte(body), want.Interface())
-		got, err := domain.Decode(typ, []byte(body))
+		got, err := eventjson.Decode(typ, []byte(body))
 		switch {
 		case (err != nil) != (wantErr != nil):
 			t.Errorf("%s from %s: Decode error %v, encoding/json error %v", typ, body, err, wantErr)
@@ -210,7 +215,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.Run(typ, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				if _, err := domain.Decode(typ, data); err != nil {
+				if _, err := eventjson.Decode(typ, data); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -218,8 +223,8 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// TestDecodedEventsShareNothing changes an event Decode returned and
-// decodes the same body again: the configurations and products Decode
+// TestDecodedEventsShareNothing changes an event eventjson.Decode returned
+// and decodes the same body again: the configurations and products it
 // caches are handed out as copies.
 func TestDecodedEventsShareNothing(t *testing.T) {
 	e := sampleEvents()[2].(domain.ProcessingRequested)
@@ -228,7 +233,7 @@ func TestDecodedEventsShareNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		got, err := domain.Decode(typ, data)
+		got, err := eventjson.Decode(typ, data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +268,7 @@ func TestDecodeCachesBounded(t *testing.T) {
 	}
 	for range 2 {
 		for i, data := range bodies {
-			got, err := domain.Decode(domain.TypeConfigUpdated, data)
+			got, err := eventjson.Decode(domain.TypeConfigUpdated, data)
 			if err != nil {
 				t.Fatal(err)
 			}

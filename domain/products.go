@@ -93,17 +93,17 @@ func (c RunConfig) Clone() RunConfig {
 	return d
 }
 
-// exactClone is a deep copy that keeps nil and empty slices apart, so that
+// ExactClone is a deep copy that keeps nil and empty slices apart, so that
 // a copy of a state is equal to it (Clone makes empty slices nil).
-func (p Products) exactClone() Products {
+func (p Products) ExactClone() Products {
 	c := p
 	c.Artifacts = slices.Clone(p.Artifacts)
 	c.Images = slices.Clone(p.Images)
 	return c
 }
 
-// exactClone is a deep copy that keeps nil and empty slices apart.
-func (c RunConfig) exactClone() RunConfig {
+// ExactClone is a deep copy that keeps nil and empty slices apart.
+func (c RunConfig) ExactClone() RunConfig {
 	d := c
 	d.Inputs.Images = slices.Clone(c.Inputs.Images)
 	d.Inputs.Selavy = slices.Clone(c.Inputs.Selavy)

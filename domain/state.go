@@ -3,6 +3,7 @@ package domain
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -10,8 +11,6 @@ import (
 	"sync"
 	"time"
 	"unsafe"
-
-	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Snapshots and the read models store run states. EncodeState writes a
@@ -363,7 +362,7 @@ func DecodeSharedStateHead(data []byte, r *Run) error {
 
 func decodePlain(data []byte, r *Run) error {
 	var plain Run
-	if err := jsonv2.Unmarshal(data, &plain, plainOptions); err != nil {
+	if err := json.Unmarshal(data, &plain); err != nil {
 		return fmt.Errorf("decode run state: %w", err)
 	}
 	*r = plain
@@ -382,19 +381,19 @@ func decodeBinary(whole string, r *Run) error {
 		case configInline:
 			d.config(dst)
 		case configSameAsCurrent:
-			*dst = s.Config.exactClone()
+			*dst = s.Config.ExactClone()
 		case configSameAsLastSuccessful:
 			if s.LastSuccessful == nil {
 				d.fail(errors.New("a configuration refers to the last successful one, which the state lacks"))
 				return
 			}
-			*dst = s.LastSuccessful.exactClone()
+			*dst = s.LastSuccessful.ExactClone()
 		case configSameAsBackup:
 			if backupConfig == nil {
 				d.fail(errors.New("a configuration refers to the backup's, which the state lacks"))
 				return
 			}
-			*dst = backupConfig.exactClone()
+			*dst = backupConfig.ExactClone()
 		case configDelta:
 			var base *RunConfig
 			switch tag := d.byte(); tag {

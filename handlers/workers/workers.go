@@ -12,6 +12,7 @@ import (
 
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/eventjson"
 	"github.com/piperun/piperun/internal/lease"
 	"github.com/piperun/piperun/messaging"
 )
@@ -458,7 +459,7 @@ func (w *Workers) HandleDeletion(ctx context.Context, run string) error {
 // run left, unless some run still references them.
 func (w *Workers) HandleJanitor(ctx context.Context, env messaging.Envelope) error {
 	w.init()
-	e, err := domain.Decode(env.Type, env.Data)
+	e, err := eventjson.Decode(env.Type, env.Data)
 	if err != nil {
 		w.Logger.Error("janitor: drop undecodable event", "id", env.ID, "err", err)
 		return nil
