@@ -101,6 +101,8 @@ type Store struct {
 	// written is the last position this process's appends committed: near
 	// the end of the log, as far as ReadAll needs to know (see there).
 	written atomic.Int64
+	// recent serves ReadAll near the end of the log from memory.
+	recent recentEvents
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -358,6 +360,9 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventsto
 	}
 	if limit <= 0 {
 		limit = defaultReadAllLimit
+	}
+	if evs, ok := s.readRecent(ctx, after, limit); ok {
+		return evs, nil
 	}
 	// Far from the end, or not knowing it (another process writes, or none
 	// has yet), through mmap; near the end, without.
