@@ -215,10 +215,7 @@ func (w *wireConn) watch(ctx context.Context) {
 	if done == w.watched {
 		return
 	}
-	if w.stopWatch != nil {
-		w.stopWatch()
-		w.stopWatch = nil
-	}
+	w.unwatch()
 	w.mu.Lock()
 	w.watched = done
 	w.mu.Unlock()
@@ -264,12 +261,17 @@ func (w *wireConn) closeConn() {
 	}
 }
 
-// Close closes the connection and stops watching the requests' context.
-func (w *wireConn) Close() {
+// unwatch stops the watch of the context watched last.
+func (w *wireConn) unwatch() {
 	if w.stopWatch != nil {
 		w.stopWatch()
 		w.stopWatch = nil
 	}
+}
+
+// Close closes the connection and stops watching the requests' context.
+func (w *wireConn) Close() {
+	w.unwatch()
 	w.mu.Lock()
 	w.watched = nil
 	w.mu.Unlock()
