@@ -153,6 +153,9 @@ type HTTPResult struct {
 	// CPU is this process's CPU time during the load (0 where it cannot be
 	// measured).
 	CPU time.Duration
+	// Written is the number of bytes this process wrote to storage during
+	// the load (0 where it cannot be measured).
+	Written int64
 }
 
 // Rate is the number of accepted requests of kind per second of load.
@@ -398,6 +401,7 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	var sent atomic.Int64
 	start := time.Now()
 	cpu0, cpuOK := processCPU()
+	wrote0, wroteOK := processWrites()
 	var wg sync.WaitGroup
 	for w := range opts.Concurrency {
 		wg.Add(1)
@@ -435,6 +439,9 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		res.CPU = cpu1 - cpu0
 	}
+	if wrote1, ok := processWrites(); ok && wroteOK {
+		res.Written = wrote1 - wrote0
+	}
 	pprof.StopCPUProfile()
 	for k, l := range lat {
 		s := l.Summary()
@@ -457,6 +464,10 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 		}
 		fmt.Fprintf(out, "CPU time of this process during the load (%s): %s, %.2f cores, %.0f µs per accepted request\n",
 			who, res.CPU.Round(time.Millisecond), res.CPU.Seconds()/res.Elapsed.Seconds(), float64(res.CPU.Microseconds())/float64(accepted))
+		if res.Written > 0 {
+			fmt.Fprintf(out, "storage writes this process caused during the load (/proc/self/io write_bytes: pages it dirtied that were clean): %.1f MB, %.1f KB per accepted request\n",
+				float64(res.Written)/1e6, float64(res.Written)/1e3/float64(accepted))
+		}
 	}
 	if last := g.lastRestore.Load(); last >= 0 && opts.Drain > 0 {
 		// The relay hands events to the workers in log order: once the

@@ -307,6 +307,9 @@ func Run(ctx context.Context, cfg Config) error {
 	c.Svc.Store = m.Store(c.Store)
 	c.Svc.CacheBytes = cfg.CacheBytes
 
+	if c.Read.Discarded() {
+		log.Warn("read models discarded: they were written without syncs and the machine restarted since; rebuilding them from the event log before serving")
+	}
 	if err := c.Read.CatchUp(ctx, c.Store); err != nil {
 		return err
 	}
