@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"net/url"
 
 	"github.com/piperun/piperun/bench"
@@ -131,6 +132,11 @@ func cmdBenchHTTP(e *env, args []string) error {
 		}
 	} else if *imagesDir != "" {
 		return usagef("--images-dir goes with --server (the in-process server's images are under --data-dir)")
+	}
+	if *server == "" {
+		// The in-process server's collector is set as serve sets it.
+		gogc, limit := tuneGC()
+		fmt.Fprintf(e.stdout, "garbage collector of this process as serve sets it: GOGC %s, soft memory limit %d MiB\n", gogc, limit>>20)
 	}
 	_, err = bench.HTTP(e.ctx, opts, e.stdout)
 	return err

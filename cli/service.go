@@ -50,6 +50,10 @@ from the read models, the most recently updated runs first, beside the
 serving: a first command on a run then need not read its snapshot and
 events. A state kept here that another process has changed since costs a
 retry, never a wrong decision: the event store's expected version decides.
+Go's garbage collector runs with GOGC=400 rather than 100 (measured: a
+quarter more commands per second), so the heap may grow to five times the
+live data; past a soft limit of half the memory it collects more often.
+GOGC and GOMEMLIMIT in the environment override both.
 
 With --kafka-brokers the run events travel on Kafka (topic --kafka-topic,
 created if missing) instead of inside the process: this process publishes
@@ -66,6 +70,8 @@ Prometheus metrics.`,
 		kafkaBrokersEnv,
 		kafkaTopicEnv,
 		EnvWorkers + "     \"false\" for an API-only replica, when --workers is not given",
+		gogcEnv,
+		gomemlimitEnv,
 	},
 	examples: `
 piperun serve --data-dir /srv/piperun --images-dir /data/vast --addr 0.0.0.0:8080
@@ -117,6 +123,7 @@ func cmdServe(e *env, args []string) error {
 	if cfg.Addr == "" {
 		return usagef("--addr must not be empty (use 'piperun worker' for a process without the HTTP API)")
 	}
+	logGC(cfg.Logger)
 	return server.Run(e.ctx, cfg)
 }
 
@@ -143,6 +150,8 @@ progress.`,
 		kafkaBrokersEnv,
 		kafkaTopicEnv,
 		EnvMetricsAddr + "  metrics listen address, when --metrics-addr is not given (default: none)",
+		gogcEnv,
+		gomemlimitEnv,
 	},
 	examples: `
 piperun worker --data-dir /srv/piperun --images-dir /data/vast`,
@@ -168,6 +177,8 @@ func cmdWorker(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	logGC(log)
 	return server.Run(e.ctx, server.Config{
 		RecoverEvery: recoverEvery,
 		CacheBytes:   cache,
@@ -177,7 +188,7 @@ func cmdWorker(e *env, args []string) error {
 		Workers:      true,
 		Kafka:        e.kafkaConfig(fs),
 		MetricsAddr:  e.fromEnv(fs, "metrics-addr", EnvMetricsAddr),
-		Logger:       slog.New(slog.NewTextHandler(e.stderr, nil)),
+		Logger:       log,
 		Stdout:       e.stdout,
 	})
 }
@@ -431,6 +442,8 @@ const (
 const (
 	kafkaBrokersEnv = EnvKafkaBrokers + "  Kafka brokers, when --kafka-brokers is not given (default: none, the in-process bus)"
 	kafkaTopicEnv   = EnvKafkaTopic + "    Kafka topic, when --kafka-topic is not given"
+	gogcEnv         = "GOGC                   Go's garbage collector target (default here 400, not Go's 100: faster, for more memory)"
+	gomemlimitEnv   = "GOMEMLIMIT             Go's soft memory limit (default here: half the memory of the machine or control group)"
 )
 
 func kafkaFlags(fs *flag.FlagSet) {
