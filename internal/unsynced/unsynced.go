@@ -24,7 +24,8 @@
 //
 // Where the boot cannot be told (no /proc/sys/kernel/random/boot_id) or
 // flock is not available, Open returns a Guard whose Unsynced is false:
-// the caller then syncs as usual.
+// the caller then syncs as usual. So it does, holding the lock all the
+// same, when the marker cannot be set for this boot (a full disk).
 package unsynced
 
 import (
@@ -53,8 +54,9 @@ func linuxBootID() (string, error) {
 
 // Guard is held while a database is open (see the package comment).
 type Guard struct {
-	path string   // the database
-	lock *os.File // flocked shared while open; nil when unsupported
+	path     string   // the database
+	lock     *os.File // flocked shared while open; nil when unsupported
+	unsynced bool     // the marker names this boot
 }
 
 // markerPath is where the boot of possibly unsynced writes to path is
@@ -68,7 +70,9 @@ func lockPath(path string) string { return path + ".lock" }
 // them since, discard is called (with the guard held exclusively, so no
 // other process has the database open) to remove the database's files; the
 // marker is then set for this boot. The caller may write the database
-// without syncs if Unsynced reports true.
+// without syncs if Unsynced reports true: when the marker names this boot
+// while the guard is held. When it cannot (the marker could not be written,
+// on a full disk say), the guard is still held, and the caller syncs.
 func Open(path string, discard func() error) (*Guard, error) {
 	g := &Guard{path: path}
 	boot, err := BootID()
@@ -79,48 +83,40 @@ func Open(path string, discard func() error) (*Guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock of %s: %w", path, err)
 	}
-	// Each round but the last ends with another process closing the
-	// database between two of this one's steps; a few are plenty.
-	for range 100 {
-		first, err := flock(f, true, false)
-		if err != nil {
-			f.Close()
-			if errors.Is(err, errUnsupported) {
-				return g, nil
-			}
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if first {
-			// No other process has the database open: check and set the
-			// marker, then let others in.
-			if err := checkMarker(path, boot, discard); err != nil {
-				f.Close()
-				return nil, err
-			}
-		}
-		// Shared from here on: a conversion when first (which may let
-		// another process in between), a wait otherwise, while another
-		// process checks the marker or, closing, syncs and removes it.
-		if _, err := flock(f, false, true); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		// Holding the lock shared, no one can change the marker. If it is
-		// not this boot's, the last process to close the database removed it
-		// since: start again.
-		b, err := os.ReadFile(markerPath(path))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			f.Close()
-			return nil, fmt.Errorf("read %s: %w", markerPath(path), err)
-		}
-		if err == nil && strings.TrimSpace(string(b)) == boot {
-			g.lock = f
+	first, err := flock(f, true, false)
+	if err != nil {
+		f.Close()
+		if errors.Is(err, errUnsupported) {
 			return g, nil
 		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	f.Close()
-	return nil, fmt.Errorf("open %s: its unsynced-writes marker %s does not stay set for this boot", path, markerPath(path))
+	if first {
+		// No other process has the database open: check the marker, and
+		// set it for this boot (if that fails, Unsynced says to sync).
+		if err := checkMarker(path, boot, discard); errors.Is(err, errDiscard) {
+			f.Close()
+			return nil, err
+		}
+	}
+	// Shared from here on: a conversion when first, a wait otherwise, while
+	// another process checks the marker or, closing, syncs and removes it.
+	if _, err := flock(f, false, true); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// Holding the lock shared, no one can change the marker. It names this
+	// boot unless it could not be written, or the last process to close the
+	// database removed it in between (a conversion may let one in): then
+	// this process syncs.
+	b, err := os.ReadFile(markerPath(path))
+	g.lock = f
+	g.unsynced = err == nil && strings.TrimSpace(string(b)) == boot
+	return g, nil
 }
+
+// errDiscard marks a failure to discard a database that cannot be trusted.
+var errDiscard = errors.New("discard")
 
 // checkMarker discards the database if the marker names another boot, and
 // leaves the marker naming this one, durably, before anything is written.
@@ -134,7 +130,7 @@ func checkMarker(path, boot string, discard func() error) error {
 		return nil // written in this boot: the kernel holds it all
 	default:
 		if err := discard(); err != nil {
-			return fmt.Errorf("discard %s, written without syncs before a system restart: %w", path, err)
+			return fmt.Errorf("%w %s, written without syncs before a system restart: %w", errDiscard, path, err)
 		}
 	}
 	return writeMarker(path, boot)
@@ -167,7 +163,7 @@ func writeMarker(path, boot string) error {
 }
 
 // Unsynced reports whether the database may be written without syncs.
-func (g *Guard) Unsynced() bool { return g != nil && g.lock != nil }
+func (g *Guard) Unsynced() bool { return g != nil && g.unsynced }
 
 // Close releases the guard, after the caller has closed the database. If
 // no other process has it open, the database's files are synced (the

@@ -196,3 +196,50 @@ func TestTheMachineHasABootID(t *testing.T) {
 		t.Fatalf("boot IDs %q and %q", a, b)
 	}
 }
+
+// TestUnwritableMarkerMeansSyncing: when the marker cannot be written (a
+// full disk, say), Open still succeeds and holds the guard, but says to
+// sync; a second process then neither discards the file under the first
+// nor writes without syncs; the last to close clears what it can.
+func TestUnwritableMarkerMeansSyncing(t *testing.T) {
+	boot(t, "boot-1")
+	o := newOpener(t)
+	crash(o.open())
+	boot(t, "boot-2")
+	// The marker's temporary file cannot be created.
+	if err := os.Mkdir(markerPath(o.path)+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Guard {
+		t.Helper()
+		g, err := Open(o.path, func() error { o.discards++; return os.Remove(o.path) })
+		if err != nil {
+			t.Fatalf("Open with an unwritable marker: %v", err)
+		}
+		if g.Unsynced() {
+			t.Fatal("unsynced writes allowed though the marker could not be set for this boot")
+		}
+		return g
+	}
+	a := open()
+	if o.discards != 1 {
+		t.Fatalf("%d discards, want 1 (the earlier boot's writes)", o.discards)
+	}
+	if err := os.WriteFile(o.path, []byte("rebuilt, synced"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := open()
+	if o.discards != 1 {
+		t.Fatalf("%d discards: the second process discarded the file under the first", o.discards)
+	}
+	a.Close()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := marker(t, o.path); ok {
+		t.Fatal("the last closer left the earlier boot's marker after syncing")
+	}
+	if got, _ := os.ReadFile(o.path); string(got) != "rebuilt, synced" {
+		t.Fatalf("file is %q", got)
+	}
+}
