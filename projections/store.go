@@ -263,7 +263,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// own copies pages as they are committed, so that the projector (which
 	// commands wait for) never stalls copying 40 MB: measured under load,
 	// that stall was the p99 of command latency. Neither weakens what
-	// synchronous(NORMAL) keeps.
+	// the synchronous setting keeps.
 	//
 	// synchronous(OFF) where the guard allows it: the read models are
 	// derived from the event log, so they need not survive a crash of the
@@ -272,25 +272,26 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// process opening them in a later boot without that sync having happened
 	// discards them and rebuilds them from the log (the projector starts
 	// from position 0). A killed process loses nothing: the kernel holds
-	// what it wrote. Measured under load (bench http, 32 clients), syncing
-	// the read models' checkpoints delayed the event store's own syncs,
-	// which acknowledge commands: 3,851–4,508 restores/s at p99 20–23 ms
-	// against 5,366–5,997/s at p99 13–14 ms without. Where the guard cannot
-	// tell a restart of the machine (not Linux), synchronous(NORMAL).
+	// what it wrote. Measured under load (bench http, 32 clients; the
+	// README's Performance section), syncing the read models' checkpoints
+	// delayed the event store's own syncs, which acknowledge commands:
+	// 3,829–4,508 restores/s at p99 20–23 ms against 4,554–5,518/s at p99
+	// 15–17 ms without. Where the guard cannot tell a restart of the
+	// machine (not Linux), or cannot record this boot, synchronous(NORMAL).
 	discarded := false
 	guard, err := unsynced.Open(path, func() error { discarded = true; return removeDatabase(path) })
 	if err != nil {
 		return nil, fmt.Errorf("open read models: %w", err)
 	}
-	sync := "NORMAL"
+	syncMode := "NORMAL"
 	if guard.Unsynced() {
-		sync = "OFF"
+		syncMode = "OFF"
 	}
 	fail := func(err error) (*Store, error) { return nil, errors.Join(err, guard.Close()) }
 	if err := sqlitewal.Create(ctx, path, pageSize); err != nil {
 		return fail(fmt.Errorf("create read models: %w", err))
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_pragma=busy_timeout(10000)&_pragma=temp_store(MEMORY)" +
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + syncMode + ")&_pragma=busy_timeout(10000)&_pragma=temp_store(MEMORY)" +
 		"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -308,7 +309,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.position.Store(position)
 	// The checkpoints' connection syncs as the projector's does.
-	if s.ckptDB, err = sql.Open("sqlite", "file:"+path+"?_pragma=synchronous("+sync+")&_pragma=busy_timeout(10000)"); err != nil {
+	if s.ckptDB, err = sql.Open("sqlite", "file:"+path+"?_pragma=synchronous("+syncMode+")&_pragma=busy_timeout(10000)"); err != nil {
 		return fail(errors.Join(fmt.Errorf("open read models %s for checkpoints: %w", path, err), db.Close()))
 	}
 	s.ckptDB.SetMaxOpenConns(1)
