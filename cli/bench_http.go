@@ -136,7 +136,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	if *server == "" {
 		// The in-process server's collector is set as serve sets it.
 		gogc, limit := tuneGC()
-		fmt.Fprintf(e.stdout, "garbage collector of this process as serve sets it: GOGC %s, soft memory limit %d MiB\n", gogc, limit>>20)
+		fmt.Fprintf(e.stdout, "garbage collector of this process as serve sets it: GOGC %s, soft memory limit %s\n", gogc, limitText(limit))
 	}
 	_, err = bench.HTTP(e.ctx, opts, e.stdout)
 	return err

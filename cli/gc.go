@@ -48,11 +48,15 @@ func tuneGC() (gogc string, limit int64) {
 // logGC tunes the collector (tuneGC) and logs the outcome.
 func logGC(log *slog.Logger) {
 	gogc, limit := tuneGC()
-	lim := "none"
-	if limit > 0 && limit < math.MaxInt64 {
-		lim = strconv.FormatInt(limit>>20, 10) + " MiB"
+	log.Info("garbage collector", "gogc", gogc, "soft_memory_limit", limitText(limit))
+}
+
+// limitText shows a memory limit in MiB, or "none".
+func limitText(limit int64) string {
+	if limit <= 0 || limit == math.MaxInt64 {
+		return "none"
 	}
-	log.Info("garbage collector", "gogc", gogc, "soft_memory_limit", lim)
+	return strconv.FormatInt(limit>>20, 10) + " MiB"
 }
 
 func readFile(name string) ([]byte, error) { return os.ReadFile(name) }

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"errors"
+	"math"
+	"os"
+	"runtime/debug"
 	"testing"
 )
 
@@ -31,5 +34,31 @@ func TestAvailableMemory(t *testing.T) {
 		if got := availableMemory(files(c.files)); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+func TestTuneGCLeavesTheEnvironmentsSettings(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+
+	t.Setenv("GOGC", "123")
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	debug.SetGCPercent(123)
+	debug.SetMemoryLimit(1 << 30)
+	if gogc, limit := tuneGC(); gogc != "from GOGC" || limit != 1<<30 {
+		t.Errorf("with GOGC and GOMEMLIMIT set: %q, %d", gogc, limit)
+	}
+	if got := debug.SetGCPercent(123); got != 123 {
+		t.Errorf("GOGC set in the environment, yet the percent became %d", got)
+	}
+
+	os.Unsetenv("GOGC")
+	os.Unsetenv("GOMEMLIMIT")
+	gogc, limit := tuneGC()
+	if got := debug.SetGCPercent(100); gogc != "400" || got != serverGCPercent {
+		t.Errorf("GOGC unset: %q, percent %d; want %d", gogc, got, serverGCPercent)
+	}
+	if want := availableMemory(readFile) / 2; want > 0 && (limit != want || debug.SetMemoryLimit(-1) != want) {
+		t.Errorf("GOMEMLIMIT unset: limit %d, want half of %d", limit, 2*want)
 	}
 }
