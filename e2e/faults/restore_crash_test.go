@@ -358,6 +358,11 @@ func TestCrashDuringRestore(t *testing.T) {
 	c.requestRestore(a.name, wrote)
 	<-wrote
 	c.kill()
+	// Killed with the read models written without syncs: the marker of
+	// this boot stays, and the restart below keeps them.
+	if _, err := os.Stat(filepath.Join(c.dataDir, "read.db.unsynced")); err != nil && unsyncedReadModels() {
+		t.Fatalf("no unsynced-writes marker after a kill: %v", err)
+	}
 	crashed(a, phaseNotStored)
 	release()
 	c.start()
@@ -449,4 +454,44 @@ func TestCrashDuringRestore(t *testing.T) {
 			c.audit(a.name)
 		}
 	}
+	// Every kill was a process crash within this boot: the read models,
+	// written without syncs, were trusted at every restart, never
+	// discarded and rebuilt.
+	c.logMu.Lock()
+	logs := c.logs.String()
+	c.logMu.Unlock()
+	if strings.Contains(logs, "read models discarded") {
+		t.Fatal("a restart after a process crash discarded the read models")
+	}
+
+	// A crash of the machine, as the next boot sees it: the marker names
+	// an earlier boot. The server discards the read models, rebuilds them
+	// from the log before it serves, and shows every run as before.
+	if !unsyncedReadModels() {
+		return
+	}
+	views := map[string]runView{}
+	for name := range checked {
+		views[name] = c.run(name)
+	}
+	c.kill()
+	if err := os.WriteFile(filepath.Join(c.dataDir, "read.db.unsynced"), []byte("an-earlier-boot\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c.start()
+	if !strings.Contains(c.srv.logText(), "read models discarded") {
+		t.Fatal("the read models were trusted after a restart of the machine with unsynced writes")
+	}
+	for name, want := range views {
+		if got := c.run(name); !sameJSON(got, want) {
+			t.Fatalf("run %s after the read models were rebuilt:\n%+v\nwant\n%+v", name, got, want)
+		}
+	}
+}
+
+// unsyncedReadModels tells whether this system lets the read models be
+// written without syncs (a boot ID to tell a restart of the machine).
+func unsyncedReadModels() bool {
+	_, err := os.Stat("/proc/sys/kernel/random/boot_id")
+	return err == nil
 }
