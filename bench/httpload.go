@@ -156,6 +156,11 @@ type HTTPResult struct {
 	// Written is the number of bytes this process wrote to storage during
 	// the load (0 where it cannot be measured).
 	Written int64
+	// MinorFaults counts the page faults of this process during the load
+	// that read nothing from disk (first touches of memory, mostly), and
+	// UserCPU and SystemCPU split CPU (0 where they cannot be measured).
+	MinorFaults        int64
+	UserCPU, SystemCPU time.Duration
 }
 
 // Rate is the number of accepted requests of kind per second of load.
@@ -402,6 +407,7 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	start := time.Now()
 	cpu0, cpuOK := processCPU()
 	wrote0, wroteOK := processWrites()
+	faults0, user0, sys0, faultsOK := processFaults()
 	var wg sync.WaitGroup
 	for w := range opts.Concurrency {
 		wg.Add(1)
@@ -442,6 +448,9 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	if wrote1, ok := processWrites(); ok && wroteOK {
 		res.Written = wrote1 - wrote0
 	}
+	if faults1, user1, sys1, ok := processFaults(); ok && faultsOK {
+		res.MinorFaults, res.UserCPU, res.SystemCPU = faults1-faults0, user1-user0, sys1-sys0
+	}
 	pprof.StopCPUProfile()
 	for k, l := range lat {
 		s := l.Summary()
@@ -464,6 +473,10 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 		}
 		fmt.Fprintf(out, "CPU time of this process during the load (%s): %s, %.2f cores, %.0f µs per accepted request\n",
 			who, res.CPU.Round(time.Millisecond), res.CPU.Seconds()/res.Elapsed.Seconds(), float64(res.CPU.Microseconds())/float64(accepted))
+		if res.UserCPU+res.SystemCPU > 0 {
+			fmt.Fprintf(out, "of which user %s, system %s; %d minor page faults, %.1f per accepted request\n",
+				res.UserCPU.Round(time.Millisecond), res.SystemCPU.Round(time.Millisecond), res.MinorFaults, float64(res.MinorFaults)/float64(accepted))
+		}
 		if res.Written > 0 {
 			fmt.Fprintf(out, "storage writes this process caused during the load (/proc/self/io write_bytes: pages it dirtied that were clean): %.1f MB, %.1f KB per accepted request\n",
 				float64(res.Written)/1e6, float64(res.Written)/1e3/float64(accepted))
