@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -161,6 +162,9 @@ type HTTPResult struct {
 	// UserCPU and SystemCPU split CPU (0 where they cannot be measured).
 	MinorFaults        int64
 	UserCPU, SystemCPU time.Duration
+	// Allocated is the number of bytes this process allocated on Go's
+	// heap during the load.
+	Allocated int64
 }
 
 // Rate is the number of accepted requests of kind per second of load.
@@ -408,6 +412,9 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	cpu0, cpuOK := processCPU()
 	wrote0, wroteOK := processWrites()
 	faults0, user0, sys0, faultsOK := processFaults()
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	alloc0 := mem.TotalAlloc
 	var wg sync.WaitGroup
 	for w := range opts.Concurrency {
 		wg.Add(1)
@@ -448,6 +455,8 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	if wrote1, ok := processWrites(); ok && wroteOK {
 		res.Written = wrote1 - wrote0
 	}
+	runtime.ReadMemStats(&mem)
+	res.Allocated = int64(mem.TotalAlloc - alloc0)
 	if faults1, user1, sys1, ok := processFaults(); ok && faultsOK {
 		res.MinorFaults, res.UserCPU, res.SystemCPU = faults1-faults0, user1-user0, sys1-sys0
 	}
@@ -477,6 +486,8 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 			fmt.Fprintf(out, "of which user %s, system %s; %d minor page faults, %.1f per accepted request\n",
 				res.UserCPU.Round(time.Millisecond), res.SystemCPU.Round(time.Millisecond), res.MinorFaults, float64(res.MinorFaults)/float64(accepted))
 		}
+		fmt.Fprintf(out, "Go heap allocations of this process during the load: %.1f MB, %.1f KB per accepted request\n",
+			float64(res.Allocated)/1e6, float64(res.Allocated)/1e3/float64(accepted))
 		if res.Written > 0 {
 			fmt.Fprintf(out, "storage writes this process caused during the load (/proc/self/io write_bytes: pages it dirtied that were clean): %.1f MB, %.1f KB per accepted request\n",
 				float64(res.Written)/1e6, float64(res.Written)/1e3/float64(accepted))
