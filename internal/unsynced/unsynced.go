@@ -94,7 +94,7 @@ func Open(path string, discard func() error) (*Guard, error) {
 	if first {
 		// No other process has the database open: check the marker, and
 		// set it for this boot (if that fails, Unsynced says to sync).
-		if err := checkMarker(path, boot, discard); errors.Is(err, errDiscard) {
+		if err := checkMarker(path, boot, discard); errors.Is(err, errUntrusted) {
 			f.Close()
 			return nil, err
 		}
@@ -115,8 +115,9 @@ func Open(path string, discard func() error) (*Guard, error) {
 	return g, nil
 }
 
-// errDiscard marks a failure to discard a database that cannot be trusted.
-var errDiscard = errors.New("discard")
+// errUntrusted marks a database that may not be used: its marker cannot
+// be read, or it cannot be discarded though its marker says it must.
+var errUntrusted = errors.New("cannot trust")
 
 // checkMarker discards the database if the marker names another boot, and
 // leaves the marker naming this one, durably, before anything is written.
@@ -125,12 +126,12 @@ func checkMarker(path, boot string, discard func() error) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return fmt.Errorf("read %s: %w", markerPath(path), err)
+		return fmt.Errorf("%w %s: read %s: %w", errUntrusted, path, markerPath(path), err)
 	case strings.TrimSpace(string(b)) == boot:
 		return nil // written in this boot: the kernel holds it all
 	default:
 		if err := discard(); err != nil {
-			return fmt.Errorf("%w %s, written without syncs before a system restart: %w", errDiscard, path, err)
+			return fmt.Errorf("%w %s, written without syncs before a system restart, nor discard it: %w", errUntrusted, path, err)
 		}
 	}
 	return writeMarker(path, boot)

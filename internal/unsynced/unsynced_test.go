@@ -243,3 +243,26 @@ func TestUnwritableMarkerMeansSyncing(t *testing.T) {
 		t.Fatalf("file is %q", got)
 	}
 }
+
+// TestUnreadableMarkerRefusesTheFile: a marker that cannot be read cannot
+// tell whether the file survived a restart; Open fails rather than trust it.
+func TestUnreadableMarkerRefusesTheFile(t *testing.T) {
+	boot(t, "boot-1")
+	o := newOpener(t)
+	if err := os.Mkdir(markerPath(o.path), 0o700); err != nil { // reading a directory fails
+		t.Fatal(err)
+	}
+	g, err := Open(o.path, func() error { o.discards++; return nil })
+	if err == nil {
+		g.Close()
+		t.Fatal("Open trusted a file whose marker it could not read")
+	}
+	if o.discards != 0 {
+		t.Fatalf("%d discards", o.discards)
+	}
+	// The lock was let go: once the marker is readable, the file opens.
+	if err := os.Remove(markerPath(o.path)); err != nil {
+		t.Fatal(err)
+	}
+	o.open().Close()
+}
