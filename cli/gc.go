@@ -20,7 +20,7 @@ import (
 // projector's states, encoded (pointer-free, cheap to mark); what a
 // collection costs is the requests' allocations while it runs and the
 // sweeping after. The price is memory: the heap may grow to five times the
-// live data instead of twice, which serverMemoryLimit bounds.
+// live data instead of twice, within the soft memory limit tuneGC sets.
 const serverGCPercent = 400
 
 // tuneGC sets the collector of a serving process: GOGC serverGCPercent
@@ -38,7 +38,7 @@ func tuneGC() (gogc string, limit int64) {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
 		return gogc, debug.SetMemoryLimit(-1)
 	}
-	if total := availableMemory(readFile); total > 0 {
+	if total := availableMemory(os.ReadFile); total > 0 {
 		debug.SetMemoryLimit(total / 2)
 		return gogc, total / 2
 	}
@@ -58,8 +58,6 @@ func limitText(limit int64) string {
 	}
 	return strconv.FormatInt(limit>>20, 10) + " MiB"
 }
-
-func readFile(name string) ([]byte, error) { return os.ReadFile(name) }
 
 // availableMemory is the smaller of the machine's memory (/proc/meminfo)
 // and the limit of the process's control group (cgroup v2 memory.max or

@@ -58,7 +58,7 @@ func TestTuneGCLeavesTheEnvironmentsSettings(t *testing.T) {
 	if got := debug.SetGCPercent(100); gogc != "400" || got != serverGCPercent {
 		t.Errorf("GOGC unset: %q, percent %d; want %d", gogc, got, serverGCPercent)
 	}
-	if want := availableMemory(readFile) / 2; want > 0 && (limit != want || debug.SetMemoryLimit(-1) != want) {
+	if want := availableMemory(os.ReadFile) / 2; want > 0 && (limit != want || debug.SetMemoryLimit(-1) != want) {
 		t.Errorf("GOMEMLIMIT unset: limit %d, want half of %d", limit, 2*want)
 	}
 }
