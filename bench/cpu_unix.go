@@ -7,17 +7,6 @@ import (
 	"time"
 )
 
-// processCPU is the user and system CPU time this process has used, which
-// tells a benchmark's own cost apart from waiting for a core on a busy
-// machine.
-func processCPU() (time.Duration, bool) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, false
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
-}
-
 // processFaults is the number of page faults this process has taken that
 // needed no disk read (first touches of memory, mostly), and the user and
 // system split of its CPU time.

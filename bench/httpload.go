@@ -409,7 +409,6 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	defer cancel()
 	var sent atomic.Int64
 	start := time.Now()
-	cpu0, cpuOK := processCPU()
 	wrote0, wroteOK := processWrites()
 	faults0, user0, sys0, faultsOK := processFaults()
 	var mem runtime.MemStats
@@ -449,9 +448,6 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	}
 	wg.Wait()
 	res := HTTPResult{Elapsed: time.Since(start), Kinds: map[string]Summary{}, Accepted: map[string]int{}}
-	if cpu1, ok := processCPU(); ok && cpuOK {
-		res.CPU = cpu1 - cpu0
-	}
 	if wrote1, ok := processWrites(); ok && wroteOK {
 		res.Written = wrote1 - wrote0
 	}
@@ -459,6 +455,7 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 	res.Allocated = int64(mem.TotalAlloc - alloc0)
 	if faults1, user1, sys1, ok := processFaults(); ok && faultsOK {
 		res.MinorFaults, res.UserCPU, res.SystemCPU = faults1-faults0, user1-user0, sys1-sys0
+		res.CPU = res.UserCPU + res.SystemCPU
 	}
 	pprof.StopCPUProfile()
 	for k, l := range lat {
@@ -482,7 +479,7 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 		}
 		fmt.Fprintf(out, "CPU time of this process during the load (%s): %s, %.2f cores, %.0f µs per accepted request\n",
 			who, res.CPU.Round(time.Millisecond), res.CPU.Seconds()/res.Elapsed.Seconds(), float64(res.CPU.Microseconds())/float64(accepted))
-		if res.UserCPU+res.SystemCPU > 0 {
+		if res.CPU > 0 {
 			fmt.Fprintf(out, "of which user %s, system %s; %d minor page faults, %.1f per accepted request\n",
 				res.UserCPU.Round(time.Millisecond), res.SystemCPU.Round(time.Millisecond), res.MinorFaults, float64(res.MinorFaults)/float64(accepted))
 		}

@@ -200,27 +200,22 @@ func (g *Guard) Close() error {
 
 // syncFile fsyncs the file at p if it exists.
 func syncFile(p string) error {
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	if err := fsync(p, os.O_RDWR); !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
+	return nil
+}
+
+func syncDir(dir string) error { return fsync(dir, os.O_RDONLY) }
+
+// fsync opens p with flag and syncs it.
+func fsync(p string, flag int) error {
+	f, err := os.OpenFile(p, flag, 0)
 	if err != nil {
 		return err
 	}
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	return err
