@@ -278,6 +278,17 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 		},
 		func() (app.Result, error) { return svc.UpdateConfig(ctx, "r", testConfig(3), owner) },
 		func() (app.Result, error) { return svc.RequestProcessing(ctx, "r", false, false, owner) },
+		func() (app.Result, error) {
+			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) { return r.StartProcessing(r.Job.ID), nil })
+		},
+		func() (app.Result, error) {
+			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) {
+				return r.FinishProcessing(r.Job.ID, &domain.Products{Artifacts: []domain.Artifact{{Name: "b", Digest: "sha256:b", Size: 2}}}, nil), nil
+			})
+		},
+		// Decided on the light form of the state (checked below): its
+		// state must be exactly the loaded one too.
+		func() (app.Result, error) { return svc.RequestRestore(ctx, "r", false, owner) },
 	}
 	for i := 0; ; i++ {
 		v := res.Run.Version
@@ -307,6 +318,9 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 		}
 		if res, err = steps[i](); err != nil {
 			t.Fatalf("step %d: %v", i, err)
+		}
+		if i == len(steps)-1 && !res.Light {
+			t.Fatal("the restore request was not decided on the light form of the cached state")
 		}
 	}
 }

@@ -100,6 +100,11 @@ type HTTPOptions struct {
 	// CPUProfile, if set, receives a CPU profile of the load phase (of the
 	// whole process: the in-process server and the clients).
 	CPUProfile string
+	// MemProfile, if set, receives a heap profile taken when the load
+	// ends, and MemProfile+".base" one taken when it starts: 'go tool pprof
+	// -sample_index=alloc_space -base FILE.base FILE' shows what the load
+	// allocated, by where.
+	MemProfile string
 	// APIOnly runs the in-process server without workers during the load,
 	// as an API replica runs (`serve --workers=false`), so that the figures
 	// are the API's alone; the restores accepted are then carried out by a
@@ -402,6 +407,11 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if opts.MemProfile != "" {
+		if err := writeHeapProfile(opts.MemProfile + ".base"); err != nil {
+			return HTTPResult{}, err
+		}
+	}
 	lat := map[string]*Latencies{KindRestore: {}, KindCreate: {}, KindProcess: {}}
 	g := &generator{prefix: prefix, fx: fx, runs: opts.Runs, created: make(chan string, 1<<16)}
 	g.lastRestore.Store(-1)
@@ -458,6 +468,11 @@ func load(ctx context.Context, cl *client, prefix string, fx fixture, opts HTTPO
 		res.CPU = res.UserCPU + res.SystemCPU
 	}
 	pprof.StopCPUProfile()
+	if opts.MemProfile != "" {
+		if err := writeHeapProfile(opts.MemProfile); err != nil {
+			return HTTPResult{}, err
+		}
+	}
 	for k, l := range lat {
 		s := l.Summary()
 		res.Kinds[k] = s
@@ -599,4 +614,23 @@ func printHTTP(out io.Writer, r HTTPResult) {
 		rows = append(rows, []string{k, strconv.Itoa(s.Count), fmt.Sprintf("%.0f", r.Rate(k)), ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), outcomeList(s.Outcomes)})
 	}
 	writeTable(out, []string{"kind", "requests", "accepted/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "statuses"}, rows)
+}
+
+// writeHeapProfile writes the heap profile (with what was allocated since
+// the process started) to path, after a collection, so that it is up to
+// date.
+func writeHeapProfile(path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return nil
 }

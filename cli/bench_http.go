@@ -8,7 +8,7 @@ import (
 )
 
 var benchHTTPHelp = help{
-	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--respond-async] [--go-client] [--cache-mb MB] [--cpuprofile FILE]",
+	usage: []string{"bench http [--runs N] [--clients C] [--duration D] [--requests N] [--mix restore=90,create=5,process=5] [--data-dir DIR] [--api-only] [--respond-async] [--go-client] [--cache-mb MB] [--cpuprofile FILE] [--memprofile FILE]",
 		"bench http --server URL --token TOKEN --images-dir DIR [FLAGS]"},
 	description: `
 Loads a piperun server with create, process and restore requests from
@@ -56,7 +56,10 @@ The load stops after --duration, after --requests requests, or when every
 prepared run has been restored, whichever comes first; then the command
 waits (at most --drain) for the workers to finish the accepted restores and
 reports how long that took. --cpuprofile writes a CPU profile of the load
-(server and clients, when in-process) for 'go tool pprof'.`,
+(server and clients, when in-process) for 'go tool pprof'. --memprofile
+writes heap profiles when the load starts (FILE.base) and ends (FILE);
+'go tool pprof -sample_index=alloc_space -base FILE.base FILE' shows what
+the load allocated, by where.`,
 	env: []string{EnvToken + "   API token, when --server is given without --token"},
 	examples: `
 piperun bench http --runs 20000 --duration 10s --mix restore=1
@@ -79,6 +82,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	mix := fs.String("mix", bench.DefaultMix.String(), "weights of the request kinds, `restore=W,create=W,process=W`")
 	fs.String("drain", "2m", "longest wait `D` for the workers to finish the accepted restores after the load")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the load to `FILE`")
+	memProfile := fs.String("memprofile", "", "write heap profiles of the load's start and end to `FILE`.base and FILE")
 	respondAsync := fs.Bool("respond-async", false, "send the commands with \"Prefer: respond-async\": answered once stored, without waiting for the read models")
 	goClient := fs.Bool("go-client", false, "send the load's requests with Go's net/http client (default: the benchmark's own HTTP/1.1 client, one keep-alive connection per client, as wrk does)")
 	cacheMB := fs.Int("cache-mb", 0, "command cache of the in-process server, in `MB` (default: serve's, 256): a run it cannot hold is loaded from the store on each command")
@@ -110,6 +114,7 @@ func cmdBenchHTTP(e *env, args []string) error {
 	if opts.Mix, err = bench.ParseMix(*mix); err != nil {
 		return usagef("--mix: %v", err)
 	}
+	opts.MemProfile = *memProfile
 	opts.Requests, opts.DataDir, opts.CPUProfile, opts.APIOnly, opts.RespondAsync, opts.GoClient = *requests, *dataDir, *profile, *apiOnly, *respondAsync, *goClient
 	if *server != "" {
 		u, err := url.Parse(*server)

@@ -77,19 +77,9 @@ var scratchStates = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); re
 const maxScratchState = 1 << 20
 
 func (e *stateEncoder) state(r *Run) error {
-	e.buf = append(e.buf, stateMagic)
-	e.str(r.Name)
-	e.str(r.Description)
-	e.str(r.Owner)
-	e.str(string(r.Status))
-	e.int(r.Version)
-	if err := e.time(r.Created); err != nil {
-		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
+	if err := e.head(r); err != nil {
+		return err
 	}
-	if err := e.time(r.Updated); err != nil {
-		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
-	}
-	e.bool(r.Deleted)
 
 	written := []writtenConfig{{&r.Config, configSameAsCurrent}}
 	config := func(c *RunConfig, as byte) {
@@ -130,6 +120,30 @@ func (e *stateEncoder) state(r *Run) error {
 		e.str(string(j.PreviousStatus))
 		e.bool(j.Started)
 	}
+	return e.restoreAndLogs(r)
+}
+
+// head writes the magic byte and the fields a state starts with.
+func (e *stateEncoder) head(r *Run) error {
+	e.buf = append(e.buf, stateMagic)
+	e.str(r.Name)
+	e.str(r.Description)
+	e.str(r.Owner)
+	e.str(string(r.Status))
+	e.int(r.Version)
+	if err := e.time(r.Created); err != nil {
+		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
+	}
+	if err := e.time(r.Updated); err != nil {
+		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
+	}
+	e.bool(r.Deleted)
+	return nil
+}
+
+// restoreAndLogs writes the fields a state ends with: the pending restore
+// and the logs.
+func (e *stateEncoder) restoreAndLogs(r *Run) error {
 	if e.present(r.Restore != nil) {
 		p := r.Restore
 		e.str(p.ID)
@@ -439,15 +453,7 @@ func decodeBinary(whole string, r *Run) error {
 		j.Started = d.bool()
 		s.Job = j
 	}
-	if d.bool() {
-		s.Restore = &PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
-	}
-	if n, ok := d.length(); ok {
-		s.Logs = make([]LogRef, n)
-		for i := range s.Logs {
-			s.Logs[i] = LogRef{Name: d.str(), Kind: LogKind(d.str()), Created: d.time()}
-		}
-	}
+	d.restoreAndLogs(&s)
 	if d.err == nil && len(d.buf) > 0 {
 		d.fail(fmt.Errorf("%d bytes after the state", len(d.buf)))
 	}
@@ -479,6 +485,19 @@ func (d *stateDecoder) head(s *Run) {
 	s.Created = d.time()
 	s.Updated = d.time()
 	s.Deleted = d.bool()
+}
+
+// restoreAndLogs reads the fields a state ends with.
+func (d *stateDecoder) restoreAndLogs(s *Run) {
+	if d.bool() {
+		s.Restore = &PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
+	}
+	if n, ok := d.length(); ok {
+		s.Logs = make([]LogRef, n)
+		for i := range s.Logs {
+			s.Logs[i] = LogRef{Name: d.str(), Kind: LogKind(d.str()), Created: d.time()}
+		}
+	}
 }
 
 func (d *stateDecoder) fail(err error) {

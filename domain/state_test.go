@@ -402,6 +402,33 @@ func BenchmarkStateCodec(b *testing.B) {
 			}
 		}
 	})
+	// The light form of the state after its job ended (a state with a
+	// job has none), decoded and encoded back as a restore request does.
+	r.Job, r.Status = nil, domain.StatusCompleted
+	done, err := domain.EncodeState(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("decode/shared-whole", func(b *testing.B) {
+		for b.Loop() {
+			var got domain.Run
+			if err := domain.DecodeSharedState(done, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-encode/light", func(b *testing.B) {
+		b.ReportMetric(float64(len(done)), "state-bytes")
+		for b.Loop() {
+			l, err := domain.DecodeSharedLight(done)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := l.Encode(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("decode/json", func(b *testing.B) {
 		for b.Loop() {
 			var got domain.Run
@@ -425,22 +452,7 @@ func TestLeavesArtifacts(t *testing.T) {
 	full.Status = domain.StatusCompleted
 	full.Job.ID, full.Restore.ID = "job", "restore"
 	states = append(states, full)
-	p := products("epoch09")
-	events := []domain.Event{
-		domain.RunCreated{Name: "r", Config: config(settings, "epoch01")},
-		domain.ConfigUpdated{Config: config(settings, "epoch01", "epoch02")},
-		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeFull, Config: config(settings, "epoch01")},
-		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeAdd, Config: config(settings, "epoch01"), Backup: &domain.Backup{Products: p}},
-		domain.ProcessingStarted{JobID: "job"},
-		domain.ProcessingCompleted{JobID: "job", Products: p},
-		domain.ProcessingFailed{JobID: "job"},
-		domain.LogWritten{Log: "l", Lines: []string{"x"}},
-		domain.RestoreRequested{RequestID: "restore"},
-		domain.RunRestored{RequestID: "restore"},
-		domain.RestoreFailed{RequestID: "restore"},
-		domain.DeletionRequested{},
-		domain.RunDeleted{},
-	}
+	events := everyKindOfEvent()
 	artifacts := func(r domain.Run) string {
 		var s []string
 		if r.Products != nil {
@@ -470,5 +482,27 @@ func TestLeavesArtifacts(t *testing.T) {
 		if !changed && !domain.LeavesArtifacts(e) {
 			t.Errorf("%T (%+v) changed no run's artifacts here, yet LeavesArtifacts does not name it", e, e)
 		}
+	}
+}
+
+// everyKindOfEvent returns an event of each kind (two processing requests:
+// a full re-run and an addition), with the IDs the states of
+// TestLeavesArtifacts use.
+func everyKindOfEvent() []domain.Event {
+	p := products("epoch09")
+	return []domain.Event{
+		domain.RunCreated{Name: "r", Config: config(settings, "epoch01")},
+		domain.ConfigUpdated{Config: config(settings, "epoch01", "epoch02")},
+		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeFull, Config: config(settings, "epoch01")},
+		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeAdd, Config: config(settings, "epoch01"), Backup: &domain.Backup{Products: p}},
+		domain.ProcessingStarted{JobID: "job"},
+		domain.ProcessingCompleted{JobID: "job", Products: p},
+		domain.ProcessingFailed{JobID: "job"},
+		domain.LogWritten{Log: "l", Lines: []string{"x"}},
+		domain.RestoreRequested{RequestID: "restore"},
+		domain.RunRestored{RequestID: "restore"},
+		domain.RestoreFailed{RequestID: "restore"},
+		domain.DeletionRequested{},
+		domain.RunDeleted{},
 	}
 }
