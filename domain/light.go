@@ -28,8 +28,10 @@ type LightState struct {
 	// body is the encoded configurations, products and backup, as the
 	// state held them.
 	body string
-	// backup is what Run.Backup was decoded as, to tell a change.
-	backup *Backup
+	// backup is what Run.Backup was decoded as, and backupVersion its
+	// version, to tell a change.
+	backup        *Backup
+	backupVersion int64
 }
 
 // ErrNoLightForm is returned by DecodeSharedLight for a state that has no
@@ -85,7 +87,11 @@ func DecodeSharedLight(data []byte) (LightState, error) {
 		return LightState{}, fmt.Errorf("decode run state: %w", d.err)
 	}
 	s.Backup = backup
-	return LightState{Run: s, body: whole[bodyStart:bodyEnd], backup: backup}, nil
+	l := LightState{Run: s, body: whole[bodyStart:bodyEnd], backup: backup}
+	if backup != nil {
+		l.backupVersion = backup.Version
+	}
+	return l, nil
 }
 
 // Encode returns the state of l.Run, with the configurations, products and
@@ -95,7 +101,7 @@ func DecodeSharedLight(data []byte) (LightState, error) {
 func (l *LightState) Encode() ([]byte, error) {
 	r := &l.Run
 	if r.Job != nil || r.LastSuccessful != nil || r.Products != nil || !sameConfig(&r.Config, &RunConfig{}) ||
-		r.Backup != l.backup || r.Backup != nil && !lightBackup(r.Backup) {
+		r.Backup != l.backup || r.Backup != nil && (r.Backup.Version != l.backupVersion || !lightBackup(r.Backup)) {
 		return nil, ErrLightChanged
 	}
 	scratch := scratchStates.Get().(*[]byte)

@@ -274,3 +274,41 @@ func FuzzDecodeSharedLight(f *testing.F) {
 		}
 	})
 }
+
+// TestLightRefusesChanges changes each part the light form skips, one at
+// a time: Encode must refuse every one (no event does some of these alone,
+// so TestLightStateApply cannot show it).
+func TestLightRefusesChanges(t *testing.T) {
+	states := lightStates(t)
+	b, err := domain.EncodeState(states[len(states)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := map[string]func(r *domain.Run){
+		"configuration text":   func(r *domain.Run) { r.Config.YAML = "x" },
+		"configuration inputs": func(r *domain.Run) { r.Config.Inputs.Images = []string{} },
+		"configuration digest": func(r *domain.Run) { r.Config.SettingsDigest = "x" },
+		"last successful":      func(r *domain.Run) { r.LastSuccessful = &domain.RunConfig{} },
+		"products":             func(r *domain.Run) { r.Products = &domain.Products{} },
+		"backup dropped":       func(r *domain.Run) { r.Backup = nil },
+		"backup replaced":      func(r *domain.Run) { r.Backup = &domain.Backup{Version: r.Backup.Version} },
+		"backup version":       func(r *domain.Run) { r.Backup.Version++ },
+		"backup configuration": func(r *domain.Run) { r.Backup.Config.YAML = "x" },
+		"backup products":      func(r *domain.Run) { r.Backup.Products.Figures.NImages = 1 },
+		"backup artifacts":     func(r *domain.Run) { r.Backup.Products.Artifacts = []domain.Artifact{} },
+		"job":                  func(r *domain.Run) { r.Job = &domain.Job{} },
+	}
+	for name, change := range changes {
+		l, err := domain.DecodeSharedLight(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Run.Backup == nil {
+			t.Fatal("the state has no backup: the test needs one")
+		}
+		change(&l.Run)
+		if _, err := l.Encode(); !errors.Is(err, domain.ErrLightChanged) {
+			t.Errorf("%s changed: Encode gave %v, want ErrLightChanged", name, err)
+		}
+	}
+}
