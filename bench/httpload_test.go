@@ -48,9 +48,11 @@ func TestHTTPAgainstARunningServer(t *testing.T) {
 
 func TestHTTPInProcessMix(t *testing.T) {
 	var out bytes.Buffer
+	profiles := t.TempDir()
+	cpu, mem := filepath.Join(profiles, "cpu.prof"), filepath.Join(profiles, "mem.prof")
 	res, err := HTTP(context.Background(), HTTPOptions{
 		DataDir: t.TempDir(), Runs: 20, Concurrency: 4, Duration: 3 * time.Second, Requests: 40,
-		Mix: Mix{Restore: 2, Create: 1, Process: 1},
+		Mix: Mix{Restore: 2, Create: 1, Process: 1}, CPUProfile: cpu, MemProfile: mem,
 	}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -67,6 +69,13 @@ func TestHTTPInProcessMix(t *testing.T) {
 	}
 	if res.Accepted[KindRestore] == 0 || res.Accepted[KindCreate] == 0 {
 		t.Fatalf("accepted %v: want restores and creates\n%s", res.Accepted, out.String())
+	}
+	// The profiles are written, in pprof's form (gzipped).
+	for _, p := range []string{cpu, mem + ".base", mem} {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("profile %s: %d bytes, %v; want a gzipped pprof profile", filepath.Base(p), len(b), err)
+		}
 	}
 	// The server (as serve does) warmed its command cache with every
 	// seeded run before the load.
