@@ -11,3 +11,10 @@ func Synchronous(ctx context.Context, s *Store) (projector, checkpoints int, err
 	err = s.ckptDB.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&checkpoints)
 	return projector, checkpoints, err
 }
+
+// Waiting returns how many WaitFor calls the store holds.
+func Waiting(s *Store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiters)
+}

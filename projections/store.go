@@ -370,36 +370,53 @@ func (s *Store) WaitFor(ctx context.Context, pos int64) error {
 		s.mu.Unlock()
 		return nil
 	}
-	ch := make(chan struct{})
-	heap.Push(&s.waiters, waiter{pos: pos, ch: ch})
+	w := &waiter{pos: pos, ch: make(chan struct{})}
+	heap.Push(&s.waiters, w)
 	s.mu.Unlock()
 	select {
-	case <-ch:
+	case <-w.ch:
 		return nil
 	case <-ctx.Done():
-		// The entry stays until the position passes it; closing its
-		// channel then wakes no one.
+		// The entry goes now, not when the position passes it: while the
+		// projector is stalled, every command's wait times out, and the
+		// entries would pile up.
+		s.mu.Lock()
+		if w.index >= 0 {
+			heap.Remove(&s.waiters, w.index)
+		}
+		s.mu.Unlock()
 		return fmt.Errorf("wait for read models to reach position %d: %w", pos, ctx.Err())
 	}
 }
 
-// waiter is a WaitFor call: ch is closed once position reaches pos.
+// waiter is a WaitFor call: ch is closed once position reaches pos. index
+// is its place in the heap, -1 once it has left it.
 type waiter struct {
-	pos int64
-	ch  chan struct{}
+	pos   int64
+	ch    chan struct{}
+	index int
 }
 
 // waitHeap is a min-heap of waiters by position (container/heap).
-type waitHeap []waiter
+type waitHeap []*waiter
 
 func (h waitHeap) Len() int           { return len(h) }
 func (h waitHeap) Less(i, j int) bool { return h[i].pos < h[j].pos }
-func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *waitHeap) Push(x any)        { *h = append(*h, x.(waiter)) }
+func (h waitHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *waitHeap) Push(x any) {
+	w := x.(*waiter)
+	w.index = len(*h)
+	*h = append(*h, w)
+}
 func (h *waitHeap) Pop() any {
 	old := *h
 	w := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
+	w.index = -1
 	return w
 }
 
@@ -601,7 +618,7 @@ func (s *Store) advance(pos int64, touched map[string]*domain.Run) {
 		s.position.Store(pos)
 	}
 	for len(s.waiters) > 0 && s.waiters[0].pos <= s.position.Load() {
-		close(heap.Pop(&s.waiters).(waiter).ch)
+		close(heap.Pop(&s.waiters).(*waiter).ch)
 	}
 	for name := range touched {
 		for _, ch := range s.subs {

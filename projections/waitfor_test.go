@@ -10,6 +10,7 @@ import (
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/projections"
 )
 
 // TestWaitFor checks that a wait ends when the read models reach its
@@ -82,5 +83,71 @@ func TestWaitFor(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the wait for the third event did not end once it was projected")
+	}
+}
+
+// TestWaitForTimedOutLeaves checks that a wait whose context ends leaves
+// the store's waiters at once (while the projector is stalled, every
+// command's wait times out: kept until the position passed them, they
+// piled up), and that the waits still under way, taken out of the middle
+// of the heap around them, still end when their positions are reached.
+func TestWaitForTimedOutLeaves(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	svc := app.New(es)
+	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
+	var last int64
+	for _, name := range []string{"a", "b", "c", "d"} {
+		res, err := svc.CreateRun(ctx, domain.CreateRun{Name: name, Config: testConfig("x"), Actor: domain.Actor{Name: "alice"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.Position
+	}
+	short, cancel := context.WithCancel(ctx)
+	var timedOut, kept []<-chan error
+	for i := range 60 {
+		// Positions in no order, the kept ones among the others.
+		pos := last - int64(i*7%4)
+		c := short
+		if i%5 == 0 {
+			c = ctx
+		}
+		done := make(chan error, 1)
+		go func() { done <- read.WaitFor(c, pos) }()
+		if c == ctx {
+			kept = append(kept, done)
+		} else {
+			timedOut = append(timedOut, done)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for projections.Waiting(read) != 60 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	for _, w := range timedOut {
+		if err := <-w; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a wait whose context ended: %v", err)
+		}
+	}
+	if n := projections.Waiting(read); n != len(kept) {
+		t.Fatalf("%d waits held after %d timed out, want the %d under way", n, len(timedOut), len(kept))
+	}
+	if err := read.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range kept {
+		select {
+		case err := <-w:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a wait under way did not end once its position was projected")
+		}
+	}
+	if n := projections.Waiting(read); n != 0 {
+		t.Fatalf("%d waits held after all ended", n)
 	}
 }
