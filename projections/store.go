@@ -107,6 +107,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if _, err := tx.ExecContext(ctx, schema+addedIndexes); err != nil {
 		return err
 	}
+	if err := fixUpdatedWidth(ctx, tx); err != nil {
+		return fmt.Errorf("rewrite the runs' update times: %w", err)
+	}
 	if version == schemaVersion {
 		return tx.Commit()
 	}
@@ -132,6 +135,59 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// updatedLayout is the form of runs.updated: RFC 3339 in UTC with all nine
+// digits of the fraction, so that the text sorts as the time does. (With
+// the fraction's trailing zeros cut, as time.RFC3339Nano has it, which
+// earlier versions wrote, "…:05.1Z" sorted after "…:05.12Z".)
+const updatedLayout = "2006-01-02T15:04:05.000000000Z"
+
+func updatedText(t time.Time) string { return t.UTC().Format(updatedLayout) }
+
+// updatedFixedMark is the name of a checkpoint row (its position unused)
+// recording that every runs.updated is in updatedLayout. Older versions of
+// the program, which read the column's either form, ignore it.
+const updatedFixedMark = "format:updated-fixed-width"
+
+// fixUpdatedWidth rewrites the update times that earlier versions wrote in
+// time.RFC3339Nano into updatedLayout, once per file (updatedFixedMark).
+func fixUpdatedWidth(ctx context.Context, tx *sql.Tx) error {
+	var done int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM checkpoint WHERE name = ?`, updatedFixedMark).Scan(&done); err != nil {
+		return err
+	}
+	if done > 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT name, updated FROM runs WHERE length(updated) != ?`, len(updatedLayout))
+	if err != nil {
+		return err
+	}
+	fixed := map[string]string{}
+	for rows.Next() {
+		var name, updated string
+		if err := rows.Scan(&name, &updated); err != nil {
+			rows.Close()
+			return err
+		}
+		t, err := time.Parse(time.RFC3339Nano, updated)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("run %s: %w", name, err)
+		}
+		fixed[name] = updatedText(t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for name, updated := range fixed {
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET updated = ? WHERE name = ?`, updated, name); err != nil {
+			return fmt.Errorf("run %s: %w", name, err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO checkpoint (name, position) VALUES (?, 0)`, updatedFixedMark)
+	return err
 }
 
 // fillArtifactRefs builds artifact_refs from the runs' states.
@@ -1117,7 +1173,7 @@ func (b *batchWriter) finish(ctx context.Context) error {
 		}
 		if err := b.exec(ctx, `INSERT INTO runs (name, owner, status, updated, state) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, status = excluded.status, updated = excluded.updated, state = excluded.state`,
-			name, r.Owner, string(r.Status), r.Updated.UTC().Format(time.RFC3339Nano), state); err != nil {
+			name, r.Owner, string(r.Status), updatedText(r.Updated), state); err != nil {
 			return fmt.Errorf("write run %s read model: %w", name, err)
 		}
 	}

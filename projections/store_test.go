@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -273,5 +274,78 @@ func TestNewFilesHaveLargePages(t *testing.T) {
 	openRead(t, old)
 	if got := pragma(old, "page_size"); got != "4096" {
 		t.Errorf("an existing file's pages became %s bytes", got)
+	}
+}
+
+// TestListRunsOrderWithinASecond checks that runs updated within one
+// second are listed most recent first, whatever digits their times'
+// fractions have, and that a file whose update times an earlier version
+// wrote in time.RFC3339Nano (trailing zeros cut: "…:05.1Z" sorted after
+// "…:05.12Z") is rewritten once when opened.
+func TestListRunsOrderWithinASecond(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	svc := app.New(es)
+	base := time.Date(2026, 11, 27, 12, 0, 5, 0, time.UTC)
+	// Created in this order, each later than the one before.
+	times := map[string]time.Time{
+		"a": base,
+		"b": base.Add(100 * time.Millisecond),
+		"c": base.Add(120 * time.Millisecond),
+		"d": base.Add(123456789),
+		"e": base.Add(200 * time.Millisecond),
+	}
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		svc.Now = func() time.Time { return times[name] }
+		if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: name, Config: testConfig("x"), Actor: domain.Actor{Name: "alice"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"e", "d", "c", "b", "a"}
+	names := func(read *projections.Store) []string {
+		t.Helper()
+		runs, err := read.ListRuns(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range runs {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	path := filepath.Join(t.TempDir(), "read.db")
+	read, err := projections.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := read.CatchUp(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(read); !slices.Equal(got, want) {
+		t.Fatalf("runs listed %v, want %v", got, want)
+	}
+	// As an earlier version left the file.
+	if err := read.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, at := range times {
+		if _, err := db.ExecContext(ctx, `UPDATE runs SET updated = ? WHERE name = ?`, at.Format(time.RFC3339Nano), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM checkpoint WHERE name LIKE 'format:%'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	read = openRead(t, path)
+	if got := names(read); !slices.Equal(got, want) {
+		t.Fatalf("after reopening a file with the old form: runs listed %v, want %v", got, want)
 	}
 }

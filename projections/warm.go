@@ -9,8 +9,7 @@ import (
 )
 
 // EachRunState calls yield with the projected state of every run, the
-// most recently updated first (to the second: the order within one second
-// is not promised), until yield returns false. A server warms its command
+// most recently updated first, until yield returns false. A server warms its command
 // cache with them.
 //
 // The names are sorted first and each state read by its key after: sorting
