@@ -113,14 +113,7 @@ func TestLightStateApply(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range events {
-			var whole domain.Run
-			if err := domain.DecodeState(b, &whole); err != nil {
-				t.Fatal(err)
-			}
-			l, err := domain.DecodeSharedLight(b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			whole, l := decodeBoth(t, b)
 			rec := domain.Recorded{Version: whole.Version + 1, Time: at, Actor: "alice", Event: e}
 			before, lightBefore := whole, skipped(l.Run)
 			whole.Apply(rec)
@@ -158,6 +151,20 @@ func TestLightStateApply(t *testing.T) {
 	}
 }
 
+// decodeBoth decodes state b whole and in its light form.
+func decodeBoth(t *testing.T, b []byte) (domain.Run, domain.LightState) {
+	t.Helper()
+	var whole domain.Run
+	if err := domain.DecodeState(b, &whole); err != nil {
+		t.Fatal(err)
+	}
+	l, err := domain.DecodeSharedLight(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return whole, l
+}
+
 // skipped returns what the light form of r skips.
 func skipped(r domain.Run) any {
 	return []any{r.Config, r.LastSuccessful, r.Products, r.Backup, r.Job}
@@ -178,14 +185,7 @@ func TestLightDecisions(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range actors {
-			var whole domain.Run
-			if err := domain.DecodeState(b, &whole); err != nil {
-				t.Fatal(err)
-			}
-			l, err := domain.DecodeSharedLight(b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			whole, l := decodeBoth(t, b)
 			c := domain.RequestRestore{RequestID: "r-1", Debug: true, Log: "x_restore_log.txt", Actor: a}
 			wantEvs, wantErr := whole.RequestRestore(c)
 			gotEvs, gotErr := l.Run.RequestRestore(c)
@@ -233,22 +233,7 @@ func TestLightDamaged(t *testing.T) {
 // a job, with the same leading fields, and its encoding decodes to the
 // same whole state.
 func FuzzDecodeSharedLight(f *testing.F) {
-	var r domain.Run
-	n := 0
-	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
-	r.Job = nil
-	b, err := domain.EncodeState(r)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(b)
-	r.Config.YAML = strings.Repeat("# comment\n", 60) + "inputs: [a, b]\n"
-	r.Backup.Config.YAML = strings.Repeat("# comment\n", 60) + "inputs: [a]\n"
-	if b, err = domain.EncodeState(r); err != nil {
-		f.Fatal(err)
-	}
-	f.Add(b) // a configuration as a difference
-	f.Add([]byte{0xB1})
+	addStateSeeds(f, false)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := domain.DecodeSharedLight(data)
 		if err != nil {
