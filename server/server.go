@@ -302,7 +302,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() {
+		// The last process to close read models written without syncs
+		// syncs them (up to the pages the kernel has not written back yet,
+		// hundreds of megabytes after a long load): say why the stop takes
+		// time, and whether it went wrong.
+		log.Info("closing the stores (syncing the read models if this process was the last to have them open)")
+		start := time.Now()
+		if err := c.Close(); err != nil {
+			log.Error("closing the stores failed", "err", err, "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		log.Info("stores closed", "took", time.Since(start).Round(time.Millisecond))
+	}()
 	m := metrics.New()
 	c.Svc.Store = m.Store(c.Store)
 	c.Svc.CacheBytes = cfg.CacheBytes

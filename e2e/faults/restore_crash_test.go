@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -486,6 +487,15 @@ func TestCrashDuringRestore(t *testing.T) {
 		if got := c.run(name); !sameJSON(got, want) {
 			t.Fatalf("run %s after the read models were rebuilt:\n%+v\nwant\n%+v", name, got, want)
 		}
+	}
+	// A clean stop: the last process to close the read models syncs them
+	// and removes the marker, and says so.
+	c.srv.stop()
+	if _, err := os.Stat(filepath.Join(c.dataDir, "read.db.unsynced")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the unsynced-writes marker is left after a clean stop: %v", err)
+	}
+	if logs := c.srv.logText(); !strings.Contains(logs, "stores closed") {
+		t.Fatalf("the server did not say it closed its stores:\n%s", logs)
 	}
 }
 
