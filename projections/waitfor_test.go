@@ -48,14 +48,7 @@ func TestWaitFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []<-chan error{w1, w2} {
-		select {
-		case err := <-w:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a wait for a position the read models reached did not end")
-		}
+		mustEnd(t, w, "a wait for a position the read models reached")
 	}
 	select {
 	case err := <-w3:
@@ -76,14 +69,7 @@ func TestWaitFor(t *testing.T) {
 	if err := read.CatchUp(ctx, es); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-w3:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the wait for the third event did not end once it was projected")
-	}
+	mustEnd(t, w3, "the wait for the third event, once it was projected,")
 }
 
 // TestWaitForTimedOutLeaves checks that a wait whose context ends leaves
@@ -138,16 +124,22 @@ func TestWaitForTimedOutLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range kept {
-		select {
-		case err := <-w:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a wait under way did not end once its position was projected")
-		}
+		mustEnd(t, w, "a wait under way, once its position was projected,")
 	}
 	if n := projections.Waiting(read); n != 0 {
 		t.Fatalf("%d waits held after all ended", n)
+	}
+}
+
+// mustEnd fails the test unless wait w ends without error within 5 s.
+func mustEnd(t *testing.T, w <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-w:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not end", what)
 	}
 }
