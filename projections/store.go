@@ -328,7 +328,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// process opening them in a later boot without that sync having happened
 	// discards them and rebuilds them from the log (the projector starts
 	// from position 0). A killed process loses nothing: the kernel holds
-	// what it wrote. Measured under load (bench http, 32 clients; the
+	// what it wrote. Measured under load (bench http, 32 clients; see
 	// docs/performance.md), syncing the read models' checkpoints
 	// delayed the event store's own syncs, which acknowledge commands:
 	// 3,829–4,508 restores/s at p99 20–23 ms against 4,554–5,518/s at p99
