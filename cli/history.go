@@ -89,7 +89,7 @@ func summarize(ev client.Event) string {
 		add("images", len(e.Config.Inputs.Images))
 	case domain.ProcessingRequested:
 		add("mode", e.Mode)
-		add("job", shortID(e.JobID))
+		add("job", domain.ShortID(e.JobID))
 		if e.Mode == domain.ModeAdd {
 			add("added", "["+strings.Join(e.AddedImages, " ")+"]")
 			if e.Backup != nil {
@@ -106,43 +106,35 @@ func summarize(ev client.Event) string {
 		}
 		add("log", e.Log)
 	case domain.ProcessingStarted:
-		add("job", shortID(e.JobID))
+		add("job", domain.ShortID(e.JobID))
 	case domain.ProcessingCompleted:
-		add("job", shortID(e.JobID))
+		add("job", domain.ShortID(e.JobID))
 		add("images", e.Products.Figures.NImages)
 		add("sources", e.Products.Figures.NSources)
 		add("artifacts", len(e.Products.Artifacts))
 	case domain.ProcessingFailed:
-		add("job", shortID(e.JobID))
+		add("job", domain.ShortID(e.JobID))
 		quoted("reason", e.Reason)
 	case domain.LogWritten:
 		add("log", e.Log)
 		add("lines", len(e.Lines))
 	case domain.RestoreRequested:
-		add("request", shortID(e.RequestID))
+		add("request", domain.ShortID(e.RequestID))
 		add("backup_version", e.BackupVersion)
 		add("debug", e.Debug)
 		add("previous_status", e.PreviousStatus)
 		add("log", e.Log)
 	case domain.RunRestored:
-		add("request", shortID(e.RequestID))
+		add("request", domain.ShortID(e.RequestID))
 		add("backup_version", e.BackupVersion)
 		add("abandoned_artifacts", len(e.Abandoned))
 	case domain.RestoreFailed:
-		add("request", shortID(e.RequestID))
+		add("request", domain.ShortID(e.RequestID))
 		quoted("reason", e.Reason)
 	case domain.RunDeleted:
 		add("artifacts", len(e.Artifacts))
 	}
 	return strings.Join(parts, " ")
-}
-
-// shortID shortens a UUID-like ID the way short git hashes are shown.
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
 
 var auditHelp = help{

@@ -134,7 +134,7 @@ func eventSummary(e domain.Event) string {
 		}
 		return strings.Join(parts, "; ") + "; log " + e.Log
 	case domain.ProcessingStarted:
-		return "job " + short(e.JobID)
+		return "job " + domain.ShortID(e.JobID)
 	case domain.ProcessingCompleted:
 		f := e.Products.Figures
 		return fmt.Sprintf("%s, %s, %s, %s",
@@ -164,11 +164,4 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
-}
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
 }
