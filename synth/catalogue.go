@@ -83,14 +83,21 @@ func textCatalogue(cs []component) []byte {
 		lineLen += f.width + 1
 	}
 	out := make([]byte, 0, (len(cs)+2)*(lineLen+8))
-	out = append(out, '#')
+	// The two header lines are laid out like the rows, each name and unit
+	// ending where its column's values end; the '#' takes the place of the
+	// first space, as in selavy's files. Readers that infer the column
+	// edges from the header (pandas' read_fwf, as VAST uses) depend on it.
+	line := len(out)
 	for _, f := range fields {
 		out = append(pad(out, f.width-len(f.name)+1), f.name...)
 	}
-	out = append(out, "    comment\n#"...)
+	out[line] = '#'
+	out = append(out, "    comment\n"...)
+	line = len(out)
 	for _, f := range fields {
 		out = append(pad(out, f.width-len(f.unit)+1), f.unit...)
 	}
+	out[line] = '#'
 	out = append(out, '\n')
 	var scratch []byte
 	for i := range cs {
