@@ -32,6 +32,22 @@ func (fx *fixture) exercise(t *testing.T, what, method, target, authz string, bo
 	return o
 }
 
+// outside is the file outside the images root that the seeds try to reach.
+const outside = "etc/passwd"
+
+// mustRefuseTraversal fails the test unless a request whose configuration
+// names a file outside the images root, or whose run name could step out of
+// a directory, was refused with 400.
+func mustRefuseTraversal(t *testing.T, what, name, cfg string, o outcome) {
+	t.Helper()
+	if strings.Contains(cfg, outside) && o.code != http.StatusBadRequest {
+		t.Fatalf("%s with a configuration naming %s outside the images root answered %d, want 400: %s", what, outside, o.code, o.body)
+	}
+	if (name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00")) && o.code != http.StatusBadRequest {
+		t.Fatalf("%s named %q answered %d, want 400: %s", what, name, o.code, o.body)
+	}
+}
+
 func FuzzCreateRunBody(f *testing.F) {
 	fx := newFixture(f)
 	good := func(name, desc, cfg string) []byte {
@@ -66,6 +82,10 @@ func FuzzCreateRunBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		o := fx.exercise(t, "create run", http.MethodPost, "/api/v1/runs", fx.as("alice"), body)
+		var req struct{ Name, Config string }
+		if json.Unmarshal(body, &req) == nil {
+			mustRefuseTraversal(t, "create run", req.Name, req.Config, o)
+		}
 		if o.code != http.StatusCreated {
 			return
 		}
@@ -109,7 +129,11 @@ func FuzzConfigBody(f *testing.F) {
 		f.Add(s.name, s.body)
 	}
 	f.Fuzz(func(t *testing.T, name string, body []byte) {
-		fx.exercise(t, "put config", http.MethodPut, runPath(name, "config"), fx.as("alice"), body)
+		o := fx.exercise(t, "put config", http.MethodPut, runPath(name, "config"), fx.as("alice"), body)
+		var req struct{ Config string }
+		if json.Unmarshal(body, &req) == nil {
+			mustRefuseTraversal(t, "put config", "", req.Config, o)
+		}
 	})
 }
 
