@@ -13,10 +13,20 @@ import (
 )
 
 // Measurement is one row of a measurements/<image>.parquet product: a
-// selavy component as VAST stores it (VAST's column names and units).
-// Positions and their errors are in degrees; fluxes in mJy (/beam for peak);
-// bmaj, bmin, their errors and the psf_ (deconvolved) sizes in arcsec;
-// angles in degrees.
+// selavy component as VAST stores it (VAST's column names and units), so
+// that tools reading either pipeline's products agree:
+//   - ra, dec and their errors, ew/ns_sys_err, error_radius and the
+//     uncertainties in degrees; weights in 1/degree²;
+//   - fluxes and local_rms in mJy (/beam for peak);
+//   - bmaj, bmin and the psf_ (deconvolved) sizes in arcsec; pa, psf_pa in
+//     degrees;
+//   - err_bmaj and err_bmin in degrees and err_pa in radians when Condon
+//     errors are on (VAST's Condon estimates, whatever its data model says),
+//     and selavy's own arcsec and degrees when they are off, as VAST keeps
+//     selavy's columns then.
+//
+// name is the image's prefix and selavy's component_id
+// ("epoch01_component_1a"), unique within an image as VAST requires.
 type Measurement struct {
 	ID                  int64     `parquet:"id"`
 	IslandID            string    `parquet:"island_id"`
@@ -165,7 +175,7 @@ func buildMeasurements(cs []selavy.Component, info fits.ImageInfo, imageID, firs
 			HasSiblings:         c.HasSiblings,
 			ImageID:             imageID,
 			Time:                info.DateTime,
-			Name:                prefix + c.ComponentName,
+			Name:                prefix + c.ComponentID,
 		}
 		if m.LocalRMS == 0 {
 			m.LocalRMS = s.LocalRMSFillValue
@@ -246,13 +256,13 @@ func condonErrors(m *Measurement, beamMaj, beamMin float64) {
 	// Axis and angle errors (eq. 21).
 	sigMajor := major * math.Sqrt2 / rho1
 	sigMinor := minor * math.Sqrt2 / rho2
-	m.ErrBMaj = sigMajor * 3600
-	m.ErrBMin = sigMinor * 3600
+	m.ErrBMaj = sigMajor // degrees, as VAST's Condon errors
+	m.ErrBMin = sigMinor
+	// The angle's error is in radians, at most π; a circular fit has no
+	// defined angle.
+	m.ErrPA = math.Pi
 	if major > minor {
-		m.ErrPA = 2 / rho2 * (major * minor / (major*major - minor*minor)) * radToDeg
-	} else {
-		// A circular fit has no defined angle.
-		m.ErrPA = 180
+		m.ErrPA = min(2/rho2*(major*minor/(major*major-minor*minor)), math.Pi)
 	}
 
 	// Peak and integrated flux errors (eqs. 21 and 42).

@@ -483,7 +483,7 @@ func TestBuildMeasurements(t *testing.T) {
 		if !closeTo(m.ErrorRadius, math.Hypot(0.5, 0.01)/3600, 1e-3) {
 			t.Errorf("error radius %v arcsec", m.ErrorRadius*3600)
 		}
-		if m.ID != 10 || m.ImageID != 3 || m.Name != "ep_J1" || m.Forced {
+		if m.ID != 10 || m.ImageID != 3 || m.Name != "ep_c1a" || m.Forced {
 			t.Errorf("ids/name %+v", m)
 		}
 	})
