@@ -2,40 +2,11 @@ package pipeline
 
 import (
 	"context"
-	"encoding/csv"
-	"os"
 	"strconv"
 	"testing"
 
 	"github.com/piperun/piperun/internal/vastdata"
 )
-
-// readCSV reads a CSV file of current VAST's outputs as rows keyed by the
-// header's column names.
-func readCSV(t *testing.T, path string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	if len(recs) < 1 {
-		t.Fatalf("%s is empty", path)
-	}
-	rows := make([]map[string]string, 0, len(recs)-1)
-	for _, r := range recs[1:] {
-		row := map[string]string{}
-		for i, name := range recs[0] {
-			row[name] = r[i]
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
 
 // TestVASTMeasurementColumns compares every measurement of the VAST test
 // images, column by column, with what the current VAST code stores
@@ -43,7 +14,7 @@ func readCSV(t *testing.T, path string) []map[string]string {
 // component id, and errors in VAST's units (err_bmaj and err_bmin in
 // degrees, err_pa in radians, as VAST's Condon errors give them).
 func TestVASTMeasurementColumns(t *testing.T) {
-	want := readCSV(t, vastdata.VASTFile(t, "expected", "current-vast", "basic-r15", "measurements.csv"))
+	want := vastdata.ReadCSV(t, "expected", "current-vast", "basic-r15", "measurements.csv")
 	store := newStore(t)
 	p := processVAST(t, store, &testLog{}, "01", "02", "03", "04")
 	got := map[string]Measurement{}
