@@ -165,10 +165,10 @@ func (e *env) exit(err error) int {
 	case err == nil, errors.Is(err, errHelp):
 		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "piperun %s: %s\nRun 'piperun %s --help' for usage.\n", e.path, ue.msg, e.path)
+		fmt.Fprintf(e.stderr, "piperun %s: %s\nRun 'piperun %s --help' for usage.\n", e.path, safe(ue.msg), e.path)
 		return ExitUsage
 	}
-	fmt.Fprintf(e.stderr, "piperun %s: %v\n", e.path, err)
+	fmt.Fprintf(e.stderr, "piperun %s: %s\n", e.path, safe(err.Error()))
 	return ExitFailure
 }
 

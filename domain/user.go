@@ -1,7 +1,5 @@
 package domain
 
-import "strings"
-
 // User is the state of a user account aggregate.
 type User struct {
 	Name      string `json:"name"`
@@ -18,21 +16,15 @@ func (u *User) Apply(rec Recorded) {
 	}
 }
 
-// ValidateUserName allows 1 to 64 letters, digits, '.', '_' and '-'.
+// MaxUserNameLength bounds user names.
+const MaxUserNameLength = 64
+
+// ValidateUserName checks a new user's name: 1 to MaxUserNameLength ASCII
+// letters, digits, '.', '_' and '-', starting with a letter or a digit (the
+// run names' alphabet, see ValidateRunName). The "system:" names of the
+// workers cannot be taken, since ':' is not in the alphabet.
 func ValidateUserName(name string) error {
-	if name == "" || len(name) > 64 {
-		return errorf(ErrInvalid, "user name must be 1 to 64 characters long")
-	}
-	if strings.HasPrefix(name, "system:") {
-		return errorf(ErrInvalid, "user names may not start with \"system:\"")
-	}
-	for _, c := range name {
-		ok := c == '.' || c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-		if !ok {
-			return errorf(ErrInvalid, "user name %q may only contain letters, digits, '.', '_' and '-'", name)
-		}
-	}
-	return nil
+	return validateName("user name", name, MaxUserNameLength)
 }
 
 // Create decides the creation of a user account.
