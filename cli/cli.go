@@ -102,7 +102,7 @@ func commands() []command {
 		{name: "audit", group: groupRuns, summary: "replay a run's events and check they form a valid history", run: cmdAudit},
 		{name: "whoami", group: groupRuns, summary: "show the user the API token belongs to", run: cmdWhoAmI},
 
-		{name: "user", group: groupMaintenance, summary: "create users and their API tokens (user add)", run: cmdUser},
+		{name: "user", group: groupMaintenance, summary: "create users and manage their API tokens (user add|revoke|rotate)", run: cmdUser},
 		{name: "projections", group: groupMaintenance, summary: "rebuild the read models from the event log (projections rebuild)", run: cmdProjections},
 		{name: "artifacts", group: groupMaintenance, summary: "delete stored products no run uses any more (artifacts sweep)", run: cmdArtifacts},
 		{name: "bench", group: groupMaintenance, summary: "time source association on a synthetic survey (bench associate)", run: cmdBench},

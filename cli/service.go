@@ -232,6 +232,8 @@ func (e *env) dispatch(subs []subcommand, args []string) error {
 func cmdUser(e *env, args []string) error {
 	return e.dispatch([]subcommand{
 		{name: "add", summary: "create a user and print its API token", run: cmdUserAdd},
+		{name: "revoke", summary: "withdraw a user's API token and end their web sessions", run: cmdUserRevoke},
+		{name: "rotate", summary: "give a user a new API token (printed once); the old one stops working", run: cmdUserRotate},
 	}, args)
 }
 
@@ -243,8 +245,10 @@ only the token, on standard output: it is shown this once (the service
 keeps only its hash). Works whether or not a server is running on the data
 directory; a running server accepts the token at once.
 
-User names have 1 to 64 letters, digits, '.', '_' and '-'. Administrators
-may change any run; other users only the runs they created.`,
+User names have 1 to 64 ASCII letters, digits, '.', '_' and '-', and start
+with a letter or a digit. Administrators may change any run; other users
+only the runs they created. 'piperun user revoke' and 'piperun user rotate'
+withdraw or replace a token.`,
 	env: []string{dataDirEnv, esdbEnv},
 	examples: `
 TOKEN=$(piperun user add alice --data-dir /srv/piperun)
