@@ -566,7 +566,7 @@ func TestNewRunForm(t *testing.T) {
 		wantText []string
 	}{
 		{"bad name and config", url.Values{"name": {"a b"}, "config": {"inputs:\n  image: [a.fits]\nsource_association:\n  radius: -3\n"}},
-			http.StatusBadRequest, []string{`id="run-name-error"`, `contains &#34; &#34;`, `line 4`, `source_association.radius`, `must be greater than 0`}},
+			http.StatusBadRequest, []string{`id="run-name-error"`, `(space) at position 2`, `line 4`, `source_association.radius`, `must be greater than 0`}},
 		{"name taken", url.Values{"name": {"taken"}, "config": {configFor("epoch01")}},
 			http.StatusConflict, []string{`id="run-name-error"`, `already exists`}},
 		{"created", url.Values{"name": {"fresh"}, "description": {"first try"}, "config": {strings.ReplaceAll(configFor("epoch01"), "\n", "\r\n")}},
