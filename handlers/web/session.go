@@ -45,8 +45,8 @@ const (
 	// DefaultSessionIdle is how long a session may go unused before it
 	// ends (Server.SessionIdle).
 	DefaultSessionIdle = 12 * time.Hour
-	loginTTL     = time.Hour
-	maxFormBytes = 2 << 20
+	loginTTL           = time.Hour
+	maxFormBytes       = 2 << 20
 )
 
 // errCSRF refuses a cookie-authenticated state change without the
