@@ -434,6 +434,73 @@ func (s *Service) CreateUser(ctx context.Context, name string, admin bool, actor
 	return token, nil
 }
 
+// RevokeToken withdraws a user's API token (administrators only) and
+// returns the log position of the revocation. The token and the user's web
+// sessions stop working on a replica as soon as its read models reach that
+// position.
+func (s *Service) RevokeToken(ctx context.Context, name string, actor domain.Actor) (int64, error) {
+	return s.decideUser(ctx, name, actor.Name, "revoke the token of", func(u *domain.User) ([]domain.Event, error) {
+		return u.RevokeToken(name, actor)
+	})
+}
+
+// RotateToken gives a user a new API token (administrators only), revoked
+// or not, and returns it with the log position of the change. Only its
+// SHA-256 is stored.
+func (s *Service) RotateToken(ctx context.Context, name string, actor domain.Actor) (token string, pos int64, err error) {
+	token, err = NewToken()
+	if err != nil {
+		return "", 0, err
+	}
+	pos, err = s.decideUser(ctx, name, actor.Name, "rotate the token of", func(u *domain.User) ([]domain.Event, error) {
+		return u.RotateToken(name, HashToken(token), actor)
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return token, pos, nil
+}
+
+// EndSession records that the web session id of user name was signed out
+// of; until is when it would have expired anyway. It returns the log
+// position of the record.
+func (s *Service) EndSession(ctx context.Context, name, session string, until time.Time) (int64, error) {
+	return s.decideUser(ctx, name, name, "end a session of", func(u *domain.User) ([]domain.Event, error) {
+		return u.EndSession(session, until)
+	})
+}
+
+// decideUser loads user name, decides with decide and appends the events
+// at the version read, trying again on a concurrent change of the user.
+func (s *Service) decideUser(ctx context.Context, name, actor, what string, decide func(*domain.User) ([]domain.Event, error)) (int64, error) {
+	for attempt := 0; ; attempt++ {
+		u, err := s.LoadUser(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		evs, err := decide(&u)
+		if err != nil {
+			return 0, fmt.Errorf("%s user %s: %w", what, name, err)
+		}
+		data := make([]eventstore.EventData, 0, len(evs))
+		for _, ev := range evs {
+			typ, body, err := domain.Encode(ev)
+			if err != nil {
+				return 0, err
+			}
+			data = append(data, eventstore.EventData{ID: s.NewID(), Type: typ, Data: body, Actor: actor, Time: s.Now()})
+		}
+		_, pos, err := s.Store.Append(ctx, UserStream(name), u.Version, data...)
+		if errors.Is(err, eventstore.ErrConcurrency) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%s user %s: %w", what, name, err)
+		}
+		return pos, nil
+	}
+}
+
 // HashToken returns the hex SHA-256 of an API token, the only form in which
 // tokens are stored.
 func HashToken(token string) string {

@@ -102,7 +102,7 @@ func commands() []command {
 		{name: "audit", group: groupRuns, summary: "replay a run's events and check they form a valid history", run: cmdAudit},
 		{name: "whoami", group: groupRuns, summary: "show the user the API token belongs to", run: cmdWhoAmI},
 
-		{name: "user", group: groupMaintenance, summary: "create users and their API tokens (user add)", run: cmdUser},
+		{name: "user", group: groupMaintenance, summary: "create users and manage their API tokens (user add|revoke|rotate)", run: cmdUser},
 		{name: "projections", group: groupMaintenance, summary: "rebuild the read models from the event log (projections rebuild)", run: cmdProjections},
 		{name: "artifacts", group: groupMaintenance, summary: "delete stored products no run uses any more (artifacts sweep)", run: cmdArtifacts},
 		{name: "bench", group: groupMaintenance, summary: "time source association on a synthetic survey (bench associate)", run: cmdBench},
@@ -165,10 +165,10 @@ func (e *env) exit(err error) int {
 	case err == nil, errors.Is(err, errHelp):
 		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "piperun %s: %s\nRun 'piperun %s --help' for usage.\n", e.path, ue.msg, e.path)
+		fmt.Fprintf(e.stderr, "piperun %s: %s\nRun 'piperun %s --help' for usage.\n", e.path, safe(ue.msg), e.path)
 		return ExitUsage
 	}
-	fmt.Fprintf(e.stderr, "piperun %s: %v\n", e.path, err)
+	fmt.Fprintf(e.stderr, "piperun %s: %s\n", e.path, safe(err.Error()))
 	return ExitFailure
 }
 

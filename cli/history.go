@@ -64,7 +64,7 @@ func cmdHistory(e *env, args []string) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "VERSION\tTIME\tACTOR\tTYPE\tSUMMARY")
 	for _, ev := range evs {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", ev.Version, showTime(ev.Time), ev.Actor, ev.Type, summarize(ev))
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", ev.Version, showTime(ev.Time), safe(ev.Actor), safe(ev.Type), safe(summarize(ev)))
 	}
 	return w.Flush()
 }
@@ -185,7 +185,7 @@ func cmdAudit(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "audit of run %s found %d problems in %d events:\n", pos[0], len(findings), len(recs))
 	for _, f := range findings {
-		fmt.Fprintf(e.stdout, "  %s\n", f)
+		fmt.Fprintf(e.stdout, "  %s\n", safe(f.String()))
 	}
 	return fmt.Errorf("the history of run %s is not valid", pos[0])
 }

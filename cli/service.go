@@ -8,8 +8,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/handlers/web"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/server"
@@ -21,7 +23,7 @@ import (
 var Version = ""
 
 var serveHelp = help{
-	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D] [--cache-mb N]"},
+	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D] [--cache-mb N] [--session-idle D]"},
 	description: `
 Runs the piperun service on a data directory: the HTTP API (and web pages)
 on --addr, and the workers that process runs, restore them and delete them.
@@ -66,6 +68,7 @@ Prometheus metrics.`,
 		esdbEnv,
 		EnvAddr + "        listen address, when --addr is not given (default " + DefaultAddr + ")",
 		EnvSessionKeyFile + "  web session key file, when --session-key-file is not given",
+		EnvSessionIdle + "      web session idle limit, when --session-idle is not given (default 12h)",
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
 		kafkaBrokersEnv,
 		kafkaTopicEnv,
@@ -84,6 +87,7 @@ func cmdServe(e *env, args []string) error {
 	esdbFlag(fs)
 	fs.String("addr", DefaultAddr, "`HOST:PORT` the HTTP API listens on")
 	fs.String("session-key-file", "", "`FILE` holding the web session key (default <data-dir>/session.key; replicas behind one address must share it)")
+	fs.Duration("session-idle", web.DefaultSessionIdle, "end a web session unused for this `DURATION` (sessions end after 7 days whatever their use)")
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	kafkaFlags(fs)
 	fs.Bool("workers", true, "run the workers in this process (false: only the API and the relay, with Kafka)")
@@ -100,6 +104,10 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	sessionIdle, err := time.ParseDuration(e.fromEnv(fs, "session-idle", EnvSessionIdle))
+	if err != nil || sessionIdle <= 0 {
+		return usagef("--session-idle (or %s) must be a positive duration such as 12h", EnvSessionIdle)
+	}
 	workers, err := strconv.ParseBool(e.fromEnv(fs, "workers", EnvWorkers))
 	if err != nil {
 		return usagef("--workers (or %s) must be true or false", EnvWorkers)
@@ -109,6 +117,7 @@ func cmdServe(e *env, args []string) error {
 		ESDBURL:        e.fromEnv(fs, "esdb-url", EnvESDBURL),
 		Addr:           e.fromEnv(fs, "addr", EnvAddr),
 		SessionKeyFile: e.fromEnv(fs, "session-key-file", EnvSessionKeyFile),
+		SessionIdle:    sessionIdle,
 		ImagesDir:      e.fromEnv(fs, "images-dir", EnvImagesDir),
 		Workers:        workers,
 		RecoverEvery:   recoverEvery,
@@ -232,6 +241,8 @@ func (e *env) dispatch(subs []subcommand, args []string) error {
 func cmdUser(e *env, args []string) error {
 	return e.dispatch([]subcommand{
 		{name: "add", summary: "create a user and print its API token", run: cmdUserAdd},
+		{name: "revoke", summary: "withdraw a user's API token and end their web sessions", run: cmdUserRevoke},
+		{name: "rotate", summary: "give a user a new API token (printed once); the old one stops working", run: cmdUserRotate},
 	}, args)
 }
 
@@ -243,8 +254,10 @@ only the token, on standard output: it is shown this once (the service
 keeps only its hash). Works whether or not a server is running on the data
 directory; a running server accepts the token at once.
 
-User names have 1 to 64 letters, digits, '.', '_' and '-'. Administrators
-may change any run; other users only the runs they created.`,
+User names have 1 to 64 ASCII letters, digits, '.', '_' and '-', and start
+with a letter or a digit. Administrators may change any run; other users
+only the runs they created. 'piperun user revoke' and 'piperun user rotate'
+withdraw or replace a token.`,
 	env: []string{dataDirEnv, esdbEnv},
 	examples: `
 TOKEN=$(piperun user add alice --data-dir /srv/piperun)
@@ -462,3 +475,6 @@ func (e *env) kafkaConfig(fs *flag.FlagSet) kafka.Config {
 
 // EnvSessionKeyFile names the web session key file.
 const EnvSessionKeyFile = "PIPERUN_SESSION_KEY_FILE"
+
+// EnvSessionIdle is the web session idle limit (a Go duration, e.g. 12h).
+const EnvSessionIdle = "PIPERUN_SESSION_IDLE"

@@ -72,11 +72,11 @@ func cmdStatus(e *env, args []string) error {
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(w, "%s:\t%v\n", k, v) }
-	row("Run", d.Name)
+	row("Run", safe(d.Name))
 	if d.Description != "" {
-		row("Description", d.Description)
+		row("Description", safe(d.Description))
 	}
-	row("Owner", d.Owner)
+	row("Owner", safe(d.Owner))
 	status := string(d.Status)
 	if d.Mode != "" {
 		status += " (" + string(d.Mode) + " mode)"
@@ -90,7 +90,7 @@ func cmdStatus(e *env, args []string) error {
 	row("Products", len(d.Products))
 	restorable := "no"
 	if d.RestoreAvailable {
-		restorable = "yes (piperun restorepiperun " + d.Name + ")"
+		restorable = "yes (piperun restorepiperun " + safe(d.Name) + ")"
 	}
 	row("Restorable", restorable)
 	row("Created", showTime(d.Created))
@@ -107,7 +107,7 @@ func cmdStatus(e *env, args []string) error {
 			if epoch == "" {
 				epoch = "-"
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%.1f\t%d\t%s\n", im.Name, epoch, showTime(im.DateTime), im.FrequencyMHz, im.NMeasurements, im.Path)
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%.1f\t%d\t%s\n", safe(im.Name), safe(epoch), showTime(im.DateTime), im.FrequencyMHz, im.NMeasurements, safe(im.Path))
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -117,7 +117,7 @@ func cmdStatus(e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "\nLogs (newest first; print one with 'piperun logs RUN LOG'):")
 		w = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		for _, l := range d.Logs {
-			fmt.Fprintf(w, "  %s\t%s\t%s\n", l.Name, l.Kind, showTime(l.Created))
+			fmt.Fprintf(w, "  %s\t%s\t%s\n", safe(l.Name), l.Kind, showTime(l.Created))
 		}
 		return w.Flush()
 	}
@@ -163,7 +163,7 @@ func cmdList(e *env, args []string) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATUS\tOWNER\tIMAGES\tSOURCES\tVERSION\tUPDATED\tDESCRIPTION")
 	for _, s := range runs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.Status, s.Owner, s.NImages, s.NSources, s.Version, showTime(s.Updated), oneLine(s.Description, 50))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", safe(s.Name), s.Status, safe(s.Owner), s.NImages, s.NSources, s.Version, showTime(s.Updated), oneLine(safe(s.Description), 50))
 	}
 	return w.Flush()
 }
@@ -211,7 +211,7 @@ func cmdLogs(e *env, args []string) error {
 			return r.explain(err)
 		}
 		for _, l := range lines {
-			fmt.Fprintln(e.stdout, l)
+			fmt.Fprintln(e.stdout, safe(l))
 		}
 		return nil
 	}
@@ -226,7 +226,7 @@ func cmdLogs(e *env, args []string) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "LOG\tKIND\tCREATED")
 	for _, l := range logs {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", l.Name, l.Kind, showTime(l.Created))
+		fmt.Fprintf(w, "%s\t%s\t%s\n", safe(l.Name), l.Kind, showTime(l.Created))
 	}
 	return w.Flush()
 }

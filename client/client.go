@@ -241,6 +241,24 @@ func (c *Client) WhoAmI(ctx context.Context) (User, error) {
 	return out, err
 }
 
+// RevokeToken withdraws user's API token (administrators only): it and the
+// user's web sessions stop working.
+func (c *Client) RevokeToken(ctx context.Context, user string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(user)+"/revoke", nil, nil)
+}
+
+// RotateToken gives user a new API token (administrators only) and returns
+// it; the old one stops working.
+func (c *Client) RotateToken(ctx context.Context, user string) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(user)+"/rotate", nil, &out); err != nil {
+		return "", err
+	}
+	return out.Token, nil
+}
+
 // Healthz checks that the server answers.
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)

@@ -37,6 +37,9 @@ const (
 	TypeDeletionRequested   = "run.deletion_requested.v1"
 	TypeRunDeleted          = "run.deleted.v1"
 	TypeUserCreated         = "user.created.v1"
+	TypeUserTokenRevoked    = "user.token_revoked.v1"
+	TypeUserTokenRotated    = "user.token_rotated.v1"
+	TypeSessionEnded        = "user.session_ended.v1"
 )
 
 // JobMode says whether a processing job reprocesses everything or adds
@@ -157,6 +160,25 @@ type UserCreated struct {
 	TokenHash string `json:"token_hash"`
 }
 
+// UserTokenRevoked withdraws a user's API token: it, and every web session
+// signed in with it, stops working. The user stays (their runs keep their
+// owner); rotating gives them a new token.
+type UserTokenRevoked struct{}
+
+// UserTokenRotated replaces a user's API token with a new one (its hash):
+// the old token and every session signed in with it stop working.
+type UserTokenRotated struct {
+	TokenHash string `json:"token_hash"`
+}
+
+// SessionEnded records that a web session was signed out of, so that every
+// replica refuses its cookie from then on. Until is when the session would
+// have expired anyway: after it the record is no longer needed.
+type SessionEnded struct {
+	Session string    `json:"session"`
+	Until   time.Time `json:"until"`
+}
+
 // EventType implementations.
 func (RunCreated) EventType() string          { return TypeRunCreated }
 func (ConfigUpdated) EventType() string       { return TypeConfigUpdated }
@@ -171,6 +193,9 @@ func (RestoreFailed) EventType() string       { return TypeRestoreFailed }
 func (DeletionRequested) EventType() string   { return TypeDeletionRequested }
 func (RunDeleted) EventType() string          { return TypeRunDeleted }
 func (UserCreated) EventType() string         { return TypeUserCreated }
+func (UserTokenRevoked) EventType() string    { return TypeUserTokenRevoked }
+func (UserTokenRotated) EventType() string    { return TypeUserTokenRotated }
+func (SessionEnded) EventType() string        { return TypeSessionEnded }
 
 // Encode returns the event's type and JSON body.
 func Encode(e Event) (string, []byte, error) {
@@ -219,6 +244,12 @@ func DecodeWith(typ string, data []byte, unmarshal func([]byte, any) error) (Eve
 		e = &RunDeleted{}
 	case TypeUserCreated:
 		e = &UserCreated{}
+	case TypeUserTokenRevoked:
+		e = &UserTokenRevoked{}
+	case TypeUserTokenRotated:
+		e = &UserTokenRotated{}
+	case TypeSessionEnded:
+		e = &SessionEnded{}
 	default:
 		return nil, fmt.Errorf("decode event: unknown type %q", typ)
 	}
@@ -257,6 +288,12 @@ func deref(e Event) Event {
 	case *RunDeleted:
 		return *v
 	case *UserCreated:
+		return *v
+	case *UserTokenRevoked:
+		return *v
+	case *UserTokenRotated:
+		return *v
+	case *SessionEnded:
 		return *v
 	}
 	return e

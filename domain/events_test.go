@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/piperun/piperun/domain"
 )
@@ -38,6 +39,9 @@ func sampleEvents() []domain.Event {
 		domain.DeletionRequested{},
 		domain.RunDeleted{Artifacts: p.Artifacts},
 		domain.UserCreated{Name: "alice", Admin: true, TokenHash: "sha256:token"},
+		domain.UserTokenRevoked{},
+		domain.UserTokenRotated{TokenHash: "sha256:new-token"},
+		domain.SessionEnded{Session: "c2Vzc2lvbg", Until: time.Date(2024, 5, 8, 12, 0, 0, 0, time.UTC)},
 	}
 }
 

@@ -12,37 +12,63 @@ import (
 
 func TestValidateRunName(t *testing.T) {
 	tests := []struct {
-		name  string
-		run   string
-		valid bool
+		name string
+		run  string
+		// want is part of the error message; "" means the name is valid.
+		want string
 	}{
-		{"ordinary", "vast_pilot-epoch.1", true},
-		{"non-ASCII letters", "épreuve", true},
-		{"64 characters", strings.Repeat("a", 64), true},
-		{"65 characters", strings.Repeat("a", 65), false},
-		// VAST (Django's max_length) counts characters, not bytes.
-		{"64 non-ASCII characters", strings.Repeat("é", 64), true},
-		{"65 non-ASCII characters", strings.Repeat("é", 65), false},
-		{"empty", "", false},
-		{"tab", "vast\tpilot", false},
-		{"newline", "vast\npilot", false},
-		{"delete", "vast\x7fpilot", false},
-		{"invalid UTF-8", "vast\xffpilot", false},
+		{"ordinary", "vast_pilot-epoch.1", ""},
+		{"starts with a digit", "1st-run", ""},
+		{"upper case", "VAST_Pilot", ""},
+		{"64 characters", strings.Repeat("a", 64), ""},
+		{"65 characters", strings.Repeat("a", 65), "65 characters long; at most 64"},
+		{"empty", "", "run name is empty"},
+		{"dot", ".", `starts with '.'`},
+		{"dot dot", "..", `starts with '.'`},
+		{"leading dash", "-rf", `starts with '-'`},
+		{"leading underscore", "_x", `starts with '_'`},
+		{"space", "vast pilot", "character ' ' (space) at position 5"},
+		{"tab", "vast\tpilot", "character U+0009 (tab) at position 5"},
+		{"newline", "vast\npilot", "character U+000A (line feed) at position 5"},
+		{"delete", "vast\x7fpilot", "character U+007F (delete) at position 5"},
+		{"invalid UTF-8", "vast\xffpilot", "not valid UTF-8 (byte 0xFF at position 5)"},
+		{"slash", "vast/pilot", "character '/' at position 5"},
+		// Names that look like another: each is refused, naming the
+		// invisible or look-alike character and where it is.
+		{"zero-width space", "vast\u200bpilot", "character U+200B (zero-width space) at position 5"},
+		{"no-break space", "vast\u00a0pilot", "character U+00A0 (no-break space) at position 5"},
+		{"right-to-left override", "vast\u202epilot", "character U+202E (right-to-left override) at position 5"},
+		{"byte-order mark", "\ufeffvast", "character U+FEFF (byte-order mark) at position 1"},
+		{"line separator", "vast\u2028pilot", "character U+2028 (line separator) at position 5"},
+		{"composed e-acute", "caf\u00e9", "character U+00E9 at position 4"},
+		{"decomposed e-acute", "cafe\u0301", "character U+0301 (combining acute accent) at position 5"},
+		{"Cyrillic a", "v\u0430st", "character U+0430 at position 2"},
 	}
-	for _, c := range "[@!#$%^&*()<>?/\\|}{~:] " {
+	for _, c := range "[@!#$%^&*()<>?/\\|}{~:]" {
 		tests = append(tests, struct {
-			name  string
-			run   string
-			valid bool
-		}{fmt.Sprintf("contains %q", c), "vast" + string(c) + "pilot", false})
+			name string
+			run  string
+			want string
+		}{fmt.Sprintf("contains %q", c), "vast" + string(c) + "pilot", fmt.Sprintf("character %q at position 5", c)})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := domain.ValidateRunName(tc.run)
-			if tc.valid {
+			if tc.want == "" {
 				checkErr(t, err, nil)
-			} else {
-				checkErr(t, err, domain.ErrInvalid)
+				return
+			}
+			checkErr(t, err, domain.ErrInvalid)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			// The message states the rule, and shows the name with every
+			// non-ASCII character escaped, so that it cannot hide one.
+			if !strings.Contains(err.Error(), "ASCII letters, digits") && !strings.Contains(err.Error(), "at most") {
+				t.Errorf("error %q does not state the rule", err)
+			}
+			if strings.ContainsFunc(err.Error(), func(r rune) bool { return r >= 0x7f || r < 0x20 }) {
+				t.Errorf("error %+q shows a non-ASCII or control character", err.Error())
 			}
 		})
 	}
@@ -52,21 +78,38 @@ func TestValidateDescription(t *testing.T) {
 	tests := []struct {
 		name        string
 		description string
-		valid       bool
+		want        string
 	}{
-		{"empty", "", true},
-		{"240 characters", strings.Repeat("a", 240), true},
-		{"240 non-ASCII characters", strings.Repeat("é", 240), true},
-		{"241 characters", strings.Repeat("a", 241), false},
-		{"241 non-ASCII characters", strings.Repeat("é", 241), false},
+		{"empty", "", ""},
+		{"240 characters", strings.Repeat("a", 240), ""},
+		{"240 non-ASCII characters", strings.Repeat("é", 240), ""},
+		{"accents, other scripts, emoji", "épreuve – 日本 😀 no-break\u00a0space", ""},
+		{"241 characters", strings.Repeat("a", 241), "241 characters long"},
+		{"241 non-ASCII characters", strings.Repeat("é", 241), "241 characters long"},
+		{"forged status line", "ok\r\x1b[2K\nStatus: Completed", "character U+000D (carriage return) at position 3"},
+		{"escape", "ab\x1b[31mred", "character U+001B (escape) at position 3"},
+		{"bell", "ding\a", "character U+0007 (bell) at position 5"},
+		{"newline", "two\nlines", "character U+000A (line feed) at position 4"},
+		{"tab", "a\tb", "character U+0009 (tab) at position 2"},
+		{"delete", "a\x7f", "character U+007F (delete) at position 2"},
+		{"C1 control", "a\u009bb", "character U+009B at position 2"},
+		{"right-to-left override", "txt.\u202eexe", "character U+202E (right-to-left override) at position 5"},
+		{"isolate", "\u2066x", "character U+2066 (left-to-right isolate) at position 1"},
+		{"zero-width space", "a\u200bb", "character U+200B (zero-width space) at position 2"},
+		{"byte-order mark", "\ufeffa", "character U+FEFF (byte-order mark) at position 1"},
+		{"paragraph separator", "a\u2029b", "character U+2029 (paragraph separator) at position 2"},
+		{"invalid UTF-8", "a\xffb", "invalid UTF-8 at position 2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := domain.ValidateDescription(tc.description)
-			if tc.valid {
+			if tc.want == "" {
 				checkErr(t, err, nil)
-			} else {
-				checkErr(t, err, domain.ErrInvalid)
+				return
+			}
+			checkErr(t, err, domain.ErrInvalid)
+			if !strings.Contains(err.Error(), "description") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
 			}
 		})
 	}

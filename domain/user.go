@@ -1,11 +1,13 @@
 package domain
 
-import "strings"
+import "time"
 
 // User is the state of a user account aggregate.
 type User struct {
-	Name      string `json:"name"`
-	Admin     bool   `json:"admin"`
+	Name  string `json:"name"`
+	Admin bool   `json:"admin"`
+	// TokenHash is the hash of the user's API token; empty once the token
+	// is revoked.
 	TokenHash string `json:"token_hash"`
 	Version   int64  `json:"version"`
 }
@@ -13,26 +15,78 @@ type User struct {
 // Apply folds a recorded event into the user's state.
 func (u *User) Apply(rec Recorded) {
 	u.Version = rec.Version
-	if e, ok := rec.Event.(UserCreated); ok {
+	switch e := rec.Event.(type) {
+	case UserCreated:
 		u.Name, u.Admin, u.TokenHash = e.Name, e.Admin, e.TokenHash
+	case UserTokenRevoked:
+		u.TokenHash = ""
+	case UserTokenRotated:
+		u.TokenHash = e.TokenHash
 	}
 }
 
-// ValidateUserName allows 1 to 64 letters, digits, '.', '_' and '-'.
-func ValidateUserName(name string) error {
-	if name == "" || len(name) > 64 {
-		return errorf(ErrInvalid, "user name must be 1 to 64 characters long")
-	}
-	if strings.HasPrefix(name, "system:") {
-		return errorf(ErrInvalid, "user names may not start with \"system:\"")
-	}
-	for _, c := range name {
-		ok := c == '.' || c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-		if !ok {
-			return errorf(ErrInvalid, "user name %q may only contain letters, digits, '.', '_' and '-'", name)
-		}
+// Revoked reports whether the user exists and has no valid token.
+func (u *User) Revoked() bool { return u.Name != "" && u.TokenHash == "" }
+
+// mayManageTokens: only administrators revoke and rotate tokens (an
+// operator with the store at hand acts as one).
+func mayManageTokens(a Actor) error {
+	if !a.Admin {
+		return errorf(ErrForbidden, "only an administrator may revoke or rotate API tokens")
 	}
 	return nil
+}
+
+// RevokeToken decides the revocation of the user's API token.
+func (u *User) RevokeToken(name string, a Actor) ([]Event, error) {
+	if err := mayManageTokens(a); err != nil {
+		return nil, err
+	}
+	if u.Name == "" {
+		return nil, errorf(ErrNotFound, "user %q does not exist", name)
+	}
+	if u.Revoked() {
+		return nil, errorf(ErrConflict, "the API token of user %q is already revoked", name)
+	}
+	return []Event{UserTokenRevoked{}}, nil
+}
+
+// RotateToken decides the replacement of the user's API token (revoked or
+// not) by the one whose hash is tokenHash.
+func (u *User) RotateToken(name string, tokenHash string, a Actor) ([]Event, error) {
+	if err := mayManageTokens(a); err != nil {
+		return nil, err
+	}
+	if u.Name == "" {
+		return nil, errorf(ErrNotFound, "user %q does not exist", name)
+	}
+	if tokenHash == "" || tokenHash == u.TokenHash {
+		return nil, errorf(ErrInvalid, "a new token hash is required")
+	}
+	return []Event{UserTokenRotated{TokenHash: tokenHash}}, nil
+}
+
+// EndSession decides the end of one of the user's web sessions. Signing out
+// is always allowed, even after the token was revoked.
+func (u *User) EndSession(session string, until time.Time) ([]Event, error) {
+	if session == "" {
+		return nil, errorf(ErrInvalid, "a session id is required")
+	}
+	if u.Name == "" {
+		return nil, errorf(ErrNotFound, "user does not exist")
+	}
+	return []Event{SessionEnded{Session: session, Until: until.UTC()}}, nil
+}
+
+// MaxUserNameLength bounds user names.
+const MaxUserNameLength = 64
+
+// ValidateUserName checks a new user's name: 1 to MaxUserNameLength ASCII
+// letters, digits, '.', '_' and '-', starting with a letter or a digit (the
+// run names' alphabet, see ValidateRunName). The "system:" names of the
+// workers cannot be taken, since ':' is not in the alphabet.
+func ValidateUserName(name string) error {
+	return validateName("user name", name, MaxUserNameLength)
 }
 
 // Create decides the creation of a user account.

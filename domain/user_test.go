@@ -75,3 +75,54 @@ func TestCreateUserTwice(t *testing.T) {
 	_, err = u.Create("alice", true, "sha256:other")
 	checkErr(t, err, domain.ErrExists)
 }
+
+func TestRevokeAndRotateToken(t *testing.T) {
+	admin := domain.Actor{Name: "root", Admin: true}
+	alice := func() domain.User {
+		var u domain.User
+		u.Apply(domain.Recorded{Version: 1, Event: domain.UserCreated{Name: "alice", TokenHash: "h1"}})
+		return u
+	}
+	revoked := alice()
+	revoked.Apply(domain.Recorded{Version: 2, Event: domain.UserTokenRevoked{}})
+	if !revoked.Revoked() || revoked.TokenHash != "" || revoked.Version != 2 {
+		t.Fatalf("after UserTokenRevoked: %+v", revoked)
+	}
+	tests := []struct {
+		name   string
+		user   domain.User
+		actor  domain.Actor
+		rotate string // new token hash; "" means revoke
+		want   error
+	}{
+		{"admin revokes", alice(), admin, "", nil},
+		{"admin rotates", alice(), admin, "h2", nil},
+		{"admin rotates a revoked token", revoked, admin, "h2", nil},
+		{"non-admin may not revoke", alice(), domain.Actor{Name: "alice"}, "", domain.ErrForbidden},
+		{"non-admin may not rotate, even their own", alice(), domain.Actor{Name: "alice"}, "h2", domain.ErrForbidden},
+		{"revoke an unknown user", domain.User{}, admin, "", domain.ErrNotFound},
+		{"rotate an unknown user", domain.User{}, admin, "h2", domain.ErrNotFound},
+		{"revoke twice", revoked, admin, "", domain.ErrConflict},
+		{"rotate to the same hash", alice(), admin, "h1", domain.ErrInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := tc.user
+			var events []domain.Event
+			var err error
+			if tc.rotate == "" {
+				events, err = u.RevokeToken("alice", tc.actor)
+			} else {
+				events, err = u.RotateToken("alice", tc.rotate, tc.actor)
+			}
+			checkErr(t, err, tc.want)
+			if tc.want != nil {
+				return
+			}
+			u.Apply(domain.Recorded{Version: u.Version + 1, Event: events[0]})
+			if u.TokenHash != tc.rotate {
+				t.Errorf("token hash after the event: %q, want %q", u.TokenHash, tc.rotate)
+			}
+		})
+	}
+}

@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS users (
 	admin INTEGER NOT NULL,
 	token_hash TEXT NOT NULL UNIQUE
 );
+-- Web sessions signed out of, until they would have expired anyway (Unix
+-- seconds): their cookies are refused.
+CREATE TABLE IF NOT EXISTS ended_sessions (
+	id TEXT PRIMARY KEY,
+	until INTEGER NOT NULL
+) WITHOUT ROWID;
 `
 
 const checkpointName = "read-models"
@@ -273,6 +279,12 @@ type Store struct {
 	// parameters come in at most refsPerStatement and chunksPerInsert sizes.
 	prepMu   sync.Mutex
 	prepared map[string]*sql.Stmt
+
+	// usersGen changes whenever a user's token may have changed in the
+	// read models: when this store applied a revocation or rotation, or
+	// found events applied by another process sharing the file. Token
+	// caches forget what they resolved under an older value.
+	usersGen atomic.Int64
 
 	mu sync.Mutex
 	// position is read without mu by WaitFor, which every command calls.
@@ -616,6 +628,7 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 	}
 	if start != s.Position() {
 		s.dropCaches()
+		s.usersGen.Add(1)
 		s.advance(start, nil)
 	}
 	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, hints: map[string]hint{}, partial: map[string]bool{}, open: map[runLog]int{}}
@@ -648,6 +661,11 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 		return fmt.Errorf("commit read-model batch: %w", err)
 	}
 	s.ckpt.Wake()
+	if b.tokensChanged {
+		// After the commit: a token cache that reads the generation before
+		// it queries the users cannot keep what it read before this batch.
+		s.usersGen.Add(1)
+	}
 	maps.Copy(s.cache, b.states)
 	if len(s.cache) > maxCachedStates {
 		// The states are read again as needed; a bound keeps a rebuild of
@@ -715,7 +733,9 @@ type batchWriter struct {
 	// to read). open finds a log's chunk.
 	chunks []logChunk
 	open   map[runLog]int
-	stmts  map[string]*sql.Stmt
+	// tokensChanged: the batch revoked or rotated a token.
+	tokensChanged bool
+	stmts         map[string]*sql.Stmt
 }
 
 type runLog struct{ run, log string }
@@ -802,13 +822,7 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 	}
 	rec := d.rec
 	if strings.HasPrefix(ev.Stream, "user-") {
-		if u, ok := rec.Event.(domain.UserCreated); ok {
-			if err := b.exec(ctx, `INSERT INTO users (name, admin, token_hash) VALUES (?, ?, ?)
-				ON CONFLICT(name) DO UPDATE SET admin = excluded.admin, token_hash = excluded.token_hash`, u.Name, u.Admin, u.TokenHash); err != nil {
-				return fmt.Errorf("project user %s: %w", u.Name, err)
-			}
-		}
-		return nil
+		return b.applyUser(ctx, strings.TrimPrefix(ev.Stream, "user-"), rec)
 	}
 	name := strings.TrimPrefix(ev.Stream, "run-")
 	_, created := rec.Event.(domain.RunCreated)
@@ -1318,6 +1332,54 @@ func (s *Store) LogLines(ctx context.Context, run, log string, from int64) ([]st
 	return lines, rows.Err()
 }
 
+// revokedTokenHash is what the users table holds for a revoked token: the
+// column is unique and not null, and no token hashes to it (hashes are
+// hex).
+func revokedTokenHash(user string) string { return "revoked:" + user }
+
+// applyUser projects an event of a user's stream.
+func (b *batchWriter) applyUser(ctx context.Context, name string, rec domain.Recorded) error {
+	var err error
+	switch e := rec.Event.(type) {
+	case domain.UserCreated:
+		err = b.exec(ctx, `INSERT INTO users (name, admin, token_hash) VALUES (?, ?, ?)
+			ON CONFLICT(name) DO UPDATE SET admin = excluded.admin, token_hash = excluded.token_hash`, e.Name, e.Admin, e.TokenHash)
+	case domain.UserTokenRevoked:
+		b.tokensChanged = true
+		err = b.exec(ctx, `UPDATE users SET token_hash = ? WHERE name = ?`, revokedTokenHash(name), name)
+	case domain.UserTokenRotated:
+		b.tokensChanged = true
+		err = b.exec(ctx, `UPDATE users SET token_hash = ? WHERE name = ?`, e.TokenHash, name)
+	case domain.SessionEnded:
+		// Records whose session has expired anyway are no longer needed;
+		// the event's time, not the clock, keeps a rebuild identical.
+		if err = b.exec(ctx, `DELETE FROM ended_sessions WHERE until < ?`, rec.Time.Unix()); err == nil {
+			err = b.exec(ctx, `INSERT INTO ended_sessions (id, until) VALUES (?, ?)
+				ON CONFLICT(id) DO UPDATE SET until = excluded.until`, e.Session, e.Until.Unix())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("project user %s: %w", name, err)
+	}
+	return nil
+}
+
+// UsersGeneration returns a value that changes whenever a user's token may
+// have changed in the read models (see Store.usersGen). A cache of resolved
+// tokens reads it before resolving one and drops what it holds when it
+// changes.
+func (s *Store) UsersGeneration() int64 { return s.usersGen.Load() }
+
+// SessionEnded reports whether the web session id was signed out of.
+func (s *Store) SessionEnded(ctx context.Context, id string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ended_sessions WHERE id = ?`, id).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up session: %w", err)
+	}
+	return n > 0, nil
+}
+
 // UserByTokenHash finds the user holding a token.
 func (s *Store) UserByTokenHash(ctx context.Context, hash string) (domain.User, error) {
 	var u domain.User
@@ -1344,7 +1406,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 func (s *Store) Reset(ctx context.Context) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	for _, q := range []string{"DELETE FROM runs", "DELETE FROM log_chunks", "DELETE FROM users", "DELETE FROM artifact_refs", "DELETE FROM checkpoint WHERE name = '" + checkpointName + "'"} {
+	for _, q := range []string{"DELETE FROM runs", "DELETE FROM log_chunks", "DELETE FROM users", "DELETE FROM ended_sessions", "DELETE FROM artifact_refs", "DELETE FROM checkpoint WHERE name = '" + checkpointName + "'"} {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("reset read models: %w", err)
 		}

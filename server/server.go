@@ -49,6 +49,9 @@ type Config struct {
 	// (default <DataDir>/session.key). API replicas behind one address
 	// must share it, or a sign-in on one is unknown to the other.
 	SessionKeyFile string
+	// SessionIdle ends a web session unused for this long (default
+	// web.DefaultSessionIdle).
+	SessionIdle time.Duration
 	// Addr is the HTTP listen address; empty for a worker-only process.
 	Addr string
 	// ImagesDir is the root that input paths are relative to.
@@ -390,7 +393,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	pages := &web.Server{API: apiServer, Key: sessionKey, Logger: log}
+	pages := &web.Server{API: apiServer, Key: sessionKey, Logger: log, SessionIdle: cfg.SessionIdle}
 	if err := pages.Register(router); err != nil {
 		return fmt.Errorf("web pages: %w", err)
 	}

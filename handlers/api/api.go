@@ -58,30 +58,44 @@ type Server struct {
 }
 
 // tokenCache remembers the actors of token hashes already resolved, so that
-// a request does not query the read models to authenticate. A user's token
-// and role never change once created (the domain has no event that would
-// change them), so an entry cannot go stale; an event that revokes tokens
-// must clear this cache when it is added.
+// a request does not query the read models to authenticate. A token stops
+// working when it is revoked or rotated (events of the user's stream): the
+// cache holds its entries under the read models' users generation
+// (projections.Store.UsersGeneration), which changes when this replica's
+// read models apply such an event, and forgets them all when it does. So a
+// replica refuses a revoked token as soon as its read models reach the
+// revocation, as it would without the cache.
 type tokenCache struct {
 	mu     sync.RWMutex
+	gen    int64
 	byHash map[string]domain.Actor
 }
 
 // maxCachedTokens bounds the cache; it is emptied when full.
 const maxCachedTokens = 10_000
 
-func (c *tokenCache) get(hash string) (domain.Actor, bool) {
+// get returns the actor of hash if it was resolved under generation gen.
+func (c *tokenCache) get(hash string, gen int64) (domain.Actor, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if c.gen != gen {
+		return domain.Actor{}, false
+	}
 	a, ok := c.byHash[hash]
 	return a, ok
 }
 
-func (c *tokenCache) put(hash string, a domain.Actor) {
+// put remembers the actor of hash, resolved under generation gen (read
+// before the lookup, so that a change during it makes the entry stale).
+func (c *tokenCache) put(hash string, a domain.Actor, gen int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.byHash == nil || len(c.byHash) >= maxCachedTokens {
+	if gen < c.gen {
+		return
+	}
+	if c.byHash == nil || len(c.byHash) >= maxCachedTokens || gen != c.gen {
 		c.byHash = make(map[string]domain.Actor)
+		c.gen = gen
 	}
 	c.byHash[hash] = a
 }
@@ -128,6 +142,8 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/runs/{name}/products", s.auth(s.listProducts)).Methods(http.MethodGet)
 	v1.Handle("/runs/{name}/products/{file:.+}", s.auth(s.getProduct)).Methods(http.MethodGet)
 	v1.Handle("/whoami", s.auth(s.whoami)).Methods(http.MethodGet)
+	v1.Handle("/users/{user}/revoke", s.auth(s.revokeToken)).Methods(http.MethodPost)
+	v1.Handle("/users/{user}/rotate", s.auth(s.rotateToken)).Methods(http.MethodPost)
 	v1.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no such API route %s %s", domain.ErrNotFound, r.Method, r.URL.Path))
 	})
@@ -159,7 +175,8 @@ func (s *Server) Authenticate(ctx context.Context, token string) (domain.Actor, 
 	// Looked up by its SHA-256, here as in the read models' index: what the
 	// timing of a lookup can tell is about a hash, which does not help to
 	// guess a token.
-	if a, ok := s.tokens.get(hash); ok {
+	gen := s.Read.UsersGeneration()
+	if a, ok := s.tokens.get(hash, gen); ok {
 		return a, nil
 	}
 	u, err := s.Read.UserByTokenHash(ctx, hash)
@@ -178,7 +195,7 @@ func (s *Server) Authenticate(ctx context.Context, token string) (domain.Actor, 
 		return domain.Actor{}, err
 	}
 	a := domain.Actor{Name: u.Name, Admin: u.Admin}
-	s.tokens.put(hash, a)
+	s.tokens.put(hash, a, gen)
 	return a, nil
 }
 
@@ -344,6 +361,48 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	a := ActorFrom(r.Context())
 	writeJSON(w, http.StatusOK, map[string]any{"name": a.Name, "admin": a.Admin})
+}
+
+// revokeToken withdraws a user's API token (administrators only). The token
+// and the user's web sessions stop working at once on this replica (the
+// answer waits for its read models), and on every other as soon as its
+// read models reach the revocation.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["user"]
+	pos, err := s.Svc.RevokeToken(r.Context(), name, ActorFrom(r.Context()))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.settleAlways(r, pos)
+	writeJSON(w, http.StatusOK, map[string]any{"user": name, "revoked": true})
+}
+
+// rotateToken gives a user a new API token (administrators only) and
+// returns it, this once; the old one stops working as a revoked one does.
+func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["user"]
+	token, pos, err := s.Svc.RotateToken(r.Context(), name, ActorFrom(r.Context()))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.settleAlways(r, pos)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"user": name, "token": token})
+}
+
+// settleAlways waits until the read models reach pos, whatever the Prefer
+// header says: an administrator who revokes a token must be able to rely
+// on its being refused when the answer comes.
+func (s *Server) settleAlways(r *http.Request, pos int64) {
+	d := s.ReadYourWrites
+	if d <= 0 {
+		d = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	defer cancel()
+	_ = s.Read.WaitFor(ctx, pos)
 }
 
 type createRunRequest struct {

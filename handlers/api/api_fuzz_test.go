@@ -315,7 +315,8 @@ func TestStateChangingRoutesCheckCaller(t *testing.T) {
 	type request struct {
 		path string
 		body []byte
-		// onRun: the route acts on an existing run, so its owner matters.
+		// onRun: the route acts on an existing run, so its owner matters
+		// (or, for a user's token, only an administrator may): bob gets 403.
 		onRun bool
 	}
 	table := map[string]request{
@@ -324,6 +325,8 @@ func TestStateChangingRoutesCheckCaller(t *testing.T) {
 		"PUT /api/v1/runs/{name}/config":   {runPath("fz", "config"), cfg, true},
 		"POST /api/v1/runs/{name}/process": {runPath("fz", "process"), []byte(`{"full_rerun": true}`), true},
 		"POST /api/v1/runs/{name}/restore": {runPath("fz", "restore"), []byte(`{}`), true},
+		"POST /api/v1/users/{user}/revoke": {"/api/v1/users/alice/revoke", nil, true},
+		"POST /api/v1/users/{user}/rotate": {"/api/v1/users/alice/rotate", nil, true},
 	}
 	walked := 0
 	checkRoute := func(method, template string) {

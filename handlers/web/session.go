@@ -40,9 +40,13 @@ const (
 	// csrfField is the hidden form field that carries it in plain forms.
 	csrfField = "csrf"
 
-	sessionTTL   = 7 * 24 * time.Hour
-	loginTTL     = time.Hour
-	maxFormBytes = 2 << 20
+	// sessionTTL is a session's absolute limit, however active it is.
+	sessionTTL = 7 * 24 * time.Hour
+	// DefaultSessionIdle is how long a session may go unused before it
+	// ends (Server.SessionIdle).
+	DefaultSessionIdle = 12 * time.Hour
+	loginTTL           = time.Hour
+	maxFormBytes       = 2 << 20
 )
 
 // errCSRF refuses a cookie-authenticated state change without the
@@ -137,11 +141,17 @@ func (s *sealer) open(name, value string, v any) error {
 
 // session is what the session cookie holds. The token's hash (never the
 // token) is kept so that every request re-checks the user against the read
-// model: a user whose token is replaced loses their sessions.
+// model: a user whose token is revoked or rotated loses their sessions. ID
+// names the session in the SessionEnded event that signing out records, so
+// that a copy of the cookie is refused afterwards on every replica. Seen is
+// when the session was last used (the cookie is sealed anew as it is used),
+// for the idle limit; Expires is the absolute limit.
 type session struct {
+	ID        string `json:"i"`
 	User      string `json:"u"`
 	TokenHash string `json:"h"`
 	CSRF      string `json:"c"`
+	Seen      int64  `json:"s"`
 	Expires   int64  `json:"e"`
 }
 
@@ -184,8 +194,25 @@ func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request, name string
 	})
 }
 
+// now is the server's clock.
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// idle is the session idle limit in force.
+func (s *Server) idle() time.Duration {
+	if s.SessionIdle > 0 {
+		return s.SessionIdle
+	}
+	return DefaultSessionIdle
+}
+
 // readSession returns the request's session, if its cookie verifies and
-// has not expired.
+// has reached neither its absolute nor its idle limit. A cookie sealed
+// before sessions had an id is refused: its user signs in again.
 func (s *Server) readSession(r *http.Request) (session, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
@@ -195,14 +222,60 @@ func (s *Server) readSession(r *http.Request) (session, bool) {
 	if err := s.seal.open(sessionCookie, c.Value, &sess); err != nil {
 		return session{}, false
 	}
-	if sess.User == "" || sess.CSRF == "" || time.Now().Unix() >= sess.Expires {
+	now := s.now()
+	if sess.ID == "" || sess.User == "" || sess.CSRF == "" || now.Unix() >= sess.Expires ||
+		now.Sub(time.Unix(sess.Seen, 0)) >= s.idle() {
 		return session{}, false
 	}
 	return sess, true
 }
 
-// actorOf resolves a session to the user it belongs to now.
+// touch seals the session anew with the time it was last used, at most
+// every idle/60 (a minute for the default), so that the idle limit counts
+// from its last use without a new cookie on every request.
+func (s *Server) touch(w http.ResponseWriter, r *http.Request, sess session) {
+	now := s.now()
+	if now.Sub(time.Unix(sess.Seen, 0)) < s.idle()/60 {
+		return
+	}
+	sess.Seen = now.Unix()
+	sealed, err := s.seal.seal(sessionCookie, sess)
+	if err != nil {
+		s.Logger.Warn("renew session cookie", "err", err)
+		return
+	}
+	s.setCookie(w, r, sessionCookie, sealed, time.Unix(sess.Expires, 0).Sub(now))
+}
+
+// newSession starts a session of actor, signed in with the token whose
+// hash is tokenHash, and returns its cookie value and lifetime.
+func (s *Server) newSession(actor domain.Actor, tokenHash string) (sealed string, ttl time.Duration, err error) {
+	id, err := randomToken()
+	if err != nil {
+		return "", 0, err
+	}
+	csrf, err := randomToken()
+	if err != nil {
+		return "", 0, err
+	}
+	now := s.now()
+	sealed, err = s.seal.seal(sessionCookie, session{
+		ID: id, User: actor.Name, TokenHash: tokenHash, CSRF: csrf, Seen: now.Unix(), Expires: now.Add(sessionTTL).Unix(),
+	})
+	return sealed, sessionTTL, err
+}
+
+// actorOf resolves a session to the user it belongs to now: refused if it
+// was signed out of, or its token revoked or rotated since, as far as this
+// replica's read models know.
 func (s *Server) actorOf(ctx context.Context, sess session) (domain.Actor, error) {
+	ended, err := s.API.Read.SessionEnded(ctx, sess.ID)
+	if err != nil {
+		return domain.Actor{}, err
+	}
+	if ended {
+		return domain.Actor{}, fmt.Errorf("%w: the session was signed out of; sign in again", api.ErrUnauthorized)
+	}
 	u, err := s.API.Read.UserByTokenHash(ctx, sess.TokenHash)
 	if errors.Is(err, projections.ErrNotFound) || (err == nil && u.Name != sess.User) {
 		return domain.Actor{}, fmt.Errorf("%w: the session's token is no longer valid; sign in again", api.ErrUnauthorized)
@@ -248,6 +321,7 @@ func (s *Server) sessions(next http.Handler) http.Handler {
 				return
 			}
 		}
+		s.touch(w, r, sess)
 		next.ServeHTTP(w, r.WithContext(withSession(api.WithActor(r.Context(), actor), sess)))
 	})
 }

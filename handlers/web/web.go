@@ -46,6 +46,11 @@ type Server struct {
 	// Heartbeat is how often an idle live stream re-reads its run and sends
 	// a keep-alive (default 15s).
 	Heartbeat time.Duration
+	// SessionIdle ends a session unused for this long (default
+	// DefaultSessionIdle); sessions end after 7 days whatever their use.
+	SessionIdle time.Duration
+	// Now is the clock of the session limits (default time.Now).
+	Now func() time.Time
 
 	once      sync.Once
 	initErr   error
@@ -301,7 +306,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, code int, p l
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	sealed, err := s.seal.seal(loginCookie, loginState{CSRF: token, Expires: time.Now().Add(loginTTL).Unix()})
+	sealed, err := s.seal.seal(loginCookie, loginState{CSRF: token, Expires: s.now().Add(loginTTL).Unix()})
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
@@ -324,7 +329,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.seal.open(loginCookie, c.Value, &st)
 	}
-	if err != nil || time.Now().Unix() >= st.Expires || checkCSRF(w, r, st.CSRF) != nil {
+	if err != nil || s.now().Unix() >= st.Expires || checkCSRF(w, r, st.CSRF) != nil {
 		p.Error = "The sign-in form expired or was not sent from this site. Please try again."
 		s.showLogin(w, r, http.StatusForbidden, p)
 		return
@@ -344,19 +349,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusUnauthorized, p)
 		return
 	}
-	csrf, err := randomToken()
+	sealed, ttl, err := s.newSession(actor, app.HashToken(token))
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	sealed, err := s.seal.seal(sessionCookie, session{
-		User: actor.Name, TokenHash: app.HashToken(token), CSRF: csrf, Expires: time.Now().Add(sessionTTL).Unix(),
-	})
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	s.setCookie(w, r, sessionCookie, sealed, sessionTTL)
+	s.setCookie(w, r, sessionCookie, sealed, ttl)
 	s.clearCookie(w, r, loginCookie)
 	http.Redirect(w, r, p.Next, http.StatusSeeOther)
 }
@@ -365,12 +363,28 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "logout", s.base(r, "Sign out", "logout"))
 }
 
-// logout ends the session. A request without a session (or with a wrong
-// CSRF token, which the middleware refuses first) changes nothing.
+// logout ends the session: it records SessionEnded, so that a copy of the
+// cookie is refused from then on (here at once: the answer waits for the
+// read models; on other replicas as soon as theirs reach the record), and
+// clears the cookie. A request without a session (or with a wrong CSRF
+// token, which the middleware refuses first) changes nothing.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if api.ActorFrom(r.Context()).Name != "" {
-		s.clearCookie(w, r, sessionCookie)
+	sess, ok := sessionFrom(r.Context())
+	if !ok || api.ActorFrom(r.Context()).Name == "" {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
 	}
+	pos, err := s.API.Svc.EndSession(r.Context(), sess.User, sess.ID, time.Unix(sess.Expires, 0))
+	if err != nil {
+		s.fail(w, r, api.StatusFor(err), fmt.Errorf("sign out: %w", err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.API.Read.WaitFor(ctx, pos); err != nil {
+		s.Logger.Warn("sign out: the read models are late; the session ends on this replica when they catch up", "err", err)
+	}
+	s.clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

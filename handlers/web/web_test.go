@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ type site struct {
 	svc    *app.Service
 	read   *projections.Store
 	tokens map[string]string
+	// pages are the site's pages; skew moves their session clock ahead.
+	pages *Server
+	skew  atomic.Int64
 }
 
 func configFor(epochs ...string) string {
@@ -84,7 +88,9 @@ func newSite(t *testing.T) *site {
 	}()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	apiServer := &api.Server{Svc: svc, Read: read, ParseConfig: parseConfig, Logger: quiet}
-	pages := &Server{API: apiServer, Key: []byte("0123456789abcdef0123456789abcdef"), Logger: quiet, Heartbeat: 50 * time.Millisecond}
+	pages := &Server{API: apiServer, Key: []byte("0123456789abcdef0123456789abcdef"), Logger: quiet, Heartbeat: 50 * time.Millisecond,
+		Now: func() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) }}
+	s.pages = pages
 	router := mux.NewRouter()
 	apiServer.Register(router)
 	if err := pages.Register(router); err != nil {
@@ -566,7 +572,7 @@ func TestNewRunForm(t *testing.T) {
 		wantText []string
 	}{
 		{"bad name and config", url.Values{"name": {"a b"}, "config": {"inputs:\n  image: [a.fits]\nsource_association:\n  radius: -3\n"}},
-			http.StatusBadRequest, []string{`id="run-name-error"`, `contains &#34; &#34;`, `line 4`, `source_association.radius`, `must be greater than 0`}},
+			http.StatusBadRequest, []string{`id="run-name-error"`, `(space) at position 2`, `line 4`, `source_association.radius`, `must be greater than 0`}},
 		{"name taken", url.Values{"name": {"taken"}, "config": {configFor("epoch01")}},
 			http.StatusConflict, []string{`id="run-name-error"`, `already exists`}},
 		{"created", url.Values{"name": {"fresh"}, "description": {"first try"}, "config": {strings.ReplaceAll(configFor("epoch01"), "\n", "\r\n")}},
