@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -188,15 +189,31 @@ func sortedKeys(m map[int64]string) []string {
 	return out
 }
 
-func TestUnsupportedMethodFails(t *testing.T) {
+// TestUnsupportedSettingsFail: settings given directly (the configuration
+// rejects these itself) with an unknown method or a NaN limit fail the
+// association with the package's sentinel.
+func TestUnsupportedSettingsFail(t *testing.T) {
 	vast := vastdata.VASTDir(t)
 	cfg := expectedConfig(t, vast, "01")
-	cfg.YAML = strings.Replace(cfg.YAML, "method: basic", "method: advanced", 1)
-	store := newStore(t)
-	_, err := pipeline.Process(context.Background(), store, pipeline.Job{
-		Run: "vast", ImagesRoot: vast, Config: cfg, Associate: Associator{},
-	}, &testLog{})
-	if !errors.Is(err, ErrUnsupportedMethod) {
-		t.Fatalf("error %v, want ErrUnsupportedMethod", err)
+	for _, tc := range []struct {
+		name string
+		edit func(*Settings)
+		want error
+	}{
+		{"unknown method", func(s *Settings) { s.Method = "nearest" }, ErrUnsupportedMethod},
+		{"NaN radius", func(s *Settings) { s.Method = runconfig.MethodAdvanced; s.RadiusArcsec = math.NaN() }, ErrInvalidSettings},
+		{"negative de Ruiter radius", func(s *Settings) { s.Method = runconfig.MethodDeRuiter; s.DeRuiterRadius = -1 }, ErrInvalidSettings},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := DefaultSettings()
+			tc.edit(&s)
+			store := newStore(t)
+			_, err := pipeline.Process(context.Background(), store, pipeline.Job{
+				Run: "vast", ImagesRoot: vast, Config: cfg, Associate: Associator{Settings: &s},
+			}, &testLog{})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
