@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/piperun/piperun/pipeline"
 )
 
 // upos is a test measurement with a positional uncertainty (arcsec, the
@@ -222,5 +224,19 @@ func TestDeRuiterRadius(t *testing.T) {
 				t.Errorf("de Ruiter radius %.9g, want %.9g", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDeRuiterCapIsHalfTheLargestBeam: the on-sky cap of a de Ruiter step
+// is the beamwidth limit times half the largest beam major axis of the
+// step's images (VAST's bw_limit * max_beam_maj / 2), and the radius limit
+// is deruiter_radius.
+func TestDeRuiterCapIsHalfTheLargestBeam(t *testing.T) {
+	s := DefaultSettings()
+	s.DeRuiterBeamwidthLimit, s.DeRuiterRadius = 2.5, 4
+	images := []pipeline.ImageRow{{BeamBMaj: 10 * arcsec}, {BeamBMaj: 24 * arcsec}, {BeamBMaj: 100 * arcsec}}
+	p := deRuiterParams(s, images, []int{0, 1})
+	if want := 2.5 * 24 * arcsec / 2; math.Abs(p.limitDeg-want) > 1e-15 || !p.deRuiter || p.drLimit != 4 {
+		t.Errorf("params %+v, want a cap of %g deg (30 arcsec) and dr limit 4", p, want)
 	}
 }
