@@ -19,14 +19,15 @@ import (
 )
 
 var benchHelp = help{
-	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--seed S] [--dir DIR]",
+	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--method basic|advanced|deruiter] [--seed S] [--dir DIR]",
 		"bench http|restore|projections [FLAGS]"},
 	description: `
 Generates a synthetic survey (N images of the same field, M sources of
 which some vary and some appear after the first image, positions scattered
-by --jitter), processes it as a run would (measurements, then VAST's basic
-association with the default settings) and reports how long each part took,
-measurements per second, and the peak memory.
+by --jitter), processes it as a run would (measurements, then association
+with --method, VAST's basic, advanced or de Ruiter association, at the
+default settings) and reports how long each part took, measurements per
+second, and the peak memory.
 
 Memory is the Go runtime's total mapped memory (runtime/metrics
 /memory/classes/total:bytes, close to the resident size), sampled every
@@ -41,6 +42,7 @@ itself: commands over HTTP under load, restore time at several run sizes,
 and the rebuild of the read models. Each has its own --help.`,
 	examples: `
 piperun bench associate --images 100 --sources 10000
+piperun bench associate --images 100 --sources 10000 --method deruiter
 piperun bench associate --images 10 --sources 1000 --jitter 2`,
 }
 
@@ -57,6 +59,7 @@ func cmdBench(e *env, args []string) error {
 	images := fs.Int("images", 100, "number of images `N`")
 	sources := fs.Int("sources", 10000, "number of sources `M`")
 	jitter := fs.Float64("jitter", 0.5, "positional scatter per image, in `ARCSEC`")
+	method := fs.String("method", runconfig.MethodBasic, "association `METHOD`: basic, advanced or deruiter")
 	seed := fs.Uint64("seed", 1, "random `SEED`; equal options give equal surveys")
 	dir := fs.String("dir", "", "`DIR` to write the survey and products to (default: a temporary directory)")
 	pos, err := e.parse(fs, benchHelp, args, 1, 1, "what to time: associate")
@@ -68,6 +71,11 @@ func cmdBench(e *env, args []string) error {
 	}
 	if *images < 1 || *sources < 1 || *jitter < 0 {
 		return usagef("--images and --sources must be at least 1 and --jitter not negative")
+	}
+	switch *method {
+	case runconfig.MethodBasic, runconfig.MethodAdvanced, runconfig.MethodDeRuiter:
+	default:
+		return usagef("--method must be basic, advanced or deruiter, not %q", *method)
 	}
 	root := *dir
 	if root == "" {
@@ -101,6 +109,11 @@ func cmdBench(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("survey configuration: %w", err)
 	}
+	cfg.SourceAssociation.Method = *method
+	settings, err := association.SettingsFromConfig(cfg.Domain())
+	if err != nil {
+		return fmt.Errorf("survey configuration: %w", err)
+	}
 	store, err := artifacts.New(filepath.Join(root, "artifacts"))
 	if err != nil {
 		return err
@@ -108,7 +121,7 @@ func cmdBench(e *env, args []string) error {
 
 	mem := newMemSampler()
 	defer mem.stop()
-	timed := &timedAssociator{inner: association.Associator{}, mem: mem}
+	timed := &timedAssociator{inner: association.Associator{Settings: &settings}, mem: mem}
 	t1 := time.Now()
 	p, err := pipeline.Process(e.ctx, store, pipeline.Job{
 		Run: "bench", Config: cfg.Domain(), ImagesRoot: imagesDir, Associate: timed,
@@ -122,8 +135,8 @@ func cmdBench(e *env, args []string) error {
 	measure := total - timed.took
 	fmt.Fprintf(e.stdout, "measurements: %d read from the catalogues and stored in %s (%.0f meas/s)\n",
 		n, measure.Round(time.Millisecond), float64(n)/measure.Seconds())
-	fmt.Fprintf(e.stdout, "association: %d measurements in %s (%.0f meas/s): %d sources, %d new; peak memory %s\n",
-		n, timed.took.Round(time.Millisecond), float64(n)/timed.took.Seconds(), p.Figures.NSources, p.Figures.NNewSources, mib(timed.peak))
+	fmt.Fprintf(e.stdout, "association (%s): %d measurements in %s (%.0f meas/s): %d sources, %d new; peak memory %s\n",
+		*method, n, timed.took.Round(time.Millisecond), float64(n)/timed.took.Seconds(), p.Figures.NSources, p.Figures.NNewSources, mib(timed.peak))
 	fmt.Fprintf(e.stdout, "processing: %s in all; peak memory %s\n", total.Round(time.Millisecond), mib(processPeak))
 	return nil
 }

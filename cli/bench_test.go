@@ -8,7 +8,7 @@ import (
 
 func init() {
 	// The help test of every command (cli_test.go) covers bench too.
-	flagsOf["bench"] = []string{"--images", "--sources", "--jitter", "--seed", "--dir", "bench associate"}
+	flagsOf["bench"] = []string{"--images", "--sources", "--jitter", "--method", "--seed", "--dir", "bench associate"}
 }
 
 func TestBenchAssociate(t *testing.T) {
@@ -16,10 +16,13 @@ func TestBenchAssociate(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("bench associate: %s", r)
 	}
+	if !strings.Contains(r.stdout, "association (basic): ") {
+		t.Errorf("the default method is not basic:\n%s", r.stdout)
+	}
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`survey: 3 images x 40 sources \(jitter 0\.5 arcsec\), \d+ catalogue components`),
 		regexp.MustCompile(`measurements: \d+ read from the catalogues and stored in \S+ \(\d+ meas/s\)`),
-		regexp.MustCompile(`association: \d+ measurements in \S+ \(\d+ meas/s\): \d+ sources, \d+ new; peak memory \d+ MiB`),
+		regexp.MustCompile(`association \(basic\): \d+ measurements in \S+ \(\d+ meas/s\): \d+ sources, \d+ new; peak memory \d+ MiB`),
 		regexp.MustCompile(`processing: \S+ in all; peak memory \d+ MiB`),
 	} {
 		if !want.MatchString(r.stdout) {
@@ -28,5 +31,23 @@ func TestBenchAssociate(t *testing.T) {
 	}
 	if r := piperun(t, "", "bench", "sort"); r.code != ExitUsage || !strings.Contains(r.stderr, "associate") {
 		t.Errorf("bench sort: %s", r)
+	}
+	if r := piperun(t, "", "bench", "associate", "--method", "nearest"); r.code != ExitUsage || !strings.Contains(r.stderr, "--method") {
+		t.Errorf("bench associate --method nearest: %s", r)
+	}
+}
+
+// TestBenchAssociateMethods runs the benchmark with the advanced and de
+// Ruiter methods: the method reaches the association, which finds every
+// source (40 sources, 3 images, 0.5" jitter).
+func TestBenchAssociateMethods(t *testing.T) {
+	for _, m := range []string{"advanced", "deruiter"} {
+		r := piperun(t, "", "bench", "associate", "--images", "3", "--sources", "40", "--seed", "2", "--method", m, "--dir", t.TempDir())
+		if r.code != ExitOK {
+			t.Fatalf("bench associate --method %s: %s", m, r)
+		}
+		if !regexp.MustCompile(`association \(` + m + `\): \d+ measurements in \S+ \(\d+ meas/s\): \d+ sources`).MatchString(r.stdout) {
+			t.Errorf("--method %s: output\n%s", m, r.stdout)
+		}
 	}
 }

@@ -74,7 +74,8 @@ source_association:
   # match measurements.
   radius: %s
   # de Ruiter association only: largest de Ruiter radius (unitless) and
-  # beamwidth limit (multiple of the beam).
+  # beamwidth limit: matches are also at most this many times half the
+  # largest beam major axis of the images being associated apart.
   deruiter_radius: %s
   deruiter_beamwidth_limit: %s
   # Associate groups of non-overlapping sky regions in parallel; worth it

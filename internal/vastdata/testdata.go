@@ -35,16 +35,29 @@ func VASTFile(t testing.TB, elem ...string) string {
 func missing(t testing.TB, err error) {
 	t.Helper()
 	msg := fmt.Sprintf("VAST test data not available (%v): these tests need the shared data at "+
-		"<module root>/../shared/testdata/vast (data/epoch0N.* and expected/)", err)
+		"<module root>/../shared/testdata/vast (data/epoch0N.* and expected/), or where %s says", err, EnvDir)
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
 }
 
-// findVASTDir walks up from the working directory (a test's package
-// directory) to the module root and looks beside it.
+// EnvDir names the environment variable that, when set, gives the VAST
+// test data directory instead of <module root>/../shared/testdata/vast:
+// for a checkout (a git worktree, say) that does not sit beside shared/.
+const EnvDir = "PIPERUN_VAST_TESTDATA"
+
+// findVASTDir returns $PIPERUN_VAST_TESTDATA when it is set; otherwise it
+// walks up from the working directory (a test's package directory) to the
+// module root and looks beside it.
 func findVASTDir() (string, error) {
+	if d := os.Getenv(EnvDir); d != "" {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", EnvDir, err)
+		}
+		return checkVASTDir(abs)
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
@@ -53,7 +66,11 @@ func findVASTDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(filepath.Dir(root), "shared", "testdata", "vast")
+	return checkVASTDir(filepath.Join(filepath.Dir(root), "shared", "testdata", "vast"))
+}
+
+// checkVASTDir returns dir if it holds a data directory.
+func checkVASTDir(dir string) (string, error) {
 	st, err := os.Stat(filepath.Join(dir, "data"))
 	if err != nil {
 		return "", err

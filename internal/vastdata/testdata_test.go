@@ -35,3 +35,17 @@ func TestModuleRootFindsGoMod(t *testing.T) {
 		t.Fatal("moduleRoot without go.mod: want an error")
 	}
 }
+
+func TestEnvDirOverridesTheLocation(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(EnvDir, dir)
+	if _, err := findVASTDir(); err == nil {
+		t.Fatalf("%s=%s without data/: want an error", EnvDir, dir)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := findVASTDir(); err != nil || got != dir {
+		t.Fatalf("findVASTDir = %q, %v; want %q", got, err, dir)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -38,37 +39,110 @@ func digest(t *testing.T, p domain.Products, name string) string {
 
 var associationProducts = []string{SourcesProduct, AssociationsProduct, RelationsProduct}
 
-// TestAddingLaterImagesContinuesTheRun: adding an image later than all the
-// run's images gives exactly (byte for byte) the products of a run over all
-// of them, since association goes in time order either way.
+// methodSettings are the settings of VAST's reference runs, one per
+// method (basic at 12 arcsec, the smallest radius with the parity data's
+// fork).
+func methodSettings() map[string]Settings {
+	basic := DefaultSettings()
+	basic.RadiusArcsec = 12
+	advanced := DefaultSettings()
+	advanced.Method, advanced.RadiusArcsec = runconfig.MethodAdvanced, 15
+	deRuiter := DefaultSettings()
+	deRuiter.Method, deRuiter.DeRuiterRadius, deRuiter.DeRuiterBeamwidthLimit = runconfig.MethodDeRuiter, 5.68, 2
+	return map[string]Settings{"basic": basic, "advanced": advanced, "deruiter": deRuiter}
+}
+
+// TestAddingLaterImagesContinuesTheRun: with every method, adding images
+// later than all the run's images gives exactly (byte for byte) the
+// products of a run over all of them, since association goes in time
+// order either way (as in VAST, whose add mode rebuilds the sources from
+// the previous products and associates only the new images). Both one
+// image (epoch04) and several (epochs 02-04, the steps with forks and
+// many-to-one matches) are added.
 func TestAddingLaterImagesContinuesTheRun(t *testing.T) {
 	vast := vastdata.VASTDir(t)
-	store := newStore(t)
-	s := DefaultSettings()
-	s.RadiusArcsec = 12 // with the fork of the parity data
-	first := processVAST(t, store, expectedConfig(t, vast, "01", "02", "03"), Associator{Settings: &s})
-	log := &testLog{}
-	added, err := pipeline.Process(context.Background(), store, pipeline.Job{
-		Run: "vast", ImagesRoot: vast, Config: expectedConfig(t, vast, "01", "02", "03", "04"),
-		Previous: &first, Add: true, Associate: Associator{Settings: &s},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh := processVAST(t, store, expectedConfig(t, vast, "01", "02", "03", "04"), Associator{Settings: &s})
-	for _, name := range associationProducts {
-		if digest(t, added, name) != digest(t, fresh, name) {
-			t.Errorf("%s after adding epoch04 differs from a fresh run's", name)
+	all := []string{"01", "02", "03", "04"}
+	for method, s := range methodSettings() {
+		for _, before := range [][]string{all[:3], all[:1]} {
+			t.Run(fmt.Sprintf("%s after %v", method, before), func(t *testing.T) {
+				store := newStore(t)
+				first := processVAST(t, store, expectedConfig(t, vast, before...), Associator{Settings: &s})
+				log := &testLog{}
+				added, err := pipeline.Process(context.Background(), store, pipeline.Job{
+					Run: "vast", ImagesRoot: vast, Config: expectedConfig(t, vast, all...),
+					Previous: &first, Add: true, Associate: Associator{Settings: &s},
+				}, log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fresh := processVAST(t, store, expectedConfig(t, vast, all...), Associator{Settings: &s})
+				for _, name := range associationProducts {
+					if digest(t, added, name) != digest(t, fresh, name) {
+						t.Errorf("%s after adding %v differs from a fresh run's", name, all[len(before):])
+					}
+				}
+				if added.Figures != fresh.Figures {
+					t.Errorf("figures %+v, want %+v", added.Figures, fresh.Figures)
+				}
+				again := processVAST(t, store, expectedConfig(t, vast, before...), Associator{Settings: &s})
+				for _, name := range associationProducts {
+					if digest(t, again, name) != digest(t, first, name) {
+						t.Errorf("%s: two runs over the same inputs differ", name)
+					}
+				}
+			})
 		}
 	}
-	if added.Figures != fresh.Figures {
-		t.Errorf("figures %+v, want %+v", added.Figures, fresh.Figures)
-	}
-	again := processVAST(t, store, expectedConfig(t, vast, "01", "02", "03"), Associator{Settings: &s})
-	for _, name := range associationProducts {
-		if digest(t, again, name) != digest(t, first, name) {
-			t.Errorf("%s: two runs over the same inputs differ", name)
-		}
+}
+
+// TestAddModeAssociatesOnlyTheNewImages adds an image earlier than the
+// last one with every method: as in VAST's add mode, only its measurements
+// are associated, against the existing sources, whose ids and earlier
+// associations (with their d2d and dr) all stay.
+func TestAddModeAssociatesOnlyTheNewImages(t *testing.T) {
+	vast := vastdata.VASTDir(t)
+	for method, s := range methodSettings() {
+		t.Run(method, func(t *testing.T) {
+			store := newStore(t)
+			before := processVAST(t, store, expectedConfig(t, vast, "01", "02", "04"), Associator{Settings: &s})
+			log := &testLog{}
+			after, err := pipeline.Process(context.Background(), store, pipeline.Job{
+				Run: "vast", ImagesRoot: vast, Config: expectedConfig(t, vast, "01", "02", "03", "04"),
+				Previous: &before, Add: true, Associate: Associator{Settings: &s},
+			}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oldAssoc := readProduct[AssociationRow](t, store, before, AssociationsProduct)
+			newAssoc := readProduct[AssociationRow](t, store, after, AssociationsProduct)
+			type key struct{ s, m int64 }
+			now := map[key]AssociationRow{}
+			for _, a := range newAssoc {
+				now[key{a.SourceID, a.MeasID}] = a
+			}
+			for _, a := range oldAssoc {
+				if n, ok := now[key{a.SourceID, a.MeasID}]; !ok || n != a {
+					t.Errorf("association %+v lost or changed", a)
+				}
+				delete(now, key{a.SourceID, a.MeasID})
+			}
+			// Epoch03's measurements are 17 to 20 in this run (after
+			// epoch04's); sources forked for them copy older ones.
+			nOld := int64(len(readProduct[SourceRow](t, store, before, SourcesProduct)))
+			seen := map[int64]bool{}
+			for k, a := range now {
+				if a.MeasID >= 17 {
+					seen[a.MeasID] = true
+					continue
+				}
+				if k.s <= nOld {
+					t.Errorf("new association %+v of an old measurement with an old source", a)
+				}
+			}
+			if len(seen) != 4 {
+				t.Errorf("epoch03 measurements associated: %v, want 17 to 20", seen)
+			}
+		})
 	}
 }
 
@@ -188,15 +262,31 @@ func sortedKeys(m map[int64]string) []string {
 	return out
 }
 
-func TestUnsupportedMethodFails(t *testing.T) {
+// TestUnsupportedSettingsFail: settings given directly (the configuration
+// rejects these itself) with an unknown method or a NaN limit fail the
+// association with the package's sentinel.
+func TestUnsupportedSettingsFail(t *testing.T) {
 	vast := vastdata.VASTDir(t)
 	cfg := expectedConfig(t, vast, "01")
-	cfg.YAML = strings.Replace(cfg.YAML, "method: basic", "method: advanced", 1)
-	store := newStore(t)
-	_, err := pipeline.Process(context.Background(), store, pipeline.Job{
-		Run: "vast", ImagesRoot: vast, Config: cfg, Associate: Associator{},
-	}, &testLog{})
-	if !errors.Is(err, ErrUnsupportedMethod) {
-		t.Fatalf("error %v, want ErrUnsupportedMethod", err)
+	for _, tc := range []struct {
+		name string
+		edit func(*Settings)
+		want error
+	}{
+		{"unknown method", func(s *Settings) { s.Method = "nearest" }, ErrUnsupportedMethod},
+		{"NaN radius", func(s *Settings) { s.Method = runconfig.MethodAdvanced; s.RadiusArcsec = math.NaN() }, ErrInvalidSettings},
+		{"negative de Ruiter radius", func(s *Settings) { s.Method = runconfig.MethodDeRuiter; s.DeRuiterRadius = -1 }, ErrInvalidSettings},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := DefaultSettings()
+			tc.edit(&s)
+			store := newStore(t)
+			_, err := pipeline.Process(context.Background(), store, pipeline.Job{
+				Run: "vast", ImagesRoot: vast, Config: cfg, Associate: Associator{Settings: &s},
+			}, &testLog{})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+		})
 	}
 }

@@ -21,12 +21,19 @@ const (
 	RelationsProduct    = "relations.parquet"
 )
 
-// ErrUnsupportedMethod means the configuration asks for an association
-// method other than basic.
-var ErrUnsupportedMethod = errors.New("association method not supported")
+// Errors of settings association cannot run with (the configuration's
+// own checks reject them earlier; Settings given directly may hold them).
+var (
+	// ErrUnsupportedMethod means the settings name an association method
+	// other than basic, advanced and deruiter.
+	ErrUnsupportedMethod = errors.New("association method not supported")
+	// ErrInvalidSettings means a radius or limit is negative or NaN.
+	ErrInvalidSettings = errors.New("invalid association settings")
+)
 
-// Associator is VAST's basic association as a pipeline.Associator. The
-// zero value reads its settings from each job's configuration.
+// Associator is VAST's source association (basic, advanced or de Ruiter)
+// as a pipeline.Associator. The zero value reads its settings from each
+// job's configuration.
 type Associator struct {
 	// Settings, when set, override the job's configuration.
 	Settings *Settings
@@ -43,8 +50,8 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	if err != nil {
 		return pipeline.AssociationResult{}, err
 	}
-	if s.Method != runconfig.MethodBasic {
-		return pipeline.AssociationResult{}, fmt.Errorf("%w: %q (only %q is implemented)", ErrUnsupportedMethod, s.Method, runconfig.MethodBasic)
+	if err := s.check(); err != nil {
+		return pipeline.AssociationResult{}, err
 	}
 	start := time.Now()
 	e := newEngine(s.RadiusArcsec)
@@ -93,10 +100,18 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 				m.distFromCentre = separation(m.RA, m.Dec, im.RA, im.Dec)
 			}
 		}
-		e.step(e.epochStep(ms, len(st) > 1, s.EpochDuplicateRadiusArcsec/3600))
+		ms = e.epochStep(ms, len(st) > 1, s.EpochDuplicateRadiusArcsec/3600)
+		switch s.Method {
+		case runconfig.MethodAdvanced:
+			e.stepAdvanced(ms, advancedParams{limitDeg: s.RadiusArcsec / 3600})
+		case runconfig.MethodDeRuiter:
+			e.stepAdvanced(ms, deRuiterParams(s, images, st))
+		default:
+			e.step(ms)
+		}
 	}
-	log.Infof("basic association (radius %g arcsec): %d steps, %d measurements, %d sources (%d before)",
-		s.RadiusArcsec, len(steps), len(e.meas), len(e.sources), previousSources)
+	log.Infof("%s: %d steps, %d measurements, %d sources (%d before)",
+		describeMethod(s), len(steps), len(e.meas), len(e.sources), previousSources)
 
 	e.sortSources()
 	rows := make([]SourceRow, len(e.sources))
@@ -132,6 +147,28 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	log.Infof("sources: %d (%d new), %d associations, %d relations, in %s",
 		len(rows), res.NNewSources, len(assoc), len(rels), time.Since(start).Round(time.Millisecond))
 	return res, nil
+}
+
+// deRuiterParams are the de Ruiter settings of a step over the given
+// images: VAST caps the separation of a match at the beamwidth limit times
+// half the largest beam major axis of the step's images.
+func deRuiterParams(s Settings, images []pipeline.ImageRow, step []int) advancedParams {
+	bmaj := 0.0
+	for _, im := range step {
+		bmaj = max(bmaj, images[im].BeamBMaj)
+	}
+	return advancedParams{limitDeg: s.DeRuiterBeamwidthLimit * bmaj / 2, deRuiter: true, drLimit: s.DeRuiterRadius}
+}
+
+// describeMethod names the method and its settings for the log.
+func describeMethod(s Settings) string {
+	switch s.Method {
+	case runconfig.MethodAdvanced:
+		return fmt.Sprintf("advanced association (radius %g arcsec)", s.RadiusArcsec)
+	case runconfig.MethodDeRuiter:
+		return fmt.Sprintf("de Ruiter association (de Ruiter radius %g, beamwidth limit %g)", s.DeRuiterRadius, s.DeRuiterBeamwidthLimit)
+	}
+	return fmt.Sprintf("basic association (radius %g arcsec)", s.RadiusArcsec)
 }
 
 func (a Associator) settings(job pipeline.Job) (Settings, error) {
@@ -226,7 +263,7 @@ func (e *engine) restorePrevious(ctx context.Context, store *artifacts.Store, pr
 			if !ok {
 				return false, fmt.Errorf("previous %s: measurement %d of source %d is in no image of the run", AssociationsProduct, assoc[hi].MeasID, assoc[hi].SourceID)
 			}
-			rows = append(rows, row{Meas: mi, D2D: assoc[hi].D2D})
+			rows = append(rows, row{Meas: mi, D2D: assoc[hi].D2D, DR: assoc[hi].DR})
 		}
 		id := assoc[lo].SourceID
 		if _, dup := e.byID[id]; dup {
@@ -277,7 +314,7 @@ func (e *engine) associationRows() ([]AssociationRow, []RelationRow) {
 	rels := []RelationRow{}
 	for _, s := range e.sources {
 		for _, r := range s.Rows {
-			assoc = append(assoc, AssociationRow{SourceID: s.ID, MeasID: e.meas[r.Meas].ID, D2D: r.D2D})
+			assoc = append(assoc, AssociationRow{SourceID: s.ID, MeasID: e.meas[r.Meas].ID, D2D: r.D2D, DR: r.DR})
 		}
 		for _, to := range s.Related {
 			rels = append(rels, RelationRow{FromSourceID: s.ID, ToSourceID: to})

@@ -11,6 +11,7 @@ import (
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/pipeline"
+	"github.com/piperun/piperun/runconfig"
 )
 
 type discardLog struct{}
@@ -62,6 +63,7 @@ func syntheticSurvey(tb testing.TB, store *artifacts.Store, images, sources int,
 			Image: pipeline.ImageRow{
 				ID: int64(im + 1), SkyRegID: 1, Name: name, Path: name, DateTime: start.Add(time.Duration(im) * 24 * time.Hour),
 				RA: 150, Dec: -30, FOVBMin: 2 * radius, NMeas: int64(sources), RMSMin: math.NaN(),
+				BeamBMaj: 15.0 / 3600, BeamBMin: 12.0 / 3600,
 			},
 			Measurements: a, New: true,
 		})
@@ -70,48 +72,59 @@ func syntheticSurvey(tb testing.TB, store *artifacts.Store, images, sources int,
 }
 
 // BenchmarkAssociate associates synthetic surveys of 10^4, 10^5 and 10^6
-// measurements (products read and written included) and reports
-// measurements per second.
+// measurements (products read and written included) with each method at
+// its default settings and reports measurements per second.
 func BenchmarkAssociate(b *testing.B) {
 	for _, size := range []struct{ images, sources int }{{10, 1000}, {100, 1000}, {100, 10000}} {
-		n := size.images * size.sources
-		b.Run(fmt.Sprintf("%dx%d", size.images, size.sources), func(b *testing.B) {
-			store, err := artifacts.New(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			in := syntheticSurvey(b, store, size.images, size.sources, 0.5)
-			b.ResetTimer()
-			for b.Loop() {
-				res, err := Associator{}.Associate(context.Background(), store, in, discardLog{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res.NSources < size.sources {
-					b.Fatalf("%d sources, want at least %d", res.NSources, size.sources)
-				}
-			}
-			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "meas/s")
-		})
+		for _, method := range []string{runconfig.MethodBasic, runconfig.MethodAdvanced, runconfig.MethodDeRuiter} {
+			benchmarkAssociate(b, size.images, size.sources, method)
+		}
 	}
 }
 
+func benchmarkAssociate(b *testing.B, images, sources int, method string) {
+	s := DefaultSettings()
+	s.Method = method
+	b.Run(fmt.Sprintf("%s/%dx%d", method, images, sources), func(b *testing.B) {
+		store, err := artifacts.New(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		in := syntheticSurvey(b, store, images, sources, 0.5)
+		b.ResetTimer()
+		for b.Loop() {
+			res, err := Associator{Settings: &s}.Associate(context.Background(), store, in, discardLog{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if res.NSources < sources {
+				b.Fatalf("%d sources, want at least %d", res.NSources, sources)
+			}
+		}
+		b.ReportMetric(float64(images*sources)*float64(b.N)/b.Elapsed().Seconds(), "meas/s")
+	})
+}
+
 // TestSyntheticSurveyAssociates checks the benchmark's survey: with little
-// jitter every source is found once, with all its measurements.
+// jitter every method finds every source once, with all its measurements.
 func TestSyntheticSurveyAssociates(t *testing.T) {
 	store := newStore(t)
 	in := syntheticSurvey(t, store, 5, 300, 0.5)
-	res, err := Associator{}.Associate(context.Background(), store, in, discardLog{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.NSources != 300 || res.NNewSources != 0 {
-		t.Errorf("%d sources (%d new), want 300 (0 new)", res.NSources, res.NNewSources)
-	}
-	rows := readProduct[SourceRow](t, store, domain.Products{Artifacts: res.Artifacts}, SourcesProduct)
-	for _, r := range rows {
-		if r.NMeas != 5 {
-			t.Fatalf("source %d has %d measurements, want 5", r.ID, r.NMeas)
+	for _, method := range []string{runconfig.MethodBasic, runconfig.MethodAdvanced, runconfig.MethodDeRuiter} {
+		s := DefaultSettings()
+		s.Method = method
+		res, err := Associator{Settings: &s}.Associate(context.Background(), store, in, discardLog{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.NSources != 300 || res.NNewSources != 0 {
+			t.Errorf("%s: %d sources (%d new), want 300 (0 new)", method, res.NSources, res.NNewSources)
+		}
+		rows := readProduct[SourceRow](t, store, domain.Products{Artifacts: res.Artifacts}, SourcesProduct)
+		for _, r := range rows {
+			if r.NMeas != 5 {
+				t.Fatalf("%s: source %d has %d measurements, want 5", method, r.ID, r.NMeas)
+			}
 		}
 	}
 }

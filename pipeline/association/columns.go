@@ -53,6 +53,8 @@ func appendMeasurements(ctx context.Context, store *artifacts.Store, digest stri
 		{"compactness", func(m *measurement) *float64 { return &m.Compactness }},
 		{"weight_ew", func(m *measurement) *float64 { return &m.WeightEW }},
 		{"weight_ns", func(m *measurement) *float64 { return &m.WeightNS }},
+		{"uncertainty_ew", func(m *measurement) *float64 { return &m.UncertaintyEW }},
+		{"uncertainty_ns", func(m *measurement) *float64 { return &m.UncertaintyNS }},
 	}
 	for _, c := range floats {
 		err := readColumn(f, c.name, func(p parquet.Page, row int) error {

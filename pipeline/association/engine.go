@@ -7,21 +7,27 @@ import (
 
 // measurement is what association needs of a measurement.
 type measurement struct {
-	ID                    int64
-	Image                 int32 // index of its image in the job's images
-	RA, Dec               float64
-	WeightEW, WeightNS    float64
-	FluxInt, FluxIntErr   float64
-	FluxPeak, FluxPeakErr float64
-	SNR, Compactness      float64
-	HasSiblings, Forced   bool
-	distFromCentre        float64 // degrees; orders epoch duplicates
+	ID                 int64
+	Image              int32 // index of its image in the job's images
+	RA, Dec            float64
+	WeightEW, WeightNS float64
+	// UncertaintyEW and UncertaintyNS are the position's uncertainties
+	// (degrees), which the de Ruiter radius uses.
+	UncertaintyEW, UncertaintyNS float64
+	FluxInt, FluxIntErr          float64
+	FluxPeak, FluxPeakErr        float64
+	SNR, Compactness             float64
+	HasSiblings, Forced          bool
+	distFromCentre               float64 // degrees; orders epoch duplicates
 }
 
-// row is one association of a measurement with a source.
+// row is one association of a measurement with a source: its separation
+// (arcsec) and de Ruiter radius (de Ruiter association only) from the
+// source when it was associated.
 type row struct {
 	Meas int32 // index into the engine's measurements
 	D2D  float64
+	DR   float64
 }
 
 // source is a source while association runs.
