@@ -229,6 +229,7 @@ func FuzzNames(f *testing.F) {
 			{"alice", http.MethodGet, runPath(name, "events")},
 			{"bob", http.MethodPost, runPath(name, "restore")},
 			{"bob", http.MethodPost, runPath(name, "process")},
+			{"bob", http.MethodPost, runPath(name, "cancel")},
 			{"bob", http.MethodPut, runPath(name, "config")},
 			{"bob", http.MethodDelete, runPath(name)},
 		} {
@@ -268,6 +269,7 @@ func TestOversizedBodies(t *testing.T) {
 		{http.MethodPut, runPath("fz", "config")},
 		{http.MethodPost, runPath("fz", "process")},
 		{http.MethodPost, runPath("fz", "restore")},
+		{http.MethodPost, runPath("fz", "cancel")},
 	} {
 		for what, body := range bodies {
 			t.Run(route.method+" "+route.target+" "+what, func(t *testing.T) {
@@ -300,6 +302,7 @@ func TestStateChangingRoutesCheckCaller(t *testing.T) {
 		"PUT /api/v1/runs/{name}/config":   {runPath("fz", "config"), cfg, true},
 		"POST /api/v1/runs/{name}/process": {runPath("fz", "process"), []byte(`{"full_rerun": true}`), true},
 		"POST /api/v1/runs/{name}/restore": {runPath("fz", "restore"), []byte(`{}`), true},
+		"POST /api/v1/runs/{name}/cancel":  {runPath("fz", "cancel"), nil, true},
 	}
 	walked := 0
 	checkRoute := func(method, template string) {
