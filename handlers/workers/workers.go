@@ -444,16 +444,6 @@ func (w *Workers) runJob(ctx context.Context, run string, job domain.Job, previo
 	}()
 	start := time.Now()
 	products, perr := w.process(ctx, run, job, previous, log)
-	if perr == nil {
-		// Never record products that are not there (the janitor may have
-		// removed a file with the same content while the job ran).
-		for _, a := range products.Artifacts {
-			if err := w.Artifacts.Verify(ctx, a.Digest, a.Size); err != nil {
-				perr = fmt.Errorf("product %s is not whole after the job: %w; process the run again", a.Name, err)
-				break
-			}
-		}
-	}
 	stopFlush()
 	<-flushed
 	if w.baseCtx.Err() != nil {
@@ -479,14 +469,26 @@ func (w *Workers) runJob(ctx context.Context, run string, job domain.Job, previo
 	})
 }
 
-// process runs the job's ProcessFunc; a panic in it is the job's failure.
+// process runs the job's ProcessFunc and checks its products; a panic in
+// either is the job's failure.
 func (w *Workers) process(ctx context.Context, run string, job domain.Job, previous *domain.Products, log Logger) (p domain.Products, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p, err = domain.Products{}, w.panicked(fmt.Sprintf("processing job %s of run %s", job.ID, run), v)
 		}
 	}()
-	return w.Process(ctx, run, job.Config, previous, job.Mode == domain.ModeAdd, log)
+	p, err = w.Process(ctx, run, job.Config, previous, job.Mode == domain.ModeAdd, log)
+	if err != nil {
+		return p, err
+	}
+	// Never record products that are not there (the janitor may have
+	// removed a file with the same content while the job ran).
+	for _, a := range p.Artifacts {
+		if err := w.Artifacts.Verify(ctx, a.Digest, a.Size); err != nil {
+			return p, fmt.Errorf("product %s is not whole after the job: %w; process the run again", a.Name, err)
+		}
+	}
+	return p, nil
 }
 
 // appendWithRetry keeps trying an append whose failure is transient (the
