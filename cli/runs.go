@@ -301,9 +301,9 @@ func indent(text, prefix string) string {
 var cancelHelp = help{
 	usage: []string{"cancel RUN [--no-confirm]"},
 	description: `
-Cancels the queued or running job of the run RUN, after asking "Cancel the
-job of run RUN? (y/n)" on standard input (anything but y or yes aborts,
-exit 1; --no-confirm skips the question). The job ends at once: the run
+Cancels the queued or running job of the run RUN, after asking
+"Cancel the job of run RUN? (y/n)" on standard input (anything but y or yes
+aborts, exit 1; --no-confirm skips the question). The job ends at once: the run
 goes to Error with "cancelled by USER" in its log, and the worker running
 the job stops it; whatever the job would still have recorded is refused.
 Process the run again with 'piperun runpipeline RUN'.
