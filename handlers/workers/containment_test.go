@@ -411,3 +411,31 @@ func TestDeleteRunningRun(t *testing.T) {
 }
 
 var bob = domain.Actor{Name: "bob"}
+
+// TestPanickingHandlerDropsTheMessage: a panic in a handler with no run
+// outcome to record (here the janitor's) is recovered and logged with its
+// stack; the message is dropped rather than redelivered to panic again.
+func TestPanickingHandlerDropsTheMessage(t *testing.T) {
+	e := newEnv(t)
+	const run = "janitored"
+	e.create(run, 3)
+	e.requestProcessing(run)
+	e.deliver(e.w, e.lastMessage(run, domain.TypeProcessingRequested))
+	if _, err := e.svc.RequestDeletion(context.Background(), run, alice); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(e.w, e.lastMessage(run, domain.TypeDeletionRequested))
+	logs := serverLog(e.w)
+	e.w.Artifacts = deletePanics{e.arts}
+	if err := e.w.Handle(e.lastMessage(run, domain.TypeRunDeleted)); err != nil {
+		t.Fatalf("a panicking handler returned %v; the message should be dropped", err)
+	}
+	if s := logs.String(); !strings.Contains(s, "drop message whose handling panicked") || !strings.Contains(s, "the disk went away") || !strings.Contains(s, "goroutine ") {
+		t.Fatalf("the server's log does not give the panic and its stack:\n%s", s)
+	}
+}
+
+// deletePanics is the artifact store whose Delete panics.
+type deletePanics struct{ workers.Artifacts }
+
+func (deletePanics) Delete(string) error { panic("the disk went away") }
