@@ -75,3 +75,18 @@ func (s *Service) RequestDeletion(ctx context.Context, name string, a domain.Act
 		return r.RequestDeletion(a)
 	})
 }
+
+// CancelJob ends the run's Queued or Running job, as cancelled by a, with
+// a line saying so in the job's log. The worker running it stops when it
+// sees the job's end; what it records afterwards is refused.
+func (s *Service) CancelJob(ctx context.Context, name string, a domain.Actor) (Result, error) {
+	return s.ExecRun(ctx, name, a.Name, func(r *domain.Run) ([]domain.Event, error) {
+		evs, err := r.CancelJob(a)
+		if err != nil {
+			return nil, err
+		}
+		log := s.NewRunLog(name, r.Job.Log, domain.LogRun, false)
+		log.Errorf("Job %s cancelled by %s", r.Job.ID, a.Name)
+		return append(log.Take(), evs...), nil
+	})
+}

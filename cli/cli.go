@@ -93,6 +93,7 @@ func commands() []command {
 		{name: "initpiperun", group: groupRuns, summary: "create a run from a configuration file (or print a template)", run: cmdInit},
 		{name: "runpipeline", group: groupRuns, summary: "process a run (adding new images or a full run) and follow its log", run: cmdRunPipeline},
 		{name: "restorepiperun", aliases: []string{"restore"}, group: groupRuns, summary: "restore a run to its version before the last addition of images", run: cmdRestore},
+		{name: "cancel", group: groupRuns, summary: "cancel a run's queued or running job", run: cmdCancel},
 		{name: "clearpiperun", group: groupRuns, summary: "delete runs and their products", run: cmdClear},
 		{name: "config", group: groupRuns, summary: "show or replace a run's configuration (config get|set)", run: cmdConfig},
 		{name: "status", group: groupRuns, summary: "show one run: status, figures, images and logs", run: cmdStatus},

@@ -96,6 +96,7 @@ var flagsOf = map[string][]string{
 	"runpipeline":         {"--debug", "--full-rerun", "--no-wait", "--server", "--token", EnvServer, EnvToken},
 	"restorepiperun":      {"--no-confirm", "--debug", "--no-wait", "--server", "--token", "Restore run RUN to this configuration? (y/n)"},
 	"clearpiperun":        {"--no-confirm", "--no-wait", "--server", "--token"},
+	"cancel":              {"--no-confirm", "--server", "--token", "Cancel the job of run RUN? (y/n)"},
 	"config get":          {"--version", "--server", "--token"},
 	"config set":          {"--server", "--token"},
 	"status":              {"--json", "--version", "--server", "--token"},

@@ -59,7 +59,13 @@ type testServer struct {
 // test ends, with the users admin (an administrator), alice and bob.
 func startServer(t *testing.T, imagesDir string) *testServer {
 	t.Helper()
-	srv := testserver.Start(t, imagesDir, []testserver.User{{Name: "admin", Admin: true}, {Name: "alice"}, {Name: "bob"}}, testserver.Options{})
+	return startServerWith(t, imagesDir, testserver.Options{})
+}
+
+// startServerWith is startServer with options.
+func startServerWith(t *testing.T, imagesDir string, opts testserver.Options) *testServer {
+	t.Helper()
+	srv := testserver.Start(t, imagesDir, []testserver.User{{Name: "admin", Admin: true}, {Name: "alice"}, {Name: "bob"}}, opts)
 	return &testServer{URL: srv.URL, DataDir: srv.DataDir, ImagesDir: imagesDir,
 		Admin: srv.Tokens["admin"], Alice: srv.Tokens["alice"], Bob: srv.Tokens["bob"]}
 }

@@ -298,6 +298,49 @@ func indent(text, prefix string) string {
 	return strings.Join(lines, "\n")
 }
 
+var cancelHelp = help{
+	usage: []string{"cancel RUN [--no-confirm]"},
+	description: `
+Cancels the queued or running job of the run RUN, after asking
+"Cancel the job of run RUN? (y/n)" on standard input (anything but y or yes
+aborts, exit 1; --no-confirm skips the question). The job ends at once: the run
+goes to Error with "cancelled by USER" in its log, and the worker running
+the job stops it; whatever the job would still have recorded is refused.
+Process the run again with 'piperun runpipeline RUN'.
+
+Use it for a job that never ends, or one that keeps stopping the server.
+Only the run's creator or an administrator may cancel its job; a run with
+no job queued or running is refused (exit 1).`,
+	env: clientEnv,
+	examples: `
+piperun cancel my-run
+piperun cancel my-run --no-confirm`,
+}
+
+func cmdCancel(e *env, args []string) error {
+	fs := e.flagSet()
+	clientFlags(fs)
+	noConfirm := fs.Bool("no-confirm", false, "cancel without asking for confirmation")
+	pos, err := e.parse(fs, cancelHelp, args, 1, 1, "the RUN whose job to cancel")
+	if err != nil {
+		return err
+	}
+	name := pos[0]
+	r, err := e.client(fs)
+	if err != nil {
+		return err
+	}
+	if !*noConfirm && !e.confirm(fmt.Sprintf("Cancel the job of run %s?", name)) {
+		return fmt.Errorf("aborted: the job of run %s was not cancelled", name)
+	}
+	res, err := r.Cancel(e.ctx, name)
+	if err != nil {
+		return r.explain(err)
+	}
+	fmt.Fprintf(e.stdout, "Job %s of run %s cancelled; the run is %s.\n", res.JobID, name, res.Status)
+	return nil
+}
+
 var clearHelp = help{
 	usage: []string{"clearpiperun RUN... [--no-confirm] [--no-wait]"},
 	description: `
@@ -306,7 +349,8 @@ Deletes the runs named, with their products, logs and backups, after asking
 but y or yes aborts, exit 1; --no-confirm skips the question). It waits
 until the server has removed each run, unless --no-wait.
 
-A run cannot be deleted while it is queued, running or restoring. Its event
+A run that is queued or running has its job cancelled first (see 'piperun
+cancel'); a run cannot be deleted while it is restoring. Its event
 history is kept, and a new run may take the name. Unlike VAST's
 clearpiperun there is no --keep-parquet: products are content-addressed and
 shared, and removed once no run refers to them.`,

@@ -109,6 +109,15 @@ type DeleteResponse struct {
 	Version int64         `json:"version"`
 }
 
+// CancelResponse is the answer to a cancellation: the run is in Error,
+// its job ended with Reason.
+type CancelResponse struct {
+	Status  domain.Status `json:"status"`
+	Version int64         `json:"version"`
+	JobID   string        `json:"job_id"`
+	Reason  string        `json:"reason"`
+}
+
 // User is the caller as the server knows it.
 type User struct {
 	Name  string `json:"name"`
@@ -188,6 +197,14 @@ func (c *Client) RestorePreview(ctx context.Context, name string) (RestorePrevie
 func (c *Client) Restore(ctx context.Context, name string, debug bool) (RestoreResponse, error) {
 	var out RestoreResponse
 	err := c.do(ctx, http.MethodPost, runPath(name, "restore"), map[string]bool{"debug": debug}, &out)
+	return out, err
+}
+
+// Cancel ends the Queued or Running job of a run (only its creator or an
+// administrator may; a run with no job running answers 409).
+func (c *Client) Cancel(ctx context.Context, name string) (CancelResponse, error) {
+	var out CancelResponse
+	err := c.do(ctx, http.MethodPost, runPath(name, "cancel"), nil, &out)
 	return out, err
 }
 

@@ -25,6 +25,9 @@ var (
 	// ErrConflict: the command contradicts the run's history (e.g. a
 	// configuration change that is not an addition of images). HTTP 409.
 	ErrConflict = errors.New("conflict")
+	// ErrNotRunning: the command needs a Queued or Running run (a
+	// cancellation). HTTP 409.
+	ErrNotRunning = errors.New("not running")
 )
 
 func errorf(sentinel error, format string, args ...any) error {

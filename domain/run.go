@@ -44,6 +44,24 @@ type Job struct {
 	Log            string    `json:"log"`
 	PreviousStatus Status    `json:"previous_status"`
 	Started        bool      `json:"started"`
+	// Starts counts the job's ProcessingStarted events: its first start
+	// and each start again after the process running it stopped.
+	Starts int `json:"starts,omitempty"`
+}
+
+// MaxJobStarts is how many times a job is started at most: a job that was
+// started this many times and never finished is failed, not started again,
+// since a job that crashes the process would otherwise crash it at every
+// start.
+const MaxJobStarts = 3
+
+// starts returns how many times the job was started (a state stored
+// before Starts was counted says only whether it was).
+func (j *Job) starts() int {
+	if j.Started {
+		return max(j.Starts, 1)
+	}
+	return j.Starts
 }
 
 // PendingRestore is a restore that was requested and has not ended.
@@ -147,6 +165,7 @@ func (r *Run) Apply(rec Recorded) {
 	case ProcessingStarted:
 		if r.Job != nil && r.Job.ID == e.JobID {
 			r.Job.Started = true
+			r.Job.Starts++
 			r.Status = StatusRunning
 		}
 	case ProcessingCompleted:
@@ -495,6 +514,47 @@ func (r *Run) StartProcessing(jobID string) []Event {
 	return []Event{ProcessingStarted{JobID: jobID}}
 }
 
+// ResumeProcessing decides what becomes of a pending job that a worker
+// takes up again after the process that ran it stopped: started once more
+// (ProcessingStarted), or, when it was started maxStarts times already
+// (MaxJobStarts unless maxStarts > 0), failed with the reason. A job not
+// started yet is started as StartProcessing would. It returns no events
+// when the job is not the pending one.
+func (r *Run) ResumeProcessing(jobID string, maxStarts int) []Event {
+	if r.Job == nil || r.Job.ID != jobID {
+		return nil
+	}
+	if !r.Job.Started {
+		return r.StartProcessing(jobID)
+	}
+	if maxStarts <= 0 {
+		maxStarts = MaxJobStarts
+	}
+	if n := r.Job.starts(); n >= maxStarts {
+		return []Event{ProcessingFailed{JobID: jobID, Reason: fmt.Sprintf(
+			"job %s was interrupted %d times (the process stopped while running it); giving up — see the server log", jobID, n)}}
+	}
+	return []Event{ProcessingStarted{JobID: jobID}}
+}
+
+// CancelJob decides the cancellation of the run's pending job, queued or
+// running, by its creator or an administrator: the job ends as failed,
+// with who cancelled it as the reason. A worker still running it is told
+// by that event to stop, and whatever it records afterwards is refused,
+// the job being no longer the pending one.
+func (r *Run) CancelJob(a Actor) ([]Event, error) {
+	if err := r.mustExist(); err != nil {
+		return nil, err
+	}
+	if !r.mayChange(a) {
+		return nil, errorf(ErrForbidden, "only the run's creator (%s) or an administrator may cancel its job", r.Owner)
+	}
+	if r.Job == nil || (r.Status != StatusQueued && r.Status != StatusRunning) {
+		return nil, errorf(ErrNotRunning, "the run is %s; only a Queued or Running run can be cancelled", r.Status)
+	}
+	return []Event{ProcessingFailed{JobID: r.Job.ID, Reason: "cancelled by " + a.Name}}, nil
+}
+
 // FinishProcessing decides the end of a job: its products, or its failure.
 // It returns no events when the job is no longer pending.
 func (r *Run) FinishProcessing(jobID string, products *Products, failure error) []Event {
@@ -580,6 +640,16 @@ func (r *Run) FinishRestore(requestID string, verifyErr error) []Event {
 	return []Event{RunRestored{RequestID: requestID, BackupVersion: r.Backup.Version, Abandoned: r.abandonedByRestore()}}
 }
 
+// FailRestore decides that the pending restore failed for reason, whatever
+// the backup holds: what a worker records when it could not carry the
+// restore out. It returns no events when the restore is no longer pending.
+func (r *Run) FailRestore(requestID, reason string) []Event {
+	if r.Restore == nil || r.Restore.ID != requestID || r.Status != StatusRestoring {
+		return nil
+	}
+	return []Event{RestoreFailed{RequestID: requestID, Reason: reason}}
+}
+
 // abandonedByRestore lists the current artifacts the backup does not use.
 func (r *Run) abandonedByRestore() []Artifact {
 	if r.Products == nil || r.Backup == nil {
@@ -598,7 +668,9 @@ func (r *Run) abandonedByRestore() []Artifact {
 	return out
 }
 
-// RequestDeletion decides a deletion request.
+// RequestDeletion decides a deletion request. A Queued or Running run's
+// job is cancelled first, in the same decision (see CancelJob): a job that
+// never ends must not keep its run from being deleted.
 func (r *Run) RequestDeletion(a Actor) ([]Event, error) {
 	if err := r.mustExist(); err != nil {
 		return nil, err
@@ -606,7 +678,16 @@ func (r *Run) RequestDeletion(a Actor) ([]Event, error) {
 	if !r.mayChange(a) {
 		return nil, errorf(ErrForbidden, "only the run's creator (%s) or an administrator may delete it", r.Owner)
 	}
-	if r.Status == StatusQueued || r.Status == StatusRunning || r.Status == StatusRestoring || r.Status == StatusDeleting {
+	if r.Status == StatusRestoring || r.Status == StatusDeleting {
+		return nil, errorf(ErrRunBusy, "the run cannot be deleted while it is %s", r.Status)
+	}
+	if r.Job != nil && (r.Status == StatusQueued || r.Status == StatusRunning) {
+		return []Event{
+			ProcessingFailed{JobID: r.Job.ID, Reason: "cancelled by " + a.Name + ": the run is being deleted"},
+			DeletionRequested{},
+		}, nil
+	}
+	if r.Status == StatusQueued || r.Status == StatusRunning {
 		return nil, errorf(ErrRunBusy, "the run cannot be deleted while it is %s", r.Status)
 	}
 	return []Event{DeletionRequested{}}, nil

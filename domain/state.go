@@ -118,7 +118,14 @@ func (e *stateEncoder) state(r *Run) error {
 		config(&j.Config, configInline)
 		e.str(j.Log)
 		e.str(string(j.PreviousStatus))
-		e.bool(j.Started)
+		// Starts<<1 | Started, in the byte that held Started alone before
+		// starts were counted: a state written then reads as a job
+		// started or not, with Starts 0 (see Job.starts).
+		started := uint64(0)
+		if j.Started {
+			started = 1
+		}
+		e.uint(uint64(max(j.Starts, 0))<<1 | started)
 	}
 	return e.restoreAndLogs(r)
 }
@@ -450,7 +457,9 @@ func decodeBinary(whole string, r *Run) error {
 		config(&j.Config)
 		j.Log = d.str()
 		j.PreviousStatus = Status(d.str())
-		j.Started = d.bool()
+		started := d.uint()
+		j.Started = started&1 == 1
+		j.Starts = int(started >> 1)
 		s.Job = j
 	}
 	d.restoreAndLogs(&s)

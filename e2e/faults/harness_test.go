@@ -56,8 +56,15 @@ func newCluster(t *testing.T) *cluster {
 // newClusterIn is newCluster on the data directory dataDir.
 func newClusterIn(t *testing.T, dataDir string) *cluster {
 	t.Helper()
+	return newClusterOn(t, dataDir, vastdata.VASTDir(t))
+}
+
+// newClusterOn is newCluster on the data directory dataDir, serving the
+// images under images (laid out as the VAST test data: data/epochNN.*).
+func newClusterOn(t *testing.T, dataDir, images string) *cluster {
+	t.Helper()
 	c := &cluster{
-		t: t, dataDir: dataDir, images: vastdata.VASTDir(t), tokens: map[string]string{},
+		t: t, dataDir: dataDir, images: images, tokens: map[string]string{},
 		client: &http.Client{Timeout: 30 * time.Second}, pre: map[string]runView{},
 	}
 	for _, u := range []struct {

@@ -136,6 +136,7 @@ func (s *Server) Register(r *mux.Router) {
 	v1.Handle("/runs/{name}/process", s.auth(s.process)).Methods(http.MethodPost)
 	v1.Handle("/runs/{name}/restore", s.auth(s.restorePreview)).Methods(http.MethodGet)
 	v1.Handle("/runs/{name}/restore", s.auth(s.restore)).Methods(http.MethodPost)
+	v1.Handle("/runs/{name}/cancel", s.auth(s.cancel)).Methods(http.MethodPost)
 	v1.Handle("/runs/{name}/logs", s.auth(s.listLogs)).Methods(http.MethodGet)
 	v1.Handle("/runs/{name}/logs/{log}", s.auth(s.getLog)).Methods(http.MethodGet)
 	v1.Handle("/runs/{name}/events", s.auth(s.events)).Methods(http.MethodGet)
@@ -241,7 +242,7 @@ func statusFor(err error) int {
 	case errors.Is(err, domain.ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, domain.ErrExists), errors.Is(err, domain.ErrRunBusy),
-		errors.Is(err, domain.ErrNotRestorable), errors.Is(err, domain.ErrConflict),
+		errors.Is(err, domain.ErrNotRestorable), errors.Is(err, domain.ErrConflict), errors.Is(err, domain.ErrNotRunning),
 		errors.Is(err, eventstore.ErrConcurrency):
 		return http.StatusConflict
 	case errors.Is(err, eventstore.ErrUnavailable):
@@ -579,6 +580,28 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		out["log"] = res.Run.Restore.Log
 	}
 	writeJSON(w, http.StatusAccepted, out)
+}
+
+// cancel ends the run's Queued or Running job (see app.Service.CancelJob).
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	if err := decodeOptional(r, &struct{}{}); err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := s.Svc.CancelJob(r.Context(), mux.Vars(r)["name"], ActorFrom(r.Context()))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.settle(w, r, res.Position)
+	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version}
+	for _, e := range res.Events {
+		if f, ok := e.(domain.ProcessingFailed); ok {
+			out["job_id"] = f.JobID
+			out["reason"] = f.Reason
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {

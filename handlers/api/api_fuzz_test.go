@@ -253,6 +253,7 @@ func FuzzNames(f *testing.F) {
 			{"alice", http.MethodGet, runPath(name, "events")},
 			{"bob", http.MethodPost, runPath(name, "restore")},
 			{"bob", http.MethodPost, runPath(name, "process")},
+			{"bob", http.MethodPost, runPath(name, "cancel")},
 			{"bob", http.MethodPut, runPath(name, "config")},
 			{"bob", http.MethodDelete, runPath(name)},
 		} {
@@ -292,6 +293,7 @@ func TestOversizedBodies(t *testing.T) {
 		{http.MethodPut, runPath("fz", "config")},
 		{http.MethodPost, runPath("fz", "process")},
 		{http.MethodPost, runPath("fz", "restore")},
+		{http.MethodPost, runPath("fz", "cancel")},
 	} {
 		for what, body := range bodies {
 			t.Run(route.method+" "+route.target+" "+what, func(t *testing.T) {
@@ -327,6 +329,7 @@ func TestStateChangingRoutesCheckCaller(t *testing.T) {
 		"POST /api/v1/runs/{name}/restore": {runPath("fz", "restore"), []byte(`{}`), true},
 		"POST /api/v1/users/{user}/revoke": {"/api/v1/users/alice/revoke", nil, true},
 		"POST /api/v1/users/{user}/rotate": {"/api/v1/users/alice/rotate", nil, true},
+		"POST /api/v1/runs/{name}/cancel":  {runPath("fz", "cancel"), nil, true},
 	}
 	walked := 0
 	checkRoute := func(method, template string) {

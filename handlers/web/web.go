@@ -484,7 +484,7 @@ func normaliseNewlines(s string) string {
 func userMessage(err error) string {
 	msg := err.Error()
 	for _, sentinel := range []error{domain.ErrInvalid, domain.ErrForbidden, domain.ErrNotFound, domain.ErrExists,
-		domain.ErrRunBusy, domain.ErrNotRestorable, domain.ErrConflict, api.ErrBadRequest} {
+		domain.ErrRunBusy, domain.ErrNotRestorable, domain.ErrConflict, domain.ErrNotRunning, api.ErrBadRequest} {
 		if errors.Is(err, sentinel) {
 			if rest, ok := strings.CutPrefix(msg, sentinel.Error()+": "); ok {
 				return rest
@@ -500,6 +500,9 @@ type runPage struct {
 	MayChange   bool
 	Busy        bool
 	ProcessVerb string
+	// Cancellable: the run has a job queued or running, which Cancel Job
+	// ends.
+	Cancellable bool
 }
 
 // mayChange mirrors the domain's rule for who may change a run, to decide
@@ -535,6 +538,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "run", runPage{
 		base: s.base(r, d.Name, "run"), Run: d, MayChange: mayChange(a, d.Owner),
 		Busy: busy(d.Status), ProcessVerb: processVerb(d.Status),
+		Cancellable: d.Status == domain.StatusQueued || d.Status == domain.StatusRunning,
 	})
 }
 

@@ -862,3 +862,37 @@ func TestRegisterNeedsItsDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelJobFromThePage: the run page offers Cancel Job to the owner
+// while the run has a job queued or running, and the page's API call
+// (session cookie and CSRF header) cancels it; without the CSRF header it
+// is refused.
+func TestCancelJobFromThePage(t *testing.T) {
+	s := newSite(t)
+	s.createRun("alice", "long", "", "epoch01")
+	b := s.browser()
+	b.signIn("alice")
+	hidden := regexp.MustCompile(`id="cancel-button"\s+hidden`)
+	if _, body := b.get("/runs/long"); !strings.Contains(body, `id="cancel-button"`) || !hidden.MatchString(body) {
+		t.Fatal("an Initialised run's page should have a hidden Cancel Job button")
+	}
+	res, err := s.svc.RequestProcessing(context.Background(), "long", false, false, domain.Actor{Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.settle(res.Position)
+	_, body := b.get("/runs/long")
+	if !strings.Contains(body, `id="cancel-button"`) || hidden.MatchString(body) || !strings.Contains(body, `id="cancel-dialog"`) {
+		t.Fatal("a Queued run's page should show Cancel Job")
+	}
+	if code, _ := b.api(http.MethodPost, "/api/v1/runs/long/cancel", "", nil); code != http.StatusForbidden {
+		t.Fatalf("cancel without the CSRF header: %d, want 403", code)
+	}
+	code, out := b.api(http.MethodPost, "/api/v1/runs/long/cancel", b.csrf, nil)
+	if code != http.StatusOK || out["status"] != string(domain.StatusError) || out["reason"] != "cancelled by alice" {
+		t.Fatalf("cancel from the page: %d %v", code, out)
+	}
+	if _, body := b.get("/runs/long"); !hidden.MatchString(body) {
+		t.Fatal("a cancelled run's page still shows Cancel Job")
+	}
+}

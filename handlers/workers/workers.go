@@ -1,10 +1,15 @@
 package workers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,11 +82,18 @@ type Workers struct {
 	// one's alone. Without it, a process only avoids running a job twice
 	// itself.
 	Leases *lease.Dir
+	// MaxStarts bounds how many times a job is started (default
+	// domain.MaxJobStarts): Recover fails a job that was started that many
+	// times and never finished (the process stopped while running it each
+	// time) instead of starting it again.
+	MaxStarts int
 
-	once    sync.Once
-	slots   chan struct{}
-	mu      sync.Mutex
-	running map[string]bool // job IDs executing in this process
+	once  sync.Once
+	slots chan struct{}
+	mu    sync.Mutex
+	// running holds the jobs executing in this process, by job ID, with
+	// what stops each.
+	running map[string]context.CancelFunc
 	wg      sync.WaitGroup
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -94,7 +106,7 @@ func (w *Workers) init() {
 			n = 2
 		}
 		w.slots = make(chan struct{}, n)
-		w.running = map[string]bool{}
+		w.running = map[string]context.CancelFunc{}
 		if w.Logger == nil {
 			w.Logger = slog.Default()
 		}
@@ -118,8 +130,21 @@ func (w *Workers) Wait() { w.wg.Wait() }
 
 // Handle is the watermill handler: it reads the event and dispatches it.
 // Returning an error nacks the message, which is then redelivered.
-func (w *Workers) Handle(msg *message.Message) error {
+//
+// A panic while handling a message is recovered, logged with its stack,
+// and the message dropped: it would panic again at every redelivery, and
+// must not stop the process, which serves every other run. (Jobs and
+// restores record their own panics as their run's failure; what else is
+// left pending is taken up by Recover at the next start.)
+func (w *Workers) Handle(msg *message.Message) (err error) {
 	w.init()
+	defer func() {
+		if v := recover(); v != nil {
+			w.Logger.Error("drop message whose handling panicked", "uuid", msg.UUID,
+				"type", msg.Metadata.Get(messaging.MetaType), "panic", v, "at", panicLocation(), "stack", string(debug.Stack()))
+			err = nil
+		}
+	}()
 	env, err := messaging.FromMessage(msg)
 	if err != nil {
 		// A message we cannot read will never become readable: drop it
@@ -135,6 +160,9 @@ func (w *Workers) Handle(msg *message.Message) error {
 		return w.HandleRestore(ctx, env.Run)
 	case domain.TypeDeletionRequested:
 		return w.HandleDeletion(ctx, env.Run)
+	case domain.TypeProcessingFailed:
+		w.stopJob(env)
+		return nil
 	case domain.TypeRunRestored, domain.TypeRunDeleted:
 		return w.HandleJanitor(ctx, env)
 	}
@@ -155,20 +183,91 @@ func (w *Workers) Recover(ctx context.Context) error {
 	}
 	var errs []error
 	for _, r := range runs {
-		var err error
-		switch r.Status {
-		case domain.StatusQueued, domain.StatusRunning:
-			err = w.handleProcessing(ctx, r.Name, true)
-		case domain.StatusRestoring:
-			err = w.HandleRestore(ctx, r.Name)
-		case domain.StatusDeleting:
-			err = w.HandleDeletion(ctx, r.Name)
-		}
+		err := w.recovering("recover run "+r.Name, func() error {
+			switch r.Status {
+			case domain.StatusQueued, domain.StatusRunning:
+				return w.handleProcessing(ctx, r.Name, true)
+			case domain.StatusRestoring:
+				return w.HandleRestore(ctx, r.Name)
+			case domain.StatusDeleting:
+				return w.HandleDeletion(ctx, r.Name)
+			}
+			return nil
+		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.Name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// recovering runs f, and returns a panic in it as an error (logged with
+// its stack), so that one run's pending work cannot stop the others'.
+func (w *Workers) recovering(what string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = w.panicked(what, v)
+		}
+	}()
+	return f()
+}
+
+// panicked logs a recovered panic with its stack to the server's log, and
+// returns it as an error that says what panicked, with the panic's value
+// and where it happened: what the run's log shows. It must be called from
+// the deferred function that recovered v.
+func (w *Workers) panicked(what string, v any) error {
+	at := panicLocation()
+	w.Logger.Error(what+" panicked", "panic", v, "at", at, "stack", string(debug.Stack()))
+	return fmt.Errorf("%s panicked: %v (at %s)", what, v, at)
+}
+
+// panicLocation returns the function, file and line that panicked, for a
+// deferred function that recovered the panic: the first frame after the
+// runtime's panic machinery.
+func panicLocation() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(1, pcs)])
+	inPanic := false
+	for {
+		f, more := frames.Next()
+		switch {
+		case f.Function == "runtime.gopanic":
+			inPanic = true
+		case inPanic && !strings.HasPrefix(f.Function, "runtime."):
+			fn := f.Function
+			if i := strings.LastIndex(fn, "/"); i >= 0 {
+				fn = fn[i+1:]
+			}
+			return fmt.Sprintf("%s, %s:%d", fn, path.Base(f.File), f.Line)
+		}
+		if !more {
+			return "unknown location"
+		}
+	}
+}
+
+// stopJob stops the job that a ProcessingFailed event ended, if this
+// process runs it: a cancellation (or deletion) of its run, recorded by
+// another part of the service. (A job's own failure arrives here too,
+// once the job has returned: nothing to stop then.)
+func (w *Workers) stopJob(env messaging.Envelope) {
+	e, err := eventjson.Decode(env.Type, env.Data)
+	if err != nil {
+		w.Logger.Error("drop undecodable event", "id", env.ID, "err", err)
+		return
+	}
+	f, ok := e.(domain.ProcessingFailed)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	stop := w.running[f.JobID]
+	w.mu.Unlock()
+	if stop != nil {
+		w.Logger.Info("stopping job that ended", "run", env.Run, "job", f.JobID, "reason", f.Reason)
+		stop()
+	}
 }
 
 // HandleProcessing starts the pending job of a run in the background,
@@ -193,11 +292,14 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 	}
 	job := *r.Job
 	w.mu.Lock()
-	if w.running[job.ID] {
+	if _, ok := w.running[job.ID]; ok {
 		w.mu.Unlock()
 		return nil
 	}
-	w.running[job.ID] = true
+	// The job's context exists from here on, so that a cancellation that
+	// arrives before the job starts stops it too.
+	jobCtx, stop := context.WithCancel(w.baseCtx)
+	w.running[job.ID] = stop
 	w.mu.Unlock()
 	held, ok, err := w.lease("job-" + job.ID)
 	if err != nil || !ok {
@@ -209,7 +311,22 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 
 	log := w.Svc.NewRunLog(run, job.Log, domain.LogRun, job.Debug)
 	res, err := w.Svc.ExecRun(ctx, run, ActorProcessing, func(r *domain.Run) ([]domain.Event, error) {
+		log.Take() // lines of an earlier decision of this command
 		evs := r.StartProcessing(job.ID)
+		if len(evs) == 0 && (resume || held != nil) {
+			// Started before but not finished, and (with leases) no live
+			// process holds it: the worker that ran it died. Started
+			// again, unless that happened too often.
+			evs = r.ResumeProcessing(job.ID, w.MaxStarts)
+			if len(evs) > 0 {
+				if f, ok := evs[0].(domain.ProcessingFailed); ok {
+					log.Errorf("Processing failed: %s", f.Reason)
+					return append(log.Take(), evs...), nil
+				}
+				log.Warnf("Job %s was interrupted (the process stopped while running it); running it again: start %d of at most %d",
+					job.ID, max(r.Job.Starts, 1)+1, cmp.Or(max(w.MaxStarts, 0), domain.MaxJobStarts))
+			}
+		}
 		if len(evs) == 0 {
 			return nil, nil
 		}
@@ -227,16 +344,11 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 		return nil
 	}
 	if len(res.Events) == 0 {
-		if !resume && held == nil {
-			// Another worker runs it, or ran it and died: without leases
-			// there is no telling, and Recover, at the next start, takes
-			// it up again.
-			w.done(job.ID)
-			return nil
-		}
-		// Started before but not finished, and (with leases) no live
-		// process holds it: the worker that ran it died.
-		log.Warnf("Job %s was interrupted; running it again", job.ID)
+		// Another worker runs it, or ran it and died: without leases
+		// there is no telling, and Recover, at the next start, takes it
+		// up again.
+		w.done(job.ID)
+		return nil
 	}
 	var previous *domain.Products
 	if job.Mode == domain.ModeAdd && res.Run.Products != nil {
@@ -244,7 +356,7 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 		previous = &p
 	}
 	w.wg.Add(1)
-	go w.runJob(run, job, previous, log, release)
+	go w.runJob(jobCtx, run, job, previous, log, release)
 	return nil
 }
 
@@ -277,17 +389,30 @@ func (w *Workers) release(l *lease.Lease, finished bool) {
 
 func (w *Workers) done(jobID string) {
 	w.mu.Lock()
+	if stop := w.running[jobID]; stop != nil {
+		stop()
+	}
 	delete(w.running, jobID)
 	w.mu.Unlock()
 }
 
-func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, log *app.RunLog, release func(finished bool)) {
+// runJob runs a job and records its outcome. ctx ends when the process
+// shuts down (the job is then left pending, for Recover) or when the job
+// was ended by its run's cancellation or deletion (its late outcome is
+// then offered to the run, which refuses it).
+func (w *Workers) runJob(ctx context.Context, run string, job domain.Job, previous *domain.Products, log *app.RunLog, release func(finished bool)) {
 	defer w.wg.Done()
 	defer w.done(job.ID)
-	ctx := w.baseCtx
 	// Released once the outcome is recorded, or left for another worker
 	// when shutting down first.
-	defer func() { release(ctx.Err() == nil) }()
+	defer func() { release(w.baseCtx.Err() == nil) }()
+	// What panics outside the job itself (the job's own panics are its
+	// failure, see process) is logged; the process goes on.
+	defer func() {
+		if v := recover(); v != nil {
+			_ = w.panicked(fmt.Sprintf("processing worker of run %s (job %s)", run, job.ID), v)
+		}
+	}()
 	select {
 	case w.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -299,6 +424,11 @@ func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, 
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
+		defer func() {
+			if v := recover(); v != nil {
+				_ = w.panicked("log flush of run "+run, v)
+			}
+		}()
 		t := time.NewTicker(w.FlushEvery)
 		defer t.Stop()
 		for {
@@ -313,20 +443,10 @@ func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, 
 		}
 	}()
 	start := time.Now()
-	products, perr := w.Process(ctx, run, job.Config, previous, job.Mode == domain.ModeAdd, log)
-	if perr == nil {
-		// Never record products that are not there (the janitor may have
-		// removed a file with the same content while the job ran).
-		for _, a := range products.Artifacts {
-			if err := w.Artifacts.Verify(ctx, a.Digest, a.Size); err != nil {
-				perr = fmt.Errorf("product %s is not whole after the job: %w; process the run again", a.Name, err)
-				break
-			}
-		}
-	}
+	products, perr := w.process(ctx, run, job, previous, log)
 	stopFlush()
 	<-flushed
-	if ctx.Err() != nil {
+	if w.baseCtx.Err() != nil {
 		// Shutting down: leave the job pending for Recover.
 		return
 	}
@@ -337,13 +457,38 @@ func (w *Workers) runJob(run string, job domain.Job, previous *domain.Products, 
 			time.Since(start).Seconds(), products.Figures.NImages, products.Figures.NSources, products.Figures.NSelavyMeasurements)
 	}
 	lines := log.Take()
-	w.appendWithRetry(ctx, "finish job", run, ActorProcessing, func(r *domain.Run) ([]domain.Event, error) {
+	// With the process's context: a job stopped by its cancellation still
+	// offers its outcome, which the run refuses (the job is no longer the
+	// pending one).
+	w.appendWithRetry(w.baseCtx, "finish job", run, ActorProcessing, func(r *domain.Run) ([]domain.Event, error) {
 		evs := r.FinishProcessing(job.ID, &products, perr)
 		if len(evs) == 0 {
 			return nil, nil
 		}
 		return append(append([]domain.Event(nil), lines...), evs...), nil
 	})
+}
+
+// process runs the job's ProcessFunc and checks its products; a panic in
+// either is the job's failure.
+func (w *Workers) process(ctx context.Context, run string, job domain.Job, previous *domain.Products, log Logger) (p domain.Products, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p, err = domain.Products{}, w.panicked(fmt.Sprintf("processing job %s of run %s", job.ID, run), v)
+		}
+	}()
+	p, err = w.Process(ctx, run, job.Config, previous, job.Mode == domain.ModeAdd, log)
+	if err != nil {
+		return p, err
+	}
+	// Never record products that are not there (the janitor may have
+	// removed a file with the same content while the job ran).
+	for _, a := range p.Artifacts {
+		if err := w.Artifacts.Verify(ctx, a.Digest, a.Size); err != nil {
+			return p, fmt.Errorf("product %s is not whole after the job: %w; process the run again", a.Name, err)
+		}
+	}
+	return p, nil
 }
 
 // appendWithRetry keeps trying an append whose failure is transient (the
@@ -368,7 +513,10 @@ func (w *Workers) appendWithRetry(ctx context.Context, what, run, actor string, 
 // HandleRestore carries out the pending restore of a run, if any: it checks
 // that the backup is whole and appends RunRestored or RestoreFailed with
 // the restore log, in one atomic append.
-func (w *Workers) HandleRestore(ctx context.Context, run string) error {
+//
+// A panic while verifying the backup is the restore's failure; a panic
+// anywhere else in it is recorded as its failure too, if it can be.
+func (w *Workers) HandleRestore(ctx context.Context, run string) (err error) {
 	w.init()
 	start := time.Now()
 	r, err := w.Svc.LoadRun(ctx, run)
@@ -385,10 +533,16 @@ func (w *Workers) HandleRestore(ctx context.Context, run string) error {
 	}
 	finished := false
 	defer func() { w.release(held, finished) }()
+	defer func() {
+		if v := recover(); v != nil {
+			err = w.failRestore(ctx, run, req, w.panicked("restore of run "+run, v))
+			finished = err == nil
+		}
+	}()
 	log := w.Svc.NewRunLog(run, req.Log, domain.LogRestore, req.Debug)
 	log.Infof("Restoring run %s to its version before the last addition of images (backup taken at version %d)", run, req.BackupVersion)
 	log.Infof("Requested by %s; status before the request: %s", req.RequestedBy, req.PreviousStatus)
-	verifyErr := w.verifyBackup(ctx, r, log)
+	verifyErr := w.recovering("restore of run "+run, func() error { return w.verifyBackup(ctx, r, log) })
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -417,6 +571,26 @@ func (w *Workers) HandleRestore(ctx context.Context, run string) error {
 	if len(res.Events) > 0 && w.OnRestoreDone != nil {
 		_, ok := outcome.(domain.RunRestored)
 		w.OnRestoreDone(time.Since(start), ok)
+	}
+	return nil
+}
+
+// failRestore records the failure of a restore that could not be carried
+// out, with the reason in its log.
+func (w *Workers) failRestore(ctx context.Context, run string, req domain.PendingRestore, failure error) error {
+	log := w.Svc.NewRunLog(run, req.Log, domain.LogRestore, req.Debug)
+	_, err := w.Svc.ExecRun(ctx, run, ActorRestore, func(cur *domain.Run) ([]domain.Event, error) {
+		log.Take() // lines of an earlier decision of this command
+		evs := cur.FailRestore(req.ID, failure.Error())
+		if len(evs) == 0 {
+			return nil, nil
+		}
+		log.Errorf("Restore failed: %v", failure)
+		log.Infof("Run %s is back to status %s; nothing else was changed", run, req.PreviousStatus)
+		return append(log.Take(), evs...), nil
+	})
+	if err != nil {
+		return fmt.Errorf("record failed restore of run %s: %w", run, err)
 	}
 	return nil
 }

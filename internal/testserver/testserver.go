@@ -40,6 +40,9 @@ type Options struct {
 	Poll time.Duration
 	// Logger receives the server's log (default: discarded).
 	Logger *slog.Logger
+	// NoWorkers runs the server without its workers: requested jobs stay
+	// Queued.
+	NoWorkers bool
 }
 
 // Start runs a server over imagesDir until the test ends.
@@ -65,7 +68,7 @@ func Start(t testing.TB, imagesDir string, users []User, opts Options) *Server {
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, server.Config{
-			DataDir: s.DataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
+			DataDir: s.DataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: !opts.NoWorkers,
 			Poll: opts.Poll, Stdout: io.Discard, Ready: ready, Logger: opts.Logger,
 		})
 	}()

@@ -97,6 +97,7 @@
         $('delete-button').disabled = status === 'Deleting';
         $('config-edit-button').disabled = busy;
         $('restore-button').hidden = !(run.restore_available && !busy);
+        $('cancel-button').hidden = !(status === 'Queued' || status === 'Running');
       }
     }
 
@@ -346,6 +347,23 @@
         .catch(function (err) {
           $('restore-dialog').close();
           notify('error', 'Restore request refused: ' + err.message);
+        })
+        .finally(function () { btn.disabled = false; });
+    });
+
+    $('cancel-button').addEventListener('click', function () { $('cancel-dialog').showModal(); });
+    $('cancel-confirm').addEventListener('click', function () {
+      var btn = this;
+      btn.disabled = true;
+      api('POST', runURL + '/cancel')
+        .then(function (res) {
+          $('cancel-dialog').close();
+          notify('ok', 'Job cancelled: the run is ' + res.status + '.');
+          accepted(res);
+        })
+        .catch(function (err) {
+          $('cancel-dialog').close();
+          notify('error', 'The job was not cancelled: ' + err.message);
         })
         .finally(function () { btn.disabled = false; });
     });
