@@ -53,15 +53,26 @@ func findVASTDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(filepath.Dir(root), "shared", "testdata", "vast")
-	st, err := os.Stat(filepath.Join(dir, "data"))
-	if err != nil {
-		return "", err
+	// Beside the module root, or beside one of its ancestors: a git
+	// worktree kept one level further down (<root>/wt/<name>) finds the
+	// same shared data as the main checkout.
+	var firstErr error
+	for d := filepath.Dir(root); ; d = filepath.Dir(d) {
+		dir := filepath.Join(d, "shared", "testdata", "vast")
+		st, err := os.Stat(filepath.Join(dir, "data"))
+		switch {
+		case err == nil && st.IsDir():
+			return dir, nil
+		case err == nil:
+			err = fmt.Errorf("%s is not a directory", filepath.Join(dir, "data"))
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if filepath.Dir(d) == d {
+			return "", firstErr
+		}
 	}
-	if !st.IsDir() {
-		return "", fmt.Errorf("%s is not a directory", filepath.Join(dir, "data"))
-	}
-	return dir, nil
 }
 
 func moduleRoot(dir string) (string, error) {
