@@ -19,8 +19,7 @@ func (w *WCS) WorldToPixel(ra, dec float64) (p1, p2 float64, err error) {
 		x = math.Remainder(ra-w.crval[0], 360)
 		y = dec - w.crval[1]
 	} else {
-		phi, theta := w.toNative(ra*deg, dec*deg)
-		xr, yr, err := w.project(phi, theta)
+		xr, yr, err := w.project(ra*deg, dec*deg)
 		if err != nil {
 			return 0, 0, fmt.Errorf("position (%g, %g): %w", ra, dec, err)
 		}
@@ -38,40 +37,46 @@ func (w *WCS) WorldToPixel(ra, dec float64) (p1, p2 float64, err error) {
 	return d1 + w.crpix[0], d2 + w.crpix[1], nil
 }
 
-// toNative rotates celestial (α, δ) in radians to the native spherical
-// coordinates (φ, θ) of a zenithal projection (Calabretta & Greisen 2002,
-// eq. 5), the inverse of the rotation in PixelToWorld.
-func (w *WCS) toNative(a, d float64) (phi, theta float64) {
+// project maps celestial (α, δ) in radians to intermediate coordinates in
+// radians: the rotation to native spherical coordinates (Calabretta &
+// Greisen 2002, eq. 5) followed by the zenithal projection, the inverse of
+// PixelToWorld. It works with the native direction cosines rather than θ
+// itself: near the reference point θ is within microradians of 90°, where
+// going through asin and back would lose half the digits of cos θ.
+func (w *WCS) project(a, d float64) (x, y float64, err error) {
 	ap, dp, php := w.crval[0]*deg, w.crval[1]*deg, w.lonp*deg
 	sinD, cosD := math.Sincos(d)
 	sinDp, cosDp := math.Sincos(dp)
 	sinA, cosA := math.Sincos(a - ap)
-	phi = php + math.Atan2(-cosD*sinA, sinD*cosDp-cosD*sinDp*cosA)
-	theta = math.Asin(clamp(sinD*sinDp + cosD*cosDp*cosA))
-	return phi, theta
-}
-
-// project is the forward zenithal projection of native (φ, θ) to
-// intermediate coordinates in radians, the inverse of native.
-func (w *WCS) project(phi, theta float64) (x, y float64, err error) {
-	var r float64
-	sinT := math.Sin(theta)
+	// cos θ·sin(φ−φp), cos θ·cos(φ−φp) and sin θ.
+	u := -cosD * sinA
+	v := sinD*cosDp - cosD*sinDp*cosA
+	sinT := sinD*sinDp + cosD*cosDp*cosA
+	cosT := math.Hypot(u, v)
+	// k = R(θ)/cos θ, the radius of the projection over cos θ.
+	var k float64
 	switch w.Projection {
 	case "TAN":
 		if sinT <= 0 {
 			return 0, 0, errOutsideProjection
 		}
-		r = math.Cos(theta) / sinT
+		k = 1 / sinT
 	case "ARC":
-		r = math.Pi/2 - theta
+		if cosT == 0 {
+			k = 1
+		} else {
+			k = math.Atan2(cosT, sinT) / cosT
+		}
 	case "SIN":
 		if sinT < 0 {
 			return 0, 0, errOutsideProjection
 		}
-		r = math.Cos(theta)
+		k = 1
 	}
-	sinP, cosP := math.Sincos(phi)
-	x, y = r*sinP, -r*cosP
+	sinP, cosP := math.Sincos(php)
+	// R·sin φ and −R·cos φ with φ = φp + atan2(u, v).
+	x = k * (u*cosP + v*sinP)
+	y = -k * (v*cosP - u*sinP)
 	if w.Projection == "SIN" {
 		x += w.pv1 * (1 - sinT)
 		y += w.pv2 * (1 - sinT)
