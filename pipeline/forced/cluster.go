@@ -11,16 +11,19 @@ import (
 // asks its KD-tree for around each source.
 const maxNeighbours = 10
 
-// findClusters groups points closer than thr pixels the way forced_phot's
-// cluster does, so that the same sources are fitted together:
-// in order, each point with a neighbour closer than thr (among its ten
-// nearest, itself included) either joins its neighbours to the cluster of
-// the nearest of them that founded a cluster, or founds a cluster of them.
-// Only founders are looked up, not members, so a point can end up in two
-// clusters; the caller applies clusters in order, the later one winning,
-// as forced_phot does. Clusters are returned in order of foundation, each
-// sorted. Neighbours at equal distances are taken in index order (the
-// KD-tree's order for ties is its own).
+// findClusters groups points closer than thr pixels to be fitted
+// together. Like forced_phot's cluster, each point looks at its ten nearest
+// points (itself included) closer than thr, and those are fitted with it.
+// forced_phot then files them under the first founder of a cluster among
+// them, looking up founders only, so a point can land in two clusters and
+// keep the later fit, which leaves out the neighbours of the earlier one (a
+// faint source beside a bright one can come out with their sum). Here
+// groups that share a point are merged instead: the clusters are the
+// connected components of the "among the ten nearest and closer than thr"
+// graph, each sorted, in order of their smallest point. Where
+// forced_phot's clusters do not overlap they are the same. Neighbours at
+// equal distances are taken in index order (the KD-tree's order for ties
+// is its own).
 func findClusters(xs, ys []float64, thr float64) [][]int {
 	if thr <= 0 || len(xs) < 2 {
 		return nil
@@ -36,12 +39,22 @@ func findClusters(xs, ys []float64, thr float64) [][]int {
 		c := key(xs[p], ys[p])
 		grid[c] = append(grid[c], p)
 	}
+	parent := make([]int, len(xs))
+	for p := range parent {
+		parent[p] = p
+	}
+	var find func(int) int
+	find = func(p int) int {
+		for parent[p] != p {
+			parent[p] = parent[parent[p]]
+			p = parent[p]
+		}
+		return p
+	}
 	type neighbour struct {
 		d float64
 		p int
 	}
-	clusterOf := make(map[int]int) // founder -> index in clusters
-	var clusters []map[int]bool
 	var near []neighbour
 	for p := range xs {
 		near = near[:0]
@@ -49,7 +62,8 @@ func findClusters(xs, ys []float64, thr float64) [][]int {
 		for di := int64(-1); di <= 1; di++ {
 			for dj := int64(-1); dj <= 1; dj++ {
 				for _, q := range grid[cell{c.i + di, c.j + dj}] {
-					if d := math.Hypot(xs[q]-xs[p], ys[q]-ys[p]); d < thr {
+					dx, dy := xs[q]-xs[p], ys[q]-ys[p]
+					if d := math.Sqrt(dx*dx + dy*dy); d < thr { // the KD-tree's Euclidean distance
 						near = append(near, neighbour{d, q})
 					}
 				}
@@ -64,34 +78,30 @@ func findClusters(xs, ys []float64, thr float64) [][]int {
 			}
 			return near[a].p < near[b].p
 		})
-		if len(near) > maxNeighbours {
-			near = near[:maxNeighbours]
-		}
-		if len(near) < 2 {
-			continue
-		}
-		target := -1
-		for _, n := range near {
-			if ci, ok := clusterOf[n.p]; ok {
-				target = ci
-				break
+		for _, n := range near[:min(len(near), maxNeighbours)] {
+			if a, b := find(p), find(n.p); a != b {
+				parent[max(a, b)] = min(a, b)
 			}
 		}
-		if target < 0 {
-			target = len(clusters)
-			clusters = append(clusters, make(map[int]bool))
-			clusterOf[p] = target
-		}
-		for _, n := range near {
-			clusters[target][n.p] = true
-		}
 	}
-	out := make([][]int, len(clusters))
-	for i, c := range clusters {
-		for p := range c {
-			out[i] = append(out[i], p)
+	index := make(map[int]int) // root -> cluster
+	var out [][]int
+	size := make(map[int]int)
+	for p := range xs {
+		size[find(p)]++
+	}
+	for p := range xs {
+		r := find(p)
+		if size[r] < 2 {
+			continue
 		}
-		slices.Sort(out[i])
+		ci, ok := index[r]
+		if !ok {
+			ci = len(out)
+			index[r] = ci
+			out = append(out, nil)
+		}
+		out[ci] = append(out[ci], p)
 	}
 	return out
 }

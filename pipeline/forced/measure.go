@@ -140,9 +140,7 @@ func (im *Image) Measure(ctx context.Context, positions []Position, opts Options
 	half := nbeam / 2 * majPix
 	kern := newBeamKernel(majPix, minPix, im.BeamPADeg)
 
-	// Single sources and clusters are independent fits; clusters are
-	// applied in order afterwards, so that a source forced_phot puts in two
-	// clusters gets the later one's result, as there.
+	// Single sources and clusters are independent fits.
 	clusterOut := make([]clusterResult, len(clusters))
 	var jobs []func(*workspace) error
 	for _, i := range kept {
