@@ -319,3 +319,20 @@ func TestFindClusters(t *testing.T) {
 		t.Errorf("threshold 0 clustered: %v", c)
 	}
 }
+
+// TestOversizedClusterIsRefused: a threshold that chains a crowded field
+// into one huge cluster is an error, not a silent hour-long fit.
+func TestOversizedClusterIsRefused(t *testing.T) {
+	f := newField(t, 256, 256)
+	im := f.open(t)
+	var pos []Position
+	for i := range MaxClusterSize + 1 {
+		pos = append(pos, f.sky(t, im, 20+float64(i%15)*14, 20+float64(i/15)*14))
+	}
+	if _, err := im.Measure(context.Background(), pos, Options{ClusterThreshold: 3}); err == nil {
+		t.Error("a cluster of more than MaxClusterSize sources was fitted")
+	}
+	if res, err := im.Measure(context.Background(), pos, Options{ClusterThreshold: 1}); err != nil || res[0].Cluster != 0 {
+		t.Errorf("sources 14 pixels apart with a 7.5-pixel threshold: %v, cluster %d", err, res[0].Cluster)
+	}
+}

@@ -26,6 +26,10 @@ type Options struct {
 	Workers int
 }
 
+// MaxClusterSize bounds how many sources are fitted together: a cluster is
+// one linear system of its size over a cut-out spanning all its members.
+const MaxClusterSize = 200
+
 // Position is a sky position in ICRS degrees.
 type Position struct{ RA, Dec float64 }
 
@@ -76,10 +80,12 @@ type Result struct {
 	Status  Status
 }
 
-// Usable applies VAST's rule for keeping a forced measurement: a finite,
-// non-zero flux and uncertainty and a χ² that is not +∞.
+// Usable applies VAST's rule for keeping a forced measurement: a non-zero
+// flux and uncertainty that are not NaN and a χ² that is not +∞; stricter
+// than VAST, an infinite flux or uncertainty (from infinite pixels) is not
+// kept either.
 func (r Result) Usable() bool {
-	ok := func(v float64) bool { return v != 0 && !math.IsNaN(v) }
+	ok := func(v float64) bool { return v != 0 && !math.IsNaN(v) && !math.IsInf(v, 0) }
 	return r.Status == Measured && ok(r.Flux) && ok(r.FluxErr) && !math.IsInf(r.ChiSq, 1)
 }
 
@@ -129,6 +135,10 @@ func (im *Image) Measure(ctx context.Context, positions []Position, opts Options
 			xs[k], ys[k] = res[i].X, res[i].Y
 		}
 		for _, c := range findClusters(xs, ys, opts.ClusterThreshold*majPix) {
+			if len(c) > MaxClusterSize {
+				return nil, fmt.Errorf("forced extraction: %d sources closer than %g beams chain into one cluster, more than %d fitted together: lower source_monitoring.cluster_threshold",
+					len(c), opts.ClusterThreshold, MaxClusterSize)
+			}
 			members := make([]int, len(c))
 			for k, m := range c {
 				members[k] = kept[m]
