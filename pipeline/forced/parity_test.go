@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/piperun/piperun/internal/vastdata"
@@ -19,6 +20,7 @@ type vastForced struct {
 	flux, fluxErr, peak, peakErr, chiSq float64
 	localRMS, snr                       float64
 	bmaj, bmin, pa                      float64
+	row                                 map[string]string
 }
 
 func readVASTForced(t *testing.T, path string) []vastForced {
@@ -56,6 +58,13 @@ func readVASTForced(t *testing.T, path string) []vastForced {
 			peak: num(row, "flux_peak"), peakErr: num(row, "flux_peak_err"),
 			chiSq: num(row, "chi_squared_fit"), localRMS: num(row, "local_rms"), snr: num(row, "snr"),
 			bmaj: num(row, "bmaj"), bmin: num(row, "bmin"), pa: num(row, "pa"),
+			row: func() map[string]string {
+				m := make(map[string]string)
+				for name, i := range col {
+					m[name] = row[i]
+				}
+				return m
+			}(),
 		})
 	}
 	return out
@@ -105,6 +114,7 @@ func TestParityWithVAST(t *testing.T) {
 					continue
 				}
 				total++
+				checkRow(t, im, g, w)
 				for _, c := range []struct {
 					name      string
 					got, want float64
@@ -124,5 +134,39 @@ func TestParityWithVAST(t *testing.T) {
 	}
 	if total != 17 {
 		t.Errorf("compared %d forced measurements, want the 17 of the three runs", total)
+	}
+}
+
+// checkRow compares the row Row makes with VAST's columns that do not come
+// from the fit (island, names, errors, weights, constants).
+func checkRow(t *testing.T, im *Image, r Result, w vastForced) {
+	t.Helper()
+	id, _ := strconv.ParseInt(w.row["id"], 10, 64)
+	imageID, _ := strconv.ParseInt(w.row["image_id"], 10, 64)
+	row := im.Row(r, RowInfo{ID: id, ImageID: imageID, IslandID: w.row["island_id"], RunID: 1, RA: w.ra, Dec: w.dec,
+		RAUncertaintyDeg: 1.0 / 3600, DecUncertaintyDeg: 1.0 / 3600})
+	str := map[string]string{"component_id": row.ComponentID, "name": row.Name, "island_id": row.IslandID,
+		"forced": strconv.FormatBool(row.Forced), "flag_c4": strconv.FormatBool(row.FlagC4),
+		"has_siblings": strconv.FormatBool(row.HasSiblings), "spectral_index_from_TT": strconv.FormatBool(row.SpectralIndexFromTT)}
+	for name, got := range str {
+		if !strings.EqualFold(got, w.row[name]) {
+			t.Errorf("%s: %s = %q, VAST %q", w.image, name, got, w.row[name])
+		}
+	}
+	nums := map[string]float64{"ra": row.RA, "dec": row.Dec, "ra_err": row.RAErr, "dec_err": row.DecErr,
+		"err_bmaj": row.ErrBMaj, "err_bmin": row.ErrBMin, "err_pa": row.ErrPA,
+		"psf_bmaj": row.PSFBMaj, "psf_bmin": row.PSFBMin, "psf_pa": row.PSFPA, "spectral_index": row.SpectralIndex,
+		"compactness": row.Compactness, "ew_sys_err": row.EWSysErr, "ns_sys_err": row.NSSysErr, "error_radius": row.ErrorRadius,
+		"uncertainty_ew": row.UncertaintyEW, "uncertainty_ns": row.UncertaintyNS, "weight_ew": row.WeightEW, "weight_ns": row.WeightNS,
+		"flux_int_isl_ratio": row.FluxIntIslRatio, "flux_peak_isl_ratio": row.FluxPeakIslRatio,
+		"id": float64(row.ID), "image_id": float64(row.ImageID), "flux_int": row.FluxInt, "local_rms": row.LocalRMS}
+	for name, got := range nums {
+		want, err := strconv.ParseFloat(w.row[name], 64)
+		if err != nil {
+			t.Fatalf("column %s: %v", name, err)
+		}
+		if !relClose(got, want, 1e-9) && !(want == 0 && got == 0) {
+			t.Errorf("%s: %s = %.17g, VAST %.17g", w.image, name, got, want)
+		}
 	}
 }
