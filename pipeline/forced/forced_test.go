@@ -87,7 +87,7 @@ func TestClusterFitsCloseSourcesTogether(t *testing.T) {
 	}
 	// A cluster's uncertainty is the noise at the source's pixel, its χ²
 	// and degrees of freedom the cluster's.
-	if together[0].FluxErr != 1e-3*float64(float32(1)) && math.Abs(together[0].FluxErr-1e-3) > 1e-9 {
+	if together[0].FluxErr != float64(float32(1e-3)) {
 		t.Errorf("cluster uncertainty %g, want the noise map's 1e-3", together[0].FluxErr)
 	}
 	if together[0].ChiSq != together[1].ChiSq || together[0].DOF != together[1].DOF || together[0].ChiSq > 1e-6 {
