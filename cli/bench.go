@@ -20,7 +20,7 @@ import (
 
 var benchHelp = help{
 	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--method basic|advanced|deruiter] [--seed S] [--dir DIR]",
-		"bench http|restore|projections [FLAGS]"},
+		"bench http|restore|projections|forced [FLAGS]"},
 	description: `
 Generates a synthetic survey (N images of the same field, M sources of
 which some vary and some appear after the first image, positions scattered
@@ -39,7 +39,8 @@ afterwards.
 
 'bench http', 'bench restore' and 'bench projections' measure the service
 itself: commands over HTTP under load, restore time at several run sizes,
-and the rebuild of the read models. Each has its own --help.`,
+and the rebuild of the read models; 'bench forced' times forced extraction
+on a large image. Each has its own --help.`,
 	examples: `
 piperun bench associate --images 100 --sources 10000
 piperun bench associate --images 100 --sources 10000 --method deruiter
@@ -67,7 +68,7 @@ func cmdBench(e *env, args []string) error {
 		return err
 	}
 	if pos[0] != "associate" {
-		return usagef("unknown benchmark %q: associate, http, restore or projections", pos[0])
+		return usagef("unknown benchmark %q: associate, http, restore, projections or forced", pos[0])
 	}
 	if *images < 1 || *sources < 1 || *jitter < 0 {
 		return usagef("--images and --sources must be at least 1 and --jitter not negative")

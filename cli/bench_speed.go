@@ -14,6 +14,7 @@ var speedBenchmarks = map[string]func(e *env, args []string) error{
 	"http":        cmdBenchHTTP,
 	"restore":     cmdBenchRestore,
 	"projections": cmdBenchProjections,
+	"forced":      cmdBenchForced,
 }
 
 // positiveInt reads an integer flag that must be at least 1.

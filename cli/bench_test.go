@@ -51,3 +51,32 @@ func TestBenchAssociateMethods(t *testing.T) {
 		}
 	}
 }
+
+func init() {
+	flagsOf["bench forced"] = []string{"--pixels", "--sources", "--pixel-size", "--cluster-threshold", "--allow-nan", "--seed", "--dir"}
+}
+
+func TestBenchForced(t *testing.T) {
+	r := piperun(t, "", "bench", "forced", "--pixels", "300", "--sources", "30", "--pixel-size", "4", "--dir", t.TempDir())
+	if r.code != ExitOK {
+		t.Fatalf("bench forced: %s", r)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`image: 300 x 300 pixels of 4 arcsec, 30 sources, generated in \S+`),
+		regexp.MustCompile(`forced extraction: 30 measured \(30 usable, \d+ in clusters\) in \S+ \(\d+ sources/s\)`),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("output does not match %s:\n%s", want, r.stdout)
+		}
+	}
+	for _, args := range [][]string{
+		{"bench", "forced", "--pixels", "0"},
+		{"bench", "forced", "--pixel-size", "-1"},
+		{"bench", "forced", "--cluster-threshold", "-2"},
+		{"bench", "forced", "extra"},
+	} {
+		if r := piperun(t, "", args...); r.code != ExitUsage {
+			t.Errorf("%v: %s", args, r)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,6 +51,11 @@ type Options struct {
 	NoiseMJy float64
 	// CSV also writes each catalogue in the CASDA CSV format.
 	CSV bool
+	// InjectSources adds each source present in an epoch to the image's
+	// pixels as the restoring beam scaled to its true flux in that epoch
+	// (otherwise the images hold noise only), for tests that measure
+	// fluxes on the pixels.
+	InjectSources bool
 }
 
 // Beam and frequency of every synthetic image, as in the VAST test data.
@@ -265,16 +271,25 @@ func writeEpoch(dir string, o Options, sources []Source, e int, files *ImageFile
 		{files.Noise, func() float32 { return float32(o.NoiseMJy / 1e3 * (1 + 0.1*rng.NormFloat64())) }},
 		{files.Background, func() float32 { return float32(o.NoiseMJy / 1e3 * 0.1 * rng.NormFloat64()) }},
 	}
-	for _, m := range maps {
+	for k, m := range maps {
 		h, err := header()
 		if err != nil {
 			return fmt.Errorf("synth: %s: %w", m.name, err)
 		}
 		n := o.Pixels * o.Pixels
+		pix := make([]float32, n)
+		for i := range pix {
+			pix[i] = m.pixel()
+		}
+		if k == 0 && o.InjectSources {
+			if err := inject(pix, h, o, sources, e); err != nil {
+				return fmt.Errorf("synth: %s: %w", m.name, err)
+			}
+		}
 		data := make([]byte, 0, len(h)+n*4+fits.BlockSize)
 		data = append(data, h...)
-		for range n {
-			data = binary.BigEndian.AppendUint32(data, math.Float32bits(m.pixel()))
+		for _, v := range pix {
+			data = binary.BigEndian.AppendUint32(data, math.Float32bits(v))
 		}
 		for len(data)%fits.BlockSize != 0 {
 			data = append(data, 0)
@@ -291,6 +306,43 @@ func writeEpoch(dir string, o Options, sources []Source, e int, files *ImageFile
 	if files.SelavyCSV != "" {
 		if err := os.WriteFile(filepath.Join(dir, files.SelavyCSV), csvCatalogue(comps), 0o644); err != nil {
 			return fmt.Errorf("synth: %w", err)
+		}
+	}
+	return nil
+}
+
+// inject adds the sources present in epoch e to the image pixels as
+// Gaussians of the restoring beam with their true peak flux, over a box of
+// five beam major axes.
+func inject(pix []float32, header []byte, o Options, sources []Source, e int) error {
+	h, err := fits.ReadHeader(bytes.NewReader(header))
+	if err != nil {
+		return err
+	}
+	w, err := fits.NewWCS(h)
+	if err != nil {
+		return err
+	}
+	_, scale := w.PixelScales()
+	sigma := 1 / (2 * math.Sqrt(2*math.Ln2)) / (scale * 3600)
+	sMaj, sMin := BeamMajArcsec*sigma, BeamMinArcsec*sigma
+	// The major axis runs north-south (BPA 0): along y.
+	half := int(math.Ceil(2.5 * BeamMajArcsec / (scale * 3600)))
+	for _, s := range sources {
+		if s.FluxMJy[e] == 0 {
+			continue
+		}
+		p1, p2, err := w.WorldToPixel(s.RA, s.Dec)
+		if err != nil {
+			continue
+		}
+		x0, y0 := p1-1, p2-1
+		cx, cy := int(math.Round(x0)), int(math.Round(y0))
+		for y := max(cy-half, 0); y <= min(cy+half, o.Pixels-1); y++ {
+			for x := max(cx-half, 0); x <= min(cx+half, o.Pixels-1); x++ {
+				dx, dy := (float64(x)-x0)/sMin, (float64(y)-y0)/sMaj
+				pix[y*o.Pixels+x] += float32(s.FluxMJy[e] / 1e3 * math.Exp(-0.5*(dx*dx+dy*dy)))
+			}
 		}
 	}
 	return nil
