@@ -32,7 +32,7 @@ func newStore(t *testing.T) *Store {
 // newBucketStore opens a store on a bucket of an S3-compatible server
 // served on 127.0.0.1, through the AWS SDK's S3 client; later moves the
 // server's clock forward.
-func newBucketStore(t *testing.T) (*Store, func()) {
+func newBucketStore(t testing.TB) (*Store, func()) {
 	t.Helper()
 	srv := artifactstest.NewS3(t)
 	s, err := Open(context.Background(), srv.URL)
@@ -52,7 +52,7 @@ var backends = []struct {
 	open func(t *testing.T) (s *Store, later func())
 }{
 	{name: "local", open: func(t *testing.T) (*Store, func()) { return newStore(t), func() {} }},
-	{name: "s3", open: newBucketStore},
+	{name: "s3", open: func(t *testing.T) (*Store, func()) { return newBucketStore(t) }},
 }
 
 // eachBackend runs test on an empty store of every backend.
