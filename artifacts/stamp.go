@@ -170,6 +170,9 @@ func (s *Store) VerifyContent(ctx context.Context, digest string, size int64) er
 }
 
 func (s *Store) verify(ctx context.Context, digest string, size int64, full bool) error {
+	if s.remote != nil {
+		return s.remote.verify(ctx, digest, size, full)
+	}
 	p, err := s.path(digest)
 	if err != nil {
 		return err

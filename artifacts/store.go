@@ -34,8 +34,17 @@ const prefix = "sha256:"
 // whole (see Verify). It is safe for concurrent use by several goroutines
 // and processes sharing the directory: files appear only by atomic rename
 // and are never modified.
+//
+// A Store opened on a bucket (Open with an s3:// location) keeps the same
+// keys as objects, with their digest and size in each object's metadata
+// in place of stamps; several processes on different machines may share
+// the bucket.
 type Store struct {
 	dir string
+	// remote, when set, holds the artifacts in a bucket instead of dir.
+	remote *bucketStore
+	// location is the bucket's URL without credentials, for messages.
+	location string
 	// now is the clock stamps are taken with; replaceable in tests.
 	now func() time.Time
 	// hashes counts full reads by Verify, for tests and benchmarks.
@@ -54,14 +63,19 @@ func New(dir string) (*Store, error) {
 	return &Store{dir: abs, now: time.Now}, nil
 }
 
-// Dir returns the store's root directory.
+// Dir returns the store's root directory; empty for a store in a bucket.
 func (s *Store) Dir() string { return s.dir }
 
 // Put stores the content of r and returns its digest and size. Storing
 // content that is already present is idempotent. The file is durable
 // (fsynced, as is its directory) when Put returns, and stamped, so that
-// Verify need not read it again.
+// Verify need not read it again. In a bucket, the object appears whole
+// when Put returns, with its digest and size in its metadata; see
+// bucketStore for how.
 func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64, err error) {
+	if s.remote != nil {
+		return s.remote.put(ctx, r)
+	}
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "sha256"), ".put-*")
 	if err != nil {
 		return "", 0, fmt.Errorf("put artifact: %w", err)
@@ -114,6 +128,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64
 // Open returns the stored content for digest. The error wraps ErrMissing if
 // nothing is stored under it.
 func (s *Store) Open(digest string) (io.ReadCloser, error) {
+	if s.remote != nil {
+		return s.remote.open(digest)
+	}
 	p, err := s.path(digest)
 	if err != nil {
 		return nil, err
@@ -131,6 +148,9 @@ func (s *Store) Open(digest string) (io.ReadCloser, error) {
 // Has reports whether content is stored under digest. It does not check the
 // content; use Verify for that.
 func (s *Store) Has(digest string) (bool, error) {
+	if s.remote != nil {
+		return s.remote.has(digest)
+	}
 	p, err := s.path(digest)
 	if err != nil {
 		return false, err
@@ -148,6 +168,9 @@ func (s *Store) Has(digest string) (bool, error) {
 // Delete removes the file stored under digest. Deleting a digest that is not
 // stored is not an error, so that a janitor can be retried.
 func (s *Store) Delete(digest string) error {
+	if s.remote != nil {
+		return s.remote.delete(digest)
+	}
 	p, err := s.path(digest)
 	if err != nil {
 		return err

@@ -22,7 +22,12 @@ type Entry struct {
 
 // Walk calls fn for every stored file and every leftover of an unfinished
 // Put, in no particular order. A file that disappears meanwhile is skipped.
+// In a bucket, a Put leaves nothing behind when it fails (its upload is
+// aborted, or never completes), so Walk lists only stored objects.
 func (s *Store) Walk(ctx context.Context, fn func(Entry) error) error {
+	if s.remote != nil {
+		return s.remote.walk(ctx, fn)
+	}
 	root := filepath.Join(s.dir, "sha256")
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -62,8 +67,13 @@ func (s *Store) Walk(ctx context.Context, fn func(Entry) error) error {
 // renames a new file over the path, and that one stays. It reports whether
 // it removed the file. Between its check and the removal a Put may still
 // slip in; a job checks its products exist before recording them, so it
-// would store them again rather than record a missing one.
+// would store them again rather than record a missing one. In a bucket,
+// "the same" means the same modification time, size and ETag (see
+// bucketStore.deleteIfUnchanged).
 func (s *Store) DeleteIfUnchanged(e Entry) (bool, error) {
+	if s.remote != nil {
+		return s.remote.deleteIfUnchanged(context.Background(), e)
+	}
 	p := e.Temp
 	if e.Digest != "" {
 		var err error

@@ -23,7 +23,7 @@ import (
 var Version = ""
 
 var serveHelp = help{
-	usage: []string{"serve [--data-dir DIR] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D] [--cache-mb N] [--session-idle D]"},
+	usage: []string{"serve [--data-dir DIR] [--artifacts-url URL] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D] [--cache-mb N] [--session-idle D]"},
 	description: `
 Runs the piperun service on a data directory: the HTTP API (and web pages)
 on --addr, and the workers that process runs, restore them and delete them.
@@ -62,10 +62,12 @@ created if missing) instead of inside the process: this process publishes
 them, and its workers, unless --workers=false, consume them in the group
 piperun-workers beside any 'piperun worker'. /readyz fails while events
 cannot be published or the group makes no progress; /metrics serves
-Prometheus metrics.`,
+Prometheus metrics.
+` + artifactsHelp,
 	env: []string{
 		dataDirEnv,
 		esdbEnv,
+		artifactsEnv,
 		EnvAddr + "        listen address, when --addr is not given (default " + DefaultAddr + ")",
 		EnvSessionKeyFile + "  web session key file, when --session-key-file is not given",
 		EnvSessionIdle + "      web session idle limit, when --session-idle is not given (default 12h)",
@@ -78,13 +80,16 @@ Prometheus metrics.`,
 	},
 	examples: `
 piperun serve --data-dir /srv/piperun --images-dir /data/vast --addr 0.0.0.0:8080
-PIPERUN_DATA_DIR=/srv/piperun piperun serve`,
+PIPERUN_DATA_DIR=/srv/piperun piperun serve
+AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... piperun serve \
+  --artifacts-url 's3://piperun-artifacts?endpoint=http://minio:9000&region=us-east-1&use_path_style=true'`,
 }
 
 func cmdServe(e *env, args []string) error {
 	fs := e.flagSet()
 	dataDirFlag(fs)
 	esdbFlag(fs)
+	artifactsFlag(fs)
 	fs.String("addr", DefaultAddr, "`HOST:PORT` the HTTP API listens on")
 	fs.String("session-key-file", "", "`FILE` holding the web session key (default <data-dir>/session.key; replicas behind one address must share it)")
 	fs.Duration("session-idle", web.DefaultSessionIdle, "end a web session unused for this `DURATION` (sessions end after 7 days whatever their use)")
@@ -115,6 +120,7 @@ func cmdServe(e *env, args []string) error {
 	cfg := server.Config{
 		DataDir:        e.fromEnv(fs, "data-dir", EnvDataDir),
 		ESDBURL:        e.fromEnv(fs, "esdb-url", EnvESDBURL),
+		ArtifactsURL:   e.fromEnv(fs, "artifacts-url", EnvArtifactsURL),
 		Addr:           e.fromEnv(fs, "addr", EnvAddr),
 		SessionKeyFile: e.fromEnv(fs, "session-key-file", EnvSessionKeyFile),
 		SessionIdle:    sessionIdle,
@@ -137,7 +143,7 @@ func cmdServe(e *env, args []string) error {
 }
 
 var workerHelp = help{
-	usage: []string{"worker [--data-dir DIR] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT] [--recover-every D] [--cache-mb N]"},
+	usage: []string{"worker [--data-dir DIR] [--artifacts-url URL] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT] [--recover-every D] [--cache-mb N]"},
 	description: `
 Runs only the workers (processing, restore, deletion, artifact clean-up) on
 a data directory, without the HTTP API: a way to add processing capacity
@@ -151,10 +157,12 @@ group piperun-workers (it publishes nothing: the API servers relay the
 event log, its own events included); run as many as needed. Without it,
 it relays the log to its own workers. --metrics-addr serves /metrics,
 /healthz and /readyz, which fails while the consumer group makes no
-progress.`,
+progress.
+` + artifactsHelp,
 	env: []string{
 		dataDirEnv,
 		esdbEnv,
+		artifactsEnv,
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
 		kafkaBrokersEnv,
 		kafkaTopicEnv,
@@ -170,6 +178,7 @@ func cmdWorker(e *env, args []string) error {
 	fs := e.flagSet()
 	dataDirFlag(fs)
 	esdbFlag(fs)
+	artifactsFlag(fs)
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	kafkaFlags(fs)
 	fs.String("metrics-addr", "", "`HOST:PORT` to serve /metrics, /healthz and /readyz on (default: none)")
@@ -193,6 +202,7 @@ func cmdWorker(e *env, args []string) error {
 		CacheBytes:   cache,
 		DataDir:      e.fromEnv(fs, "data-dir", EnvDataDir),
 		ESDBURL:      e.fromEnv(fs, "esdb-url", EnvESDBURL),
+		ArtifactsURL: e.fromEnv(fs, "artifacts-url", EnvArtifactsURL),
 		ImagesDir:    e.fromEnv(fs, "images-dir", EnvImagesDir),
 		Workers:      true,
 		Kafka:        e.kafkaConfig(fs),
@@ -335,7 +345,7 @@ func cmdArtifacts(e *env, args []string) error {
 }
 
 var sweepHelp = help{
-	usage: []string{"artifacts sweep [--data-dir DIR] [--grace D]"},
+	usage: []string{"artifacts sweep [--data-dir DIR] [--artifacts-url URL] [--grace D]"},
 	description: `
 Deletes the stored artifacts (products, backups) of a data directory that no
 run uses any more, in its current products or its backup, and that are
@@ -346,8 +356,9 @@ recording them leaves files that no run names: this finds them. A server
 with workers sweeps on its own every 6 hours.
 
 It deletes nothing while a processing job is pending (its products are not
-recorded yet). It is safe while a server runs on the data directory.`,
-	env: []string{dataDirEnv, esdbEnv},
+recorded yet). It is safe while a server runs on the data directory.
+Give it the servers' --artifacts-url when their products are in a bucket.`,
+	env: []string{dataDirEnv, esdbEnv, artifactsEnv},
 	examples: `
 piperun artifacts sweep --data-dir /srv/piperun
 piperun artifacts sweep --grace 1h`,
@@ -357,6 +368,7 @@ func cmdArtifactsSweep(e *env, args []string) error {
 	fs := e.flagSet()
 	dataDirFlag(fs)
 	esdbFlag(fs)
+	artifactsFlag(fs)
 	fs.String("grace", server.DefaultSweepGrace.String(), "leave files younger than `D`, e.g. 24h or 30m")
 	if _, err := e.parse(fs, sweepHelp, args, 0, 0, ""); err != nil {
 		return err
@@ -441,7 +453,31 @@ func esdbFlag(fs *flag.FlagSet) {
 
 // storage is where the command's state lives.
 func (e *env) storage(fs *flag.FlagSet) server.Storage {
-	return server.Storage{DataDir: e.fromEnv(fs, "data-dir", EnvDataDir), ESDBURL: e.fromEnv(fs, "esdb-url", EnvESDBURL)}
+	st := server.Storage{DataDir: e.fromEnv(fs, "data-dir", EnvDataDir), ESDBURL: e.fromEnv(fs, "esdb-url", EnvESDBURL)}
+	if fs.Lookup("artifacts-url") != nil {
+		st.ArtifactsURL = e.fromEnv(fs, "artifacts-url", EnvArtifactsURL)
+	}
+	return st
+}
+
+// EnvArtifactsURL says where the products are stored.
+const EnvArtifactsURL = "PIPERUN_ARTIFACTS_URL"
+
+const artifactsEnv = EnvArtifactsURL + "  where products are stored, when --artifacts-url is not given (default <data-dir>/artifacts)"
+
+// artifactsHelp describes --artifacts-url in the commands that take it.
+const artifactsHelp = `
+Products (the Parquet files of the runs) are stored by content digest in
+<data-dir>/artifacts, or where --artifacts-url says: a directory, a
+file:///DIR URL, or an S3 bucket (AWS, MinIO, Ceph) as
+s3://BUCKET?endpoint=URL&region=REGION&use_path_style=true (add
+&prefix=DIR/ to keep them under a prefix). A bucket's credentials come
+from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the AWS SDK's other
+sources), never from the URL. Processes that share no disk share a bucket.
+The bucket must exist: a URL that is wrong or unreachable stops the start.`
+
+func artifactsFlag(fs *flag.FlagSet) {
+	fs.String("artifacts-url", "", "where products are stored: a `URL` (s3://BUCKET?endpoint=...&region=...&use_path_style=true) or directory (default <data-dir>/artifacts)")
 }
 
 // Environment variables of the distributed mode.

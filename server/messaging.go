@@ -52,10 +52,11 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	b := &bus{}
 	// watermill narrates every subscription at Info: keep that for debugging.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	// The leases live beside the artifacts: the directory every process
-	// that runs workers or relays to Kafka shares (a volume of their own in
-	// the compose file).
-	leases, err := lease.Open(filepath.Join(c.Artifacts.Dir(), "leases"))
+	// The leases live in <data-dir>/artifacts/leases, beside the local
+	// artifacts: the directory every process that runs workers or relays
+	// to Kafka shares (a volume of their own in the compose file), also
+	// when the artifacts themselves are in a bucket.
+	leases, err := lease.Open(filepath.Join(cfg.DataDir, ArtifactsDir, "leases"))
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	// ESDBURL selects EventStoreDB as the event store instead of the
 	// embedded one in DataDir.
 	ESDBURL string
+	// ArtifactsURL is where the products are stored (see
+	// artifacts.ParseLocation): an s3:// bucket URL for processes that
+	// share no disk; default the directory <DataDir>/artifacts.
+	ArtifactsURL string
 	// SessionKeyFile holds the key of the web pages' session cookies
 	// (default <DataDir>/session.key). API replicas behind one address
 	// must share it, or a sign-in on one is unknown to the other.
@@ -108,6 +112,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("images directory %s is not a directory", abs)
 	}
 	c.ImagesDir = abs
+	if c.ArtifactsURL != "" {
+		if _, err := artifacts.ParseLocation(c.ArtifactsURL); err != nil {
+			return fmt.Errorf("artifacts URL: %w", err)
+		}
+	}
 	if c.Poll <= 0 {
 		c.Poll = 200 * time.Millisecond
 	}
@@ -133,6 +142,8 @@ type Storage struct {
 	// ESDBURL selects EventStoreDB as the event store
 	// ("esdb://host:2113?tls=false").
 	ESDBURL string
+	// ArtifactsURL is where the products are stored (Config.ArtifactsURL).
+	ArtifactsURL string
 }
 
 // Components are the opened parts of a data directory.
@@ -161,11 +172,11 @@ func Open(ctx context.Context, st Storage) (*Components, error) {
 		store.Close()
 		return nil, err
 	}
-	arts, err := artifacts.New(filepath.Join(dataDir, ArtifactsDir))
+	arts, err := artifacts.Open(ctx, cmp.Or(st.ArtifactsURL, filepath.Join(dataDir, ArtifactsDir)))
 	if err != nil {
 		read.Close()
 		store.Close()
-		return nil, fmt.Errorf("open artifact store: %w", err)
+		return nil, err // it names the store and says what failed
 	}
 	svc := app.New(store)
 	// The projector takes the states the commands of this process have
@@ -176,7 +187,7 @@ func Open(ctx context.Context, st Storage) (*Components, error) {
 
 // Close closes the stores.
 func (c *Components) Close() error {
-	return errors.Join(c.Read.Close(), c.Store.Close())
+	return errors.Join(c.Read.Close(), c.Store.Close(), c.Artifacts.Close())
 }
 
 // AddUser creates a user in a data directory and returns its API token. It
@@ -301,7 +312,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	c, err := Open(ctx, Storage{DataDir: cfg.DataDir, ESDBURL: cfg.ESDBURL})
+	c, err := Open(ctx, Storage{DataDir: cfg.DataDir, ESDBURL: cfg.ESDBURL, ArtifactsURL: cfg.ArtifactsURL})
 	if err != nil {
 		return err
 	}
@@ -362,7 +373,7 @@ func Run(ctx context.Context, cfg Config) error {
 				return err
 			}
 		}
-		log.Info("piperun worker running", "data_dir", cfg.DataDir)
+		log.Info("piperun worker running", "data_dir", cfg.DataDir, "artifacts", c.Artifacts.Location())
 		if cfg.Ready != nil {
 			cfg.Ready <- ""
 		}
@@ -416,7 +427,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
-	log.Info("piperun serving", "url", url, "data_dir", cfg.DataDir, "images_dir", cfg.ImagesDir)
+	log.Info("piperun serving", "url", url, "data_dir", cfg.DataDir, "images_dir", cfg.ImagesDir, "artifacts", c.Artifacts.Location())
 	if cfg.Ready != nil {
 		cfg.Ready <- ln.Addr().String()
 	}
