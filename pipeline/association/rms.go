@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/piperun/piperun/pipeline/fits"
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // rmsMap reads pixels of a noise map on demand: only the few pixels around
@@ -24,8 +25,8 @@ type rmsMap struct {
 	beamMajArcec float64
 }
 
-func openRMSMap(path string, fallbackBeamMajDeg float64) (*rmsMap, error) {
-	f, err := os.Open(path)
+func openRMSMap(root *inputs.Root, rel string, fallbackBeamMajDeg float64) (*rmsMap, error) {
+	f, err := root.Open(rel)
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // ImageInfo is what the pipeline records about an image, computed the way
@@ -53,7 +54,7 @@ func ReadImageInfo(ctx context.Context, path string) (ImageInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return ImageInfo{}, err
 	}
-	f, err := os.Open(path)
+	f, err := inputs.OpenFile(path)
 	if err != nil {
 		return ImageInfo{}, fmt.Errorf("read FITS header: %w", err)
 	}

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // Component is one fitted Gaussian component, in the catalogue's units.
@@ -142,7 +143,7 @@ func ReadFile(ctx context.Context, path string) ([]Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := inputs.OpenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read selavy catalogue: %w", err)
 	}
