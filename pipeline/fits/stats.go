@@ -174,8 +174,8 @@ func newDataDesc(h *Header) (*dataDesc, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n < 0 || n > 1<<40 || d.count > 0 && n > (1<<50)/d.count {
-			return nil, fmt.Errorf("keyword %s: %d out of range: %w", key, n, ErrBadValue)
+		if n < 0 || n > MaxAxisLength || d.count > 0 && n > (1<<50)/d.count {
+			return nil, fmt.Errorf("keyword %s = %d: out of range: %w", key, n, ErrBadValue)
 		}
 		d.count *= n
 	}
