@@ -55,8 +55,9 @@ func newRMSMap(f *os.File, fallbackBeamMajDeg float64) (*rmsMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	if nx <= 0 || ny <= 0 {
-		return nil, fmt.Errorf("image is %d x %d pixels: %w", nx, ny, fits.ErrBadValue)
+	// Rows are read into buffers of up to NAXIS1 pixels.
+	if nx <= 0 || ny <= 0 || nx > fits.MaxAxisLength || ny > fits.MaxAxisLength {
+		return nil, fmt.Errorf("image is %d x %d pixels (each axis must be within [1, %d]): %w", nx, ny, fits.MaxAxisLength, fits.ErrBadValue)
 	}
 	m.nx, m.ny = int(nx), int(ny)
 	if m.wcs, err = fits.NewWCS(h); err != nil {
@@ -74,6 +75,13 @@ func newRMSMap(f *os.File, fallbackBeamMajDeg float64) (*rmsMap, error) {
 		return nil, err
 	}
 	m.beamMajArcec = bmaj * 3600
+	// Both size the border and NaN checks in pixels: they must be real.
+	if !(bmaj > 0) || math.IsInf(m.beamMajArcec, 0) {
+		return nil, fmt.Errorf("keyword BMAJ = %v: must be positive and finite: %w", bmaj, fits.ErrBadValue)
+	}
+	if !(m.pixelArcsec > 0) || math.IsInf(m.pixelArcsec, 0) {
+		return nil, fmt.Errorf("pixel scale %v arcsec: must be positive and finite: %w", m.pixelArcsec, fits.ErrBadValue)
+	}
 	return m, nil
 }
 

@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/piperun/piperun/internal/vastdata"
+	"github.com/piperun/piperun/pipeline/fits"
 	"github.com/piperun/piperun/pipeline/selavy"
 )
 
@@ -209,4 +211,42 @@ func FuzzAssociation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, radiusArcsec, dupArcsec float64, epochMode bool) {
 		fuzzEngine(t, data, radiusArcsec, dupArcsec, epochMode)
 	})
+}
+
+func TestNoiseMapHeadersAreChecked(t *testing.T) {
+	tests := []struct {
+		key   string
+		value any
+		want  string
+	}{
+		{"NAXIS1", int64(1) << 21, "each axis must be within [1, 1048576]"},
+		{"BMAJ", 0.0, "keyword BMAJ = 0: must be positive and finite"},
+		{"BMAJ", -1.0, "keyword BMAJ = -1: must be positive and finite"},
+	}
+	for _, tt := range tests {
+		path := writeNoiseMap(t)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first occurrence of a keyword wins: put the bad card first.
+		card, err := fits.EncodeHeader([]fits.Card{{Key: tt.key, Value: tt.value}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Insert it after SIMPLE and drop 80 bytes of the header's blank
+		// padding, which the insertion pushed past the first block.
+		b = append(append(append([]byte(nil), b[:80]...), card[:80]...), b[80:]...)
+		b = append(b[:fits.BlockSize], b[fits.BlockSize+80:]...)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := openRMSMapAt(t, path)
+		if err == nil {
+			m.Close()
+		}
+		if !errors.Is(err, fits.ErrBadValue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s = %v: err = %v, want %q", tt.key, tt.value, err, tt.want)
+		}
+	}
 }
