@@ -193,8 +193,9 @@ const (
 type column struct {
 	name string
 	kind kind
-	// check says what a number of the column must be when v is not one
-	// it can hold, or "" (nil: any finite number).
+	// check returns, for a finite number the column cannot hold, what it
+	// must be ("must not be negative"), or ""; nil accepts any finite
+	// number.
 	check func(v float64) string
 	str   func(*Component) *string
 	num   func(*Component) *float64
@@ -215,6 +216,7 @@ func numCol(name string, check func(float64) string, f func(*Component) *float64
 // the errors), as do negative fluxes and angles and the spectral index's
 // -99 for "not fitted".
 var (
+	// anyFinite asks nothing beyond being finite.
 	anyFinite func(float64) string
 	// ra is [0, 360]: Selavy prints six decimals, so a source within half
 	// a microdegree of 360 reads as 360, which is the same place as 0.
