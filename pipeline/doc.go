@@ -4,5 +4,8 @@
 // products (one file per image, plus images, bands and sky regions). Source
 // association plugs in through the Associator seam.
 //
-// Sub-packages fits and selavy read the input formats.
+// Sub-packages fits and selavy read the input formats and check every
+// number they read for what it may hold; inputs opens the files, beneath the
+// images root and only regular files, whatever changed since the
+// configuration was checked.
 package pipeline

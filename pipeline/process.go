@@ -16,6 +16,7 @@ import (
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/pipeline/fits"
+	"github.com/piperun/piperun/pipeline/inputs"
 	"github.com/piperun/piperun/pipeline/selavy"
 )
 
@@ -134,12 +135,21 @@ func Process(ctx context.Context, store *artifacts.Store, job Job, log Logger) (
 		log.Infof("add mode: %d previous images kept, %d new images to read", len(old), len(fresh))
 	}
 
+	// Every input is opened through the root, which refuses whatever is
+	// not a regular file inside it at the moment it is opened: the
+	// configuration's check cannot stop a file being swapped since.
+	root, err := inputs.OpenRoot(job.ImagesRoot)
+	if err != nil {
+		return domain.Products{}, err
+	}
+	defer root.Close()
+
 	// Headers first, so that new images get ids in time order.
 	for _, im := range fresh {
 		if err := ctx.Err(); err != nil {
 			return domain.Products{}, err
 		}
-		if err := readImageFiles(ctx, job.ImagesRoot, im, log); err != nil {
+		if err := readImageFiles(ctx, root, im, log); err != nil {
 			return domain.Products{}, err
 		}
 	}
@@ -159,7 +169,7 @@ func Process(ctx context.Context, store *artifacts.Store, job Job, log Logger) (
 		}
 		im.row.ID = nextImageID
 		nextImageID++
-		a, n, err := measureImage(ctx, store, job.ImagesRoot, im, nextMeasID, settings, log)
+		a, n, err := measureImage(ctx, store, root, im, nextMeasID, settings, log)
 		if err != nil {
 			return domain.Products{}, err
 		}
@@ -322,7 +332,7 @@ func previousImages(ctx context.Context, store *artifacts.Store, job Job, imgs [
 
 // readImageFiles reads an image's header and checks its noise and
 // background maps, filling im.row.
-func readImageFiles(ctx context.Context, root string, im *image, log Logger) error {
+func readImageFiles(ctx context.Context, root *inputs.Root, im *image, log Logger) error {
 	h, err := readHeader(root, im.imagePath)
 	if err != nil {
 		return err
@@ -366,38 +376,39 @@ func readImageFiles(ctx context.Context, root string, im *image, log Logger) err
 	return nil
 }
 
-func readHeader(root, rel string) (*fits.Header, error) {
-	f, err := os.Open(filepath.Join(root, filepath.FromSlash(rel)))
+func readHeader(root *inputs.Root, rel string) (*fits.Header, error) {
+	f, err := root.Open(rel)
 	if err != nil {
-		return nil, fmt.Errorf("read FITS header of %s: %w", rel, unwrapPath(err))
+		return nil, fmt.Errorf("read FITS header of %s: %w", rel, err)
 	}
 	defer f.Close()
 	h, err := fits.ReadHeader(f)
 	if err != nil {
-		return nil, fmt.Errorf("read FITS header of %s: %w", rel, err)
+		return nil, fmt.Errorf("read FITS header of %s: %w", rel, unwrapPath(err))
 	}
 	return h, nil
 }
 
-func noiseStats(ctx context.Context, root, rel string) (fits.PixelStats, error) {
-	f, err := os.Open(filepath.Join(root, filepath.FromSlash(rel)))
+func noiseStats(ctx context.Context, root *inputs.Root, rel string) (fits.PixelStats, error) {
+	f, err := root.Open(rel)
 	if err != nil {
-		return fits.PixelStats{}, fmt.Errorf("read noise map %s: %w", rel, unwrapPath(err))
+		return fits.PixelStats{}, fmt.Errorf("read noise map %s: %w", rel, err)
 	}
 	defer f.Close()
 	h, err := fits.ReadHeader(f)
 	if err != nil {
-		return fits.PixelStats{}, fmt.Errorf("read FITS header of %s: %w", rel, err)
+		return fits.PixelStats{}, fmt.Errorf("read FITS header of %s: %w", rel, unwrapPath(err))
 	}
 	st, err := fits.PixelStatsOf(ctx, f, h)
 	if err != nil {
-		return fits.PixelStats{}, fmt.Errorf("read noise map %s: %w", rel, err)
+		return fits.PixelStats{}, fmt.Errorf("read noise map %s: %w", rel, unwrapPath(err))
 	}
 	return st, nil
 }
 
-// unwrapPath drops the absolute path from an *os.PathError, so that errors
-// name files as the configuration does.
+// unwrapPath drops the absolute path from an *os.PathError (files opened
+// through the root carry it in their read errors), so that errors name
+// files as the configuration does.
 func unwrapPath(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
@@ -407,14 +418,14 @@ func unwrapPath(err error) error {
 }
 
 // measureImage reads an image's catalogue and stores its measurements.
-func measureImage(ctx context.Context, store *artifacts.Store, root string, im *image, firstID int64, s Settings, log Logger) (domain.Artifact, int, error) {
+func measureImage(ctx context.Context, store *artifacts.Store, root *inputs.Root, im *image, firstID int64, s Settings, log Logger) (domain.Artifact, int, error) {
 	format, err := selavy.FormatOf(im.selavyPath)
 	if err != nil {
 		return domain.Artifact{}, 0, fmt.Errorf("read selavy catalogue %s: %w", im.selavyPath, err)
 	}
-	f, err := os.Open(filepath.Join(root, filepath.FromSlash(im.selavyPath)))
+	f, err := root.Open(im.selavyPath)
 	if err != nil {
-		return domain.Artifact{}, 0, fmt.Errorf("read selavy catalogue %s: %w", im.selavyPath, unwrapPath(err))
+		return domain.Artifact{}, 0, fmt.Errorf("read selavy catalogue %s: %w", im.selavyPath, err)
 	}
 	cs, err := selavy.Read(f, format, im.selavyPath)
 	f.Close()

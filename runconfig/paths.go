@@ -18,8 +18,9 @@ import (
 //
 // Parse already returns cleaned slash paths, which is what callers should
 // store and open (joined to the root); CheckPaths judges that cleaned form.
-// A check cannot stop a link being swapped afterwards: code that opens the
-// files should do so through os.Root.
+// A check cannot stop a link being swapped afterwards: processing opens
+// the files through pipeline/inputs, which refuses at open time what this
+// refuses here.
 func (c *Config) CheckPaths(imagesRoot string, mustExist bool) error {
 	root, err := filepath.Abs(imagesRoot)
 	if err != nil {

@@ -454,11 +454,13 @@ func grep(text, prefix string) string {
 }
 
 // TestLiveWorkerTakesUpADeadWorkersJob runs two worker processes in the
-// consumer group. One of them runs a processing job and is held there (an
-// input file is a named pipe nobody writes); the other, looking for
-// abandoned work every 300 ms, leaves the job alone, since the first holds
-// its lease. When the first is killed, the second takes the job up and
-// finishes it, with nothing restarted.
+// consumer group. One of them runs a processing job and is held there (the
+// job adds an image, and the previous run's images product is a named pipe
+// nobody writes: inputs that are not regular files are refused, products
+// are not checked that way); the other, looking for abandoned work every
+// 300 ms, leaves the job alone, since the first holds its lease. When the
+// first is killed, the second takes the job up and finishes it, with
+// nothing restarted.
 func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
 	vast := vastdata.VASTDir(t)
 	images := t.TempDir()
@@ -482,16 +484,26 @@ func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
 	w1, _ := c.startWorker("worker-1", "--recover-every", "300ms")
 	w2, _ := c.startWorker("worker-2", "--recover-every", "300ms")
 	const run = "takeover"
-	a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
-	// The configuration is checked (regular files only) when it is given;
-	// the job reads the files later.
-	noise := filepath.Join(images, "data", "epoch02.noiseMap.fits")
-	if err := os.Rename(noise, noise+".real"); err != nil {
-		t.Fatal(err)
+	a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01")}, nil)
+	a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+	first := a.waitStatus(run, "Completed", "Error")
+	if first.Status != "Completed" {
+		t.Fatalf("first job: %s", first.Status)
 	}
-	if err := syscall.Mkfifo(noise, 0o644); err != nil {
-		t.Fatal(err)
+	var imagesProduct string
+	for _, p := range first.Products {
+		if p.Name == "images.parquet" {
+			imagesProduct = p.Digest
+		}
 	}
+	if imagesProduct == "" {
+		t.Fatalf("the first job's products have no images.parquet: %+v", first.Products)
+	}
+	// Adding an image reads the previous images product first.
+	restoreArtifact := replaceArtifact(t, c.dataDir, imagesProduct, func(p string, _ []byte) error {
+		return syscall.Mkfifo(p, 0o644)
+	})
+	a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02")}, nil)
 	a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
 	var runner, other *proc
 	waitFor(t, 60*time.Second, "a worker to reach the pipe", func() bool {
@@ -511,14 +523,12 @@ func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
 		t.Fatalf("run is %s while %s runs its job, want Running", v.Status, runner.name)
 	}
 	runner.kill()
-	if err := os.Rename(noise+".real", noise); err != nil {
-		t.Fatal(err)
-	}
+	restoreArtifact()
 	done := a.waitStatus(run, "Completed", "Error")
 	if done.Status != "Completed" || done.NImages != 2 {
 		t.Fatalf("after %s died: %s with %d images", runner.name, done.Status, done.NImages)
 	}
-	if n := countType(a.events(run), domain.TypeProcessingCompleted, 0); n != 1 {
+	if n := countType(a.events(run), domain.TypeProcessingCompleted, first.Version); n != 1 {
 		t.Fatalf("%d %s events, want 1", n, domain.TypeProcessingCompleted)
 	}
 }

@@ -32,6 +32,11 @@ func VASTFile(t testing.TB, elem ...string) string {
 	return p
 }
 
+// Find returns the VAST test data directory like VASTDir, or an error
+// when it is missing, without skipping: for fuzz seeds, which are a bonus
+// to the synthetic ones.
+func Find() (string, error) { return findVASTDir() }
+
 func missing(t testing.TB, err error) {
 	t.Helper()
 	msg := fmt.Sprintf("VAST test data not available (%v): these tests need the shared data at "+

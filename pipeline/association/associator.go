@@ -118,7 +118,9 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	for i, src := range e.sources {
 		rows[i] = e.sourceMetrics(src)
 	}
-	neighbourDistances(rows)
+	if err := neighbourDistances(rows); err != nil {
+		return pipeline.AssociationResult{}, err
+	}
 	if err := e.markNewSources(ctx, rows, images, in.Job.ImagesRoot, s); err != nil {
 		return pipeline.AssociationResult{}, err
 	}
@@ -198,6 +200,9 @@ func (e *engine) load(ctx context.Context, store *artifacts.Store, images []pipe
 		var err error
 		if e.meas, err = appendMeasurements(ctx, store, im.Measurements.Digest, int32(i), e.meas); err != nil {
 			return nil, fmt.Errorf("read measurements of image %s: %w", im.Image.Name, err)
+		}
+		if err := checkMeasurements(im.Image.Name, e.meas[r.lo:]); err != nil {
+			return nil, err
 		}
 		for k := r.lo; k < int32(len(e.meas)); k++ {
 			if k == r.lo {

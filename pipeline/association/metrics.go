@@ -1,6 +1,9 @@
 package association
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // SourceRow is one row of sources.parquet, with VAST's columns in VAST's
 // order. Positions and their uncertainties are in degrees, fluxes in mJy
@@ -141,13 +144,21 @@ func (e *engine) eta(s *source, flux func(*measurement) (float64, float64)) floa
 }
 
 // neighbourDistances sets each row's n_neighbour_dist: the separation in
-// degrees to the nearest other source (0 when there is no other source).
-func neighbourDistances(rows []SourceRow) {
+// degrees to the nearest other source (0 when there is no other source). A
+// source without a finite position (weights so large that their sums
+// overflow) is an error: it has no neighbour to measure.
+func neighbourDistances(rows []SourceRow) error {
+	for i := range rows {
+		r := &rows[i]
+		if math.IsNaN(r.WavgRA) || math.IsInf(r.WavgRA, 0) || math.IsNaN(r.WavgDec) || math.IsInf(r.WavgDec, 0) {
+			return fmt.Errorf("source %d has no finite position (wavg_ra %v, wavg_dec %v): %w", r.ID, r.WavgRA, r.WavgDec, ErrInvalidMeasurement)
+		}
+	}
 	if len(rows) < 2 {
 		for i := range rows {
 			rows[i].NNeighbourDist = 0
 		}
-		return
+		return nil
 	}
 	pts := make([]vec, len(rows))
 	for i, r := range rows {
@@ -156,6 +167,13 @@ func neighbourDistances(rows []SourceRow) {
 	tree := newKDTree(pts)
 	for i := range rows {
 		j, _ := tree.nearest(pts[i], math.Inf(1), int32(i))
+		if j < 0 {
+			// Only possible if a point were not finite, which is checked
+			// above; no neighbour is 0, as for a lone source.
+			rows[i].NNeighbourDist = 0
+			continue
+		}
 		rows[i].NNeighbourDist = separation(rows[i].WavgRA, rows[i].WavgDec, rows[j].WavgRA, rows[j].WavgDec)
 	}
+	return nil
 }

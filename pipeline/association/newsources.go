@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 
 	"github.com/piperun/piperun/pipeline"
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // newSourceCheck is a source that should have been seen in an earlier
@@ -100,6 +100,16 @@ func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []
 			}
 		}
 	}
+	if len(checks) == 0 {
+		return nil
+	}
+	// Noise maps are inputs: opened beneath the images root, regular files
+	// only, as the measurements' inputs are.
+	inRoot, err := inputs.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer inRoot.Close()
 	// One pass per noise map.
 	slices.SortStableFunc(checks, func(a, b newSourceCheck) int { return cmp.Compare(a.image, b.image) })
 	for lo := 0; lo < len(checks); {
@@ -108,8 +118,7 @@ func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []
 			hi++
 		}
 		im := images[checks[lo].image]
-		path := filepath.Join(root, filepath.FromSlash(im.NoisePath))
-		m, err := openRMSMap(path, im.BeamBMaj)
+		m, err := openRMSMap(inRoot, im.NoisePath, im.BeamBMaj)
 		if err != nil {
 			return fmt.Errorf("read noise map %s of image %s: %w", im.NoisePath, im.Name, err)
 		}

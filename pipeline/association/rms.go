@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/piperun/piperun/pipeline/fits"
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // rmsMap reads pixels of a noise map on demand: only the few pixels around
@@ -24,8 +25,8 @@ type rmsMap struct {
 	beamMajArcec float64
 }
 
-func openRMSMap(path string, fallbackBeamMajDeg float64) (*rmsMap, error) {
-	f, err := os.Open(path)
+func openRMSMap(root *inputs.Root, rel string, fallbackBeamMajDeg float64) (*rmsMap, error) {
+	f, err := root.Open(rel)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +55,9 @@ func newRMSMap(f *os.File, fallbackBeamMajDeg float64) (*rmsMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	if nx <= 0 || ny <= 0 {
-		return nil, fmt.Errorf("image is %d x %d pixels: %w", nx, ny, fits.ErrBadValue)
+	// Rows are read into buffers of up to NAXIS1 pixels.
+	if nx <= 0 || ny <= 0 || nx > fits.MaxAxisLength || ny > fits.MaxAxisLength {
+		return nil, fmt.Errorf("image is %d x %d pixels (each axis must be within [1, %d]): %w", nx, ny, fits.MaxAxisLength, fits.ErrBadValue)
 	}
 	m.nx, m.ny = int(nx), int(ny)
 	if m.wcs, err = fits.NewWCS(h); err != nil {
@@ -73,6 +75,13 @@ func newRMSMap(f *os.File, fallbackBeamMajDeg float64) (*rmsMap, error) {
 		return nil, err
 	}
 	m.beamMajArcec = bmaj * 3600
+	// Both size the border and NaN checks in pixels: they must be real.
+	if !(bmaj > 0) || math.IsInf(m.beamMajArcec, 0) {
+		return nil, fmt.Errorf("keyword BMAJ = %v: must be positive and finite: %w", bmaj, fits.ErrBadValue)
+	}
+	if !(m.pixelArcsec > 0) || math.IsInf(m.pixelArcsec, 0) {
+		return nil, fmt.Errorf("pixel scale %v arcsec: must be positive and finite: %w", m.pixelArcsec, fits.ErrBadValue)
+	}
 	return m, nil
 }
 

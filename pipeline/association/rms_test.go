@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/pipeline/fits"
+	"github.com/piperun/piperun/pipeline/inputs"
 
 	"github.com/piperun/piperun/internal/vastdata"
 )
 
 func TestWorldToArrayIndexInvertsTheWCS(t *testing.T) {
-	m, err := openRMSMap(vastdata.VASTFile(t, "data", "epoch01.noiseMap.fits"), 0)
+	m, err := openRMSMapAt(t, vastdata.VASTFile(t, "data", "epoch01.noiseMap.fits"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func writeNoiseMap(t *testing.T) string {
 }
 
 func TestTrueRMS(t *testing.T) {
-	m, err := openRMSMap(writeNoiseMap(t), 0)
+	m, err := openRMSMapAt(t, writeNoiseMap(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,4 +111,15 @@ func TestTrueRMS(t *testing.T) {
 			t.Errorf("pixel (%d, %d): rms %v mJy, want %v", tc.y, tc.x, rms, want)
 		}
 	}
+}
+
+// openRMSMapAt opens the noise map at path through a root at its directory.
+func openRMSMapAt(t *testing.T, path string) (*rmsMap, error) {
+	t.Helper()
+	root, err := inputs.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	return openRMSMap(root, filepath.Base(path), 0)
 }

@@ -3,9 +3,40 @@ package fits
 import (
 	"bytes"
 	"context"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/piperun/piperun/internal/vastdata"
 )
+
+// checkImageInfo states, independently of ImageInfoFromHeader, what an
+// accepted image's facts must be.
+func checkImageInfo(t *testing.T, info ImageInfo) {
+	t.Helper()
+	for name, v := range map[string]float64{
+		"BeamMajDeg": info.BeamMajDeg, "BeamMinDeg": info.BeamMinDeg, "BeamPADeg": info.BeamPADeg,
+		"RADeg": info.RADeg, "DecDeg": info.DecDeg, "PixelScale1Deg": info.PixelScale1Deg, "PixelScale2Deg": info.PixelScale2Deg,
+		"RadiusPixels": info.RadiusPixels, "FOVBMajDeg": info.FOVBMajDeg, "FOVBMinDeg": info.FOVBMinDeg,
+		"PhysicalBMajDeg": info.PhysicalBMajDeg, "PhysicalBMinDeg": info.PhysicalBMinDeg,
+		"FrequencyMHz": info.FrequencyMHz, "BandwidthMHz": info.BandwidthMHz, "DurationSec": info.DurationSec,
+	} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Fatalf("%s = %v accepted", name, v)
+		}
+	}
+	if info.BeamMajDeg <= 0 || info.BeamMinDeg <= 0 || info.PixelScale1Deg <= 0 || info.PixelScale2Deg <= 0 || info.FrequencyMHz <= 0 || info.DurationSec < 0 {
+		t.Fatalf("beam, pixel scale, frequency or duration not positive: %+v", info)
+	}
+	if info.NAxis1 < 1 || info.NAxis1 > MaxAxisLength || info.NAxis2 < 1 || info.NAxis2 > MaxAxisLength {
+		t.Fatalf("axes %d x %d accepted", info.NAxis1, info.NAxis2)
+	}
+	if info.RADeg < 0 || info.RADeg >= 360 || info.DecDeg < -90 || info.DecDeg > 90 {
+		t.Fatalf("centre (%v, %v) accepted", info.RADeg, info.DecDeg)
+	}
+}
 
 func FuzzReadFITSHeader(f *testing.F) {
 	seed, err := EncodeHeader([]Card{
@@ -24,6 +55,19 @@ func FuzzReadFITSHeader(f *testing.F) {
 	f.Add(seed[:BlockSize])
 	f.Add(rawHeader("SIMPLE  =                    T", "D       =         1.5D+02", "S       = 'a''b' / c", "C       =   (1, 2)", "U       =  / undefined"))
 	f.Add([]byte(strings.Repeat("SIMPLE  =                    T", 3)))
+	// The real images' and noise maps' headers, with a little data.
+	if dir, err := vastdata.Find(); err == nil {
+		paths, _ := filepath.Glob(filepath.Join(dir, "data", "epoch0*.fits"))
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			if h, err := ReadHeader(bytes.NewReader(b)); err == nil {
+				f.Add(b[:min(len(b), int(h.Size())+64)])
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ReadHeader(bytes.NewReader(data))
 		if err != nil {
@@ -37,8 +81,17 @@ func FuzzReadFITSHeader(f *testing.F) {
 				t.Fatalf("key %q longer than 8", c.Key)
 			}
 		}
-		// None of these may panic, whatever the header says.
-		ImageInfoFromHeader(h)
+		// None of these may panic, whatever the header says, and what is
+		// accepted must be valid.
+		if info, err := ImageInfoFromHeader(h); err == nil {
+			checkImageInfo(t, info)
+		}
+		if w, err := NewWCS(h); err == nil {
+			s1, s2 := w.PixelScales()
+			if !(s1 > 0 && s2 > 0) || math.IsInf(s1, 0) || math.IsInf(s2, 0) {
+				t.Fatalf("pixel scales %v, %v accepted", s1, s2)
+			}
+		}
 		PixelStatsOf(context.Background(), bytes.NewReader(data), h)
 	})
 }

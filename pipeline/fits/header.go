@@ -30,6 +30,41 @@ var (
 	ErrBadValue = errors.New("bad keyword value")
 )
 
+// MaxAxisLength bounds every NAXISn the package accepts: far beyond any
+// survey image (ASKAP's are some 16k pixels a side), and small enough that
+// no header can make a reader plan terabytes.
+const MaxAxisLength = 1 << 20
+
+// invalid reports a number that a keyword cannot hold, naming the keyword
+// and the value: "keyword BMAJ = 0: must be positive".
+func invalid(key string, v float64, rule string) error {
+	return fmt.Errorf("keyword %s = %s: %s: %w", key, strconv.FormatFloat(v, 'g', -1, 64), rule, ErrBadValue)
+}
+
+// finite returns an error unless v is finite.
+func finite(key string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return invalid(key, v, "must be finite")
+	}
+	return nil
+}
+
+// positive returns an error unless v is finite and above zero.
+func positive(key string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+		return invalid(key, v, "must be positive and finite")
+	}
+	return nil
+}
+
+// within returns an error unless v is finite and in [lo, hi].
+func within(key string, v, lo, hi float64) error {
+	if !(v >= lo && v <= hi) {
+		return invalid(key, v, fmt.Sprintf("must be within [%g, %g]", lo, hi))
+	}
+	return nil
+}
+
 // RawValue holds the text of a value that is not a string, logical, integer
 // or real number (a complex number, or malformed).
 type RawValue string

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // ImageInfo is what the pipeline records about an image, computed the way
@@ -53,7 +54,7 @@ func ReadImageInfo(ctx context.Context, path string) (ImageInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return ImageInfo{}, err
 	}
-	f, err := os.Open(path)
+	f, err := inputs.OpenFile(path)
 	if err != nil {
 		return ImageInfo{}, fmt.Errorf("read FITS header: %w", err)
 	}
@@ -79,11 +80,19 @@ func ImageInfoFromHeader(h *Header) (ImageInfo, error) {
 	if info.DurationSec, err = h.FloatOr("DURATION", 0); err != nil {
 		return info, err
 	}
+	if info.DurationSec < 0 {
+		return info, invalid("DURATION", info.DurationSec, "must not be negative")
+	}
 	for _, kv := range []struct {
-		key string
-		dst *float64
-	}{{"BMAJ", &info.BeamMajDeg}, {"BMIN", &info.BeamMinDeg}, {"BPA", &info.BeamPADeg}} {
+		key   string
+		dst   *float64
+		check func(string, float64) error
+	}{{"BMAJ", &info.BeamMajDeg, positive}, {"BMIN", &info.BeamMinDeg, positive}, {"BPA", &info.BeamPADeg, finite}} {
 		if *kv.dst, err = h.Float(kv.key); err != nil {
+			return info, err
+		}
+		// A beam of zero would divide measurements' sizes by zero.
+		if err := kv.check(kv.key, *kv.dst); err != nil {
 			return info, err
 		}
 	}
@@ -104,6 +113,9 @@ func ImageInfoFromHeader(h *Header) (ImageInfo, error) {
 	if info.RADeg, info.DecDeg, err = w.PixelToWorld(float64(n1)/2, float64(n2)/2); err != nil {
 		return info, fmt.Errorf("image centre: %w", err)
 	}
+	if math.IsNaN(info.RADeg) || math.IsNaN(info.DecDeg) {
+		return info, fmt.Errorf("image centre: no position (the WCS gives NaN): %w", ErrBadValue)
+	}
 	info.PixelScale1Deg, info.PixelScale2Deg = w.PixelScales()
 	info.RadiusPixels = math.Hypot(float64(n1), float64(n2)) / 2
 	info.FOVBMinDeg = info.RadiusPixels * info.PixelScale1Deg
@@ -113,6 +125,7 @@ func ImageInfoFromHeader(h *Header) (ImageInfo, error) {
 	if info.FrequencyMHz, info.BandwidthMHz, err = frequency(h); err != nil {
 		return info, err
 	}
+
 	if h.Has("TELESCOP") {
 		if info.Telescope, err = h.String("TELESCOP"); err != nil {
 			return info, err
@@ -127,8 +140,8 @@ func axisLength(h *Header, i int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if n <= 0 || n > 1<<31 {
-		return 0, fmt.Errorf("keyword %s: %d is not a usable axis length: %w", key, n, ErrBadValue)
+	if n <= 0 || n > MaxAxisLength {
+		return 0, fmt.Errorf("keyword %s = %d: must be within [1, %d]: %w", key, n, MaxAxisLength, ErrBadValue)
 	}
 	return int(n), nil
 }
@@ -192,8 +205,12 @@ func frequency(h *Header) (mhz, bwMHz float64, err error) {
 				return 0, 0, fmt.Errorf("keyword CUNIT%d: unknown frequency unit %q: %w", i, u, ErrBadValue)
 			}
 		}
-		v, err := h.Float(fmt.Sprintf("CRVAL%d", i))
+		key := fmt.Sprintf("CRVAL%d", i)
+		v, err := h.Float(key)
 		if err != nil {
+			return 0, 0, err
+		}
+		if err := positive(key, v*scale); err != nil {
 			return 0, 0, err
 		}
 		bw, err := h.FloatOr(fmt.Sprintf("CDELT%d", i), 0)
@@ -206,6 +223,9 @@ func frequency(h *Header) (mhz, bwMHz float64, err error) {
 		if h.Has(key) {
 			v, err := h.Float(key)
 			if err != nil {
+				return 0, 0, err
+			}
+			if err := positive(key, v); err != nil {
 				return 0, 0, err
 			}
 			return v * 1e-6, 0, nil

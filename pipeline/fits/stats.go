@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
+
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // PixelStats summarises an image's valid pixels.
@@ -22,7 +23,7 @@ func ReadHeaderFile(ctx context.Context, path string) (*Header, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := inputs.OpenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read FITS header: %w", err)
 	}
@@ -37,7 +38,7 @@ func ReadHeaderFile(ctx context.Context, path string) (*Header, error) {
 // ReadPixelStats reads the FITS file at path and summarises its primary
 // data; see PixelStatsOf.
 func ReadPixelStats(ctx context.Context, path string) (*Header, PixelStats, error) {
-	f, err := os.Open(path)
+	f, err := inputs.OpenFile(path)
 	if err != nil {
 		return nil, PixelStats{}, fmt.Errorf("read pixels: %w", err)
 	}
@@ -173,8 +174,8 @@ func newDataDesc(h *Header) (*dataDesc, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n < 0 || n > 1<<40 || d.count > 0 && n > (1<<50)/d.count {
-			return nil, fmt.Errorf("keyword %s: %d out of range: %w", key, n, ErrBadValue)
+		if n < 0 || n > MaxAxisLength || d.count > 0 && n > (1<<50)/d.count {
+			return nil, fmt.Errorf("keyword %s = %d: out of range: %w", key, n, ErrBadValue)
 		}
 		d.count *= n
 	}

@@ -69,11 +69,29 @@ func NewWCS(h *Header) (*WCS, error) {
 		}
 	}
 	w.crval = [2]float64{crval[lng], crval[lat]}
+	// Any RA is a place, but one beyond a turn is not a header's; a Dec
+	// beyond a pole is no place at all.
+	if err := within(fmt.Sprintf("CRVAL%d", lng+1), crval[lng], -360, 360); err != nil {
+		return nil, err
+	}
+	if err := within(fmt.Sprintf("CRVAL%d", lat+1), crval[lat], -90, 90); err != nil {
+		return nil, err
+	}
+	for i := range 2 {
+		if err := finite(fmt.Sprintf("CRPIX%d", i+1), w.crpix[i]); err != nil {
+			return nil, err
+		}
+	}
 	if err := w.readMatrix(h); err != nil {
 		return nil, err
 	}
 	for j := range 2 {
 		w.scales[j] = math.Hypot(w.m[0][j], w.m[1][j])
+		// The matrix's elements come from finite keywords, but their
+		// products can overflow.
+		if math.IsInf(w.scales[j], 0) || math.IsNaN(w.scales[j]) {
+			return nil, fmt.Errorf("pixel scale of axis %d is not finite (CDELT or CD matrix): %w", j+1, ErrBadValue)
+		}
 	}
 	if w.scales[0] == 0 || w.scales[1] == 0 {
 		return nil, fmt.Errorf("pixel scale is zero (CDELT or CD matrix): %w", ErrBadValue)
@@ -114,8 +132,13 @@ func (w *WCS) readMatrix(h *Header) error {
 	var cdelt [2]float64
 	for i := range 2 {
 		var err error
-		if cdelt[i], err = h.Float(fmt.Sprintf("CDELT%d", i+1)); err != nil {
+		key := fmt.Sprintf("CDELT%d", i+1)
+		if cdelt[i], err = h.Float(key); err != nil {
 			return err
+		}
+		// The sign says the axis's direction; the size must be real.
+		if cdelt[i] == 0 {
+			return invalid(key, cdelt[i], "must not be zero")
 		}
 	}
 	pc := [2][2]float64{{1, 0}, {0, 1}}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/piperun/piperun/pipeline/inputs"
 )
 
 // Component is one fitted Gaussian component, in the catalogue's units.
@@ -57,7 +59,23 @@ var (
 	ErrDuplicate = errors.New("duplicate component")
 	// ErrFormat means the file is not a catalogue of the expected format.
 	ErrFormat = errors.New("malformed catalogue")
+	// ErrInvalidValue means a value is a number but not one its column can
+	// hold: not finite, or outside the column's range (a declination of
+	// 200, a negative error).
+	ErrInvalidValue = errors.New("invalid value")
 )
+
+// invalidValue is an ErrInvalidValue that names its column and value, so
+// that the message reads "dec_deg_cont = 200: must be within [-90, 90]".
+type invalidValue struct {
+	column, text, rule string
+}
+
+func (e *invalidValue) Error() string {
+	return fmt.Sprintf("%s = %s: %s", e.column, e.text, e.rule)
+}
+
+func (e *invalidValue) Is(target error) bool { return target == ErrInvalidValue }
 
 // Error locates a problem in a catalogue.
 type Error struct {
@@ -84,7 +102,7 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "%v%s %s", e.Err, plural, e.Column)
 		return b.String()
 	}
-	if e.Column != "" {
+	if e.Column != "" && !errors.Is(e.Err, ErrInvalidValue) {
 		fmt.Fprintf(&b, "column %s: ", e.Column)
 	}
 	b.WriteString(e.Err.Error())
@@ -142,7 +160,7 @@ func ReadFile(ctx context.Context, path string) ([]Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := inputs.OpenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read selavy catalogue: %w", err)
 	}
@@ -175,18 +193,52 @@ const (
 type column struct {
 	name string
 	kind kind
-	str  func(*Component) *string
-	num  func(*Component) *float64
-	flag func(*Component) *bool
+	// check returns, for a finite number the column cannot hold, what it
+	// must be ("must not be negative"), or ""; nil accepts any finite
+	// number.
+	check func(v float64) string
+	str   func(*Component) *string
+	num   func(*Component) *float64
+	flag  func(*Component) *bool
 }
 
 func strCol(name string, f func(*Component) *string) column {
 	return column{name: name, kind: kString, str: f}
 }
 
-func numCol(name string, f func(*Component) *float64) column {
-	return column{name: name, kind: kFloat, num: f}
+func numCol(name string, check func(float64) string, f func(*Component) *float64) column {
+	return column{name: name, kind: kFloat, check: check, num: f}
 }
+
+// The rules for numbers, beyond being finite (which every number must be).
+// They hold what a real Selavy catalogue holds: zero errors and sizes
+// occur (VAST drops components of zero size or flux itself, and floors
+// the errors), as do negative fluxes and angles and the spectral index's
+// -99 for "not fitted".
+var (
+	// anyFinite asks nothing beyond being finite.
+	anyFinite func(float64) string
+	// ra is [0, 360]: Selavy prints six decimals, so a source within half
+	// a microdegree of 360 reads as 360, which is the same place as 0.
+	ra = func(v float64) string {
+		if v < 0 || v > 360 {
+			return "must be within [0, 360]"
+		}
+		return ""
+	}
+	dec = func(v float64) string {
+		if v < -90 || v > 90 {
+			return "must be within [-90, 90]"
+		}
+		return ""
+	}
+	nonNegative = func(v float64) string {
+		if v < 0 {
+			return "must not be negative"
+		}
+		return ""
+	}
+)
 
 func flagCol(name string, f func(*Component) *bool) column {
 	return column{name: name, kind: kBool, flag: f}
@@ -197,29 +249,29 @@ var columns = []column{
 	strCol("island_id", func(c *Component) *string { return &c.IslandID }),
 	strCol("component_id", func(c *Component) *string { return &c.ComponentID }),
 	strCol("component_name", func(c *Component) *string { return &c.ComponentName }),
-	numCol("ra_deg_cont", func(c *Component) *float64 { return &c.RADeg }),
-	numCol("dec_deg_cont", func(c *Component) *float64 { return &c.DecDeg }),
-	numCol("ra_err", func(c *Component) *float64 { return &c.RAErr }),
-	numCol("dec_err", func(c *Component) *float64 { return &c.DecErr }),
-	numCol("flux_peak", func(c *Component) *float64 { return &c.FluxPeak }),
-	numCol("flux_peak_err", func(c *Component) *float64 { return &c.FluxPeakErr }),
-	numCol("flux_int", func(c *Component) *float64 { return &c.FluxInt }),
-	numCol("flux_int_err", func(c *Component) *float64 { return &c.FluxIntErr }),
-	numCol("maj_axis", func(c *Component) *float64 { return &c.MajAxis }),
-	numCol("min_axis", func(c *Component) *float64 { return &c.MinAxis }),
-	numCol("pos_ang", func(c *Component) *float64 { return &c.PosAng }),
-	numCol("maj_axis_err", func(c *Component) *float64 { return &c.MajAxisErr }),
-	numCol("min_axis_err", func(c *Component) *float64 { return &c.MinAxisErr }),
-	numCol("pos_ang_err", func(c *Component) *float64 { return &c.PosAngErr }),
-	numCol("maj_axis_deconv", func(c *Component) *float64 { return &c.MajAxisDeconv }),
-	numCol("min_axis_deconv", func(c *Component) *float64 { return &c.MinAxisDeconv }),
-	numCol("pos_ang_deconv", func(c *Component) *float64 { return &c.PosAngDeconv }),
-	numCol("chi_squared_fit", func(c *Component) *float64 { return &c.ChiSquaredFit }),
-	numCol("spectral_index", func(c *Component) *float64 { return &c.SpectralIndex }),
+	numCol("ra_deg_cont", ra, func(c *Component) *float64 { return &c.RADeg }),
+	numCol("dec_deg_cont", dec, func(c *Component) *float64 { return &c.DecDeg }),
+	numCol("ra_err", nonNegative, func(c *Component) *float64 { return &c.RAErr }),
+	numCol("dec_err", nonNegative, func(c *Component) *float64 { return &c.DecErr }),
+	numCol("flux_peak", anyFinite, func(c *Component) *float64 { return &c.FluxPeak }),
+	numCol("flux_peak_err", nonNegative, func(c *Component) *float64 { return &c.FluxPeakErr }),
+	numCol("flux_int", anyFinite, func(c *Component) *float64 { return &c.FluxInt }),
+	numCol("flux_int_err", nonNegative, func(c *Component) *float64 { return &c.FluxIntErr }),
+	numCol("maj_axis", nonNegative, func(c *Component) *float64 { return &c.MajAxis }),
+	numCol("min_axis", nonNegative, func(c *Component) *float64 { return &c.MinAxis }),
+	numCol("pos_ang", anyFinite, func(c *Component) *float64 { return &c.PosAng }),
+	numCol("maj_axis_err", nonNegative, func(c *Component) *float64 { return &c.MajAxisErr }),
+	numCol("min_axis_err", nonNegative, func(c *Component) *float64 { return &c.MinAxisErr }),
+	numCol("pos_ang_err", nonNegative, func(c *Component) *float64 { return &c.PosAngErr }),
+	numCol("maj_axis_deconv", nonNegative, func(c *Component) *float64 { return &c.MajAxisDeconv }),
+	numCol("min_axis_deconv", nonNegative, func(c *Component) *float64 { return &c.MinAxisDeconv }),
+	numCol("pos_ang_deconv", anyFinite, func(c *Component) *float64 { return &c.PosAngDeconv }),
+	numCol("chi_squared_fit", nonNegative, func(c *Component) *float64 { return &c.ChiSquaredFit }),
+	numCol("spectral_index", anyFinite, func(c *Component) *float64 { return &c.SpectralIndex }),
 	flagCol("spectral_index_from_TT", func(c *Component) *bool { return &c.SpectralIndexFromTT }),
 	flagCol("flag_c4", func(c *Component) *bool { return &c.FlagC4 }),
 	flagCol("has_siblings", func(c *Component) *bool { return &c.HasSiblings }),
-	numCol("rms_image", func(c *Component) *float64 { return &c.RMSImage }),
+	numCol("rms_image", nonNegative, func(c *Component) *float64 { return &c.RMSImage }),
 }
 
 // Columns returns the names of the columns a catalogue must have.
@@ -292,6 +344,17 @@ func (l *layout) component(line int, fields []string) (Component, error) {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil && !errors.Is(err, strconv.ErrRange) {
 				return c, &Error{File: l.file, Line: line, Column: col.name, Err: fmt.Errorf("%q is not a number: %w", v, ErrBadValue)}
+			}
+			// ParseFloat reads "NaN" and "Inf", and overflows to ±Inf;
+			// an underflow to zero is harmless.
+			rule := ""
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				rule = "must be a finite number"
+			} else if col.check != nil {
+				rule = col.check(f)
+			}
+			if rule != "" {
+				return c, &Error{File: l.file, Line: line, Column: col.name, Err: &invalidValue{column: col.name, text: v, rule: rule}}
 			}
 			*col.num(&c) = f
 		case kBool:
