@@ -57,7 +57,9 @@ func parseConfig(text []byte) (domain.RunConfig, error) {
 	return c.Domain(), nil
 }
 
-func newSite(t *testing.T) *site {
+// newSite starts the site; opts adjust the pages' server before it
+// serves.
+func newSite(t *testing.T, opts ...func(*Server)) *site {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := memory.New()
@@ -85,6 +87,9 @@ func newSite(t *testing.T) *site {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	apiServer := &api.Server{Svc: svc, Read: read, ParseConfig: parseConfig, Logger: quiet}
 	pages := &Server{API: apiServer, Key: []byte("0123456789abcdef0123456789abcdef"), Logger: quiet, Heartbeat: 50 * time.Millisecond}
+	for _, o := range opts {
+		o(pages)
+	}
 	router := mux.NewRouter()
 	apiServer.Register(router)
 	if err := pages.Register(router); err != nil {
