@@ -84,9 +84,11 @@ func (s *Server) acquireStream(user string) (release func(), err error) {
 //     1), if one is open on the page;
 //   - "gone": the run was deleted; the stream ends.
 //
-// A stream lifts the connection's read and write deadlines (it lives for
-// as long as the page is open) and bounds the writing of each event by
-// StreamWriteTimeout instead, so a client that stops reading is let go.
+// A stream lives for as long as the page is open: it replaces the
+// connection's write deadline by one for each event, StreamWriteTimeout
+// from its start, so that a client that stops reading is let go. (The
+// server's read deadline is no concern: net/http lifts it once the
+// request's body is read, and a GET has none.)
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := mux.Vars(r)["name"]
@@ -126,9 +128,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer func() { f.unfollow(fl) }()
 
 	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		s.Logger.Warn("live stream: lift the read deadline", "err", err)
-	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

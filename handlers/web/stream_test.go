@@ -148,12 +148,22 @@ func TestFeedResendsTheRunToALaggingStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := 0
-	for range fl.ch {
-		n++
+	// The queue holds followerBuffer events, then the feed closed it.
+	for range followerBuffer {
+		if _, ok := <-fl.ch; !ok {
+			t.Fatal("the queue ended before it was full")
+		}
 	}
-	if n != followerBuffer || fl.end != errLagged {
-		t.Fatalf("got %d events then %v, want %d then %v", n, fl.end, followerBuffer, errLagged)
+	select {
+	case _, ok := <-fl.ch:
+		if ok {
+			t.Fatal("more events than the queue holds")
+		}
+	default:
+		t.Fatal("the queue of the lagging stream is still open")
+	}
+	if fl.end != errLagged {
+		t.Fatalf("the stream ended with %v, want %v", fl.end, errLagged)
 	}
 	f.mu.Lock()
 	_, still := f.followers[fl]
