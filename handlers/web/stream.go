@@ -151,10 +151,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		for {
-			lines, err := s.API.Read.LogLines(ctx, name, logName, next)
-			if errors.Is(err, projections.ErrNotFound) {
-				return nil // not written yet
-			}
+			lines, err := s.API.Read.LogTail(ctx, name, logName, next)
 			if err != nil {
 				return err
 			}
