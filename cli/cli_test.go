@@ -90,8 +90,10 @@ func TestConfirm(t *testing.T) {
 
 // flagsOf lists, for every command, the flags its help must mention.
 var flagsOf = map[string][]string{
-	"serve":               {"--data-dir", "--esdb-url", "--addr", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir},
-	"worker":              {"--data-dir", "--esdb-url", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvImagesDir},
+	"serve": {"--data-dir", "--esdb-url", "--addr", "--images-dir", "--recover-every", "--cache-mb", "--read-timeout", "--write-timeout", "--idle-timeout",
+		"--max-header-kb", "--max-streams", "--max-streams-per-user", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir},
+	"worker": {"--data-dir", "--esdb-url", "--images-dir", "--recover-every", "--cache-mb", "--read-timeout", "--write-timeout", "--idle-timeout",
+		"--max-header-kb", EnvDataDir, EnvESDBURL, EnvImagesDir},
 	"initpiperun":         {"--config", "--description", "--template", "--server", "--token", EnvServer, EnvToken},
 	"runpipeline":         {"--debug", "--full-rerun", "--no-wait", "--server", "--token", EnvServer, EnvToken},
 	"restorepiperun":      {"--no-confirm", "--debug", "--no-wait", "--server", "--token", "Restore run RUN to this configuration? (y/n)"},
@@ -205,6 +207,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"worker", "--recover-every", "soon"}, "--recover-every must be a positive duration"},
 		{[]string{"serve", "--cache-mb", "0"}, "--cache-mb must be a whole number of megabytes"},
 		{[]string{"worker", "--cache-mb", "lots"}, "--cache-mb must be a whole number of megabytes"},
+		{[]string{"serve", "--read-timeout", "0s"}, "--read-timeout must be a positive duration"},
+		{[]string{"serve", "--write-timeout", "-1s"}, "--write-timeout must be a positive duration"},
+		{[]string{"worker", "--idle-timeout", "never"}, "--idle-timeout must be a positive duration"},
+		{[]string{"serve", "--max-header-kb", "0"}, "--max-header-kb must be a whole number of at least 1"},
+		{[]string{"serve", "--max-streams", "none"}, "--max-streams must be a whole number of at least 1"},
+		{[]string{"serve", "--max-streams-per-user", "-3"}, "--max-streams-per-user must be a whole number of at least 1"},
 		{[]string{"help", "frob"}, `unknown command "frob"`},
 	}
 	for _, tc := range tests {

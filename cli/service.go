@@ -23,7 +23,7 @@ import (
 var Version = ""
 
 var serveHelp = help{
-	usage: []string{"serve [--data-dir DIR] [--artifacts-url URL] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D] [--cache-mb N] [--session-idle D]"},
+	usage: []string{"serve [--data-dir DIR] [--artifacts-url URL] [--addr HOST:PORT] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--workers=false] [--recover-every D] [--cache-mb N] [--session-idle D] [--read-timeout D] [--write-timeout D] [--idle-timeout D] [--max-header-kb N] [--max-streams N] [--max-streams-per-user N]"},
 	description: `
 Runs the piperun service on a data directory: the HTTP API (and web pages)
 on --addr, and the workers that process runs, restore them and delete them.
@@ -63,6 +63,16 @@ them, and its workers, unless --workers=false, consume them in the group
 piperun-workers beside any 'piperun worker'. /readyz fails while events
 cannot be published or the group makes no progress; /metrics serves
 Prometheus metrics.
+
+Every connection is bounded: a request, body included, must arrive within
+--read-timeout and its answer leave within --write-timeout; a keep-alive
+connection is closed after --idle-timeout without a request; a header
+over --max-header-kb gets 431, and a body over 2 MiB (two configurations
+of up to 1 MiB) 413. The run pages' live streams are exempt from the
+timeouts but must take each event within --write-timeout; at most
+--max-streams are open in all and --max-streams-per-user per user, past
+which a stream is refused with 429 (the page then says that live updates
+are unavailable and a refresh updates it).
 ` + artifactsHelp,
 	env: []string{
 		dataDirEnv,
@@ -98,7 +108,22 @@ func cmdServe(e *env, args []string) error {
 	fs.Bool("workers", true, "run the workers in this process (false: only the API and the relay, with Kafka)")
 	recoverFlag(fs)
 	cacheFlag(fs)
+	httpFlags(fs)
+	fs.String("max-streams", strconv.Itoa(web.DefaultMaxStreams), "live streams `N` of the run pages open at most in all (429 past it)")
+	fs.String("max-streams-per-user", strconv.Itoa(web.DefaultMaxStreamsPerUser), "live streams `N` of the run pages one user may have open (429 past it)")
 	if _, err := e.parse(fs, serveHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	limits, err := httpLimits(fs)
+	if err != nil {
+		return err
+	}
+	maxStreams, err := positiveInt(fs, "max-streams")
+	if err != nil {
+		return err
+	}
+	maxStreamsPerUser, err := positiveInt(fs, "max-streams-per-user")
+	if err != nil {
 		return err
 	}
 	recoverEvery, err := positiveDuration(fs, "recover-every")
@@ -128,10 +153,13 @@ func cmdServe(e *env, args []string) error {
 		Workers:        workers,
 		RecoverEvery:   recoverEvery,
 		CacheBytes:     cache,
+		HTTP:           limits,
+		MaxStreams:     maxStreams,
 		Kafka:          e.kafkaConfig(fs),
 		Logger:         slog.New(slog.NewTextHandler(e.stderr, nil)),
 		Stdout:         e.stdout,
 	}
+	cfg.MaxStreamsPerUser = maxStreamsPerUser
 	if !workers && len(cfg.Kafka.Brokers) == 0 {
 		return usagef("--workers=false needs --kafka-brokers: without Kafka, nothing else would process this server's runs")
 	}
@@ -143,7 +171,7 @@ func cmdServe(e *env, args []string) error {
 }
 
 var workerHelp = help{
-	usage: []string{"worker [--data-dir DIR] [--artifacts-url URL] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT] [--recover-every D] [--cache-mb N]"},
+	usage: []string{"worker [--data-dir DIR] [--artifacts-url URL] [--images-dir DIR] [--kafka-brokers HOST:PORT,...] [--kafka-topic TOPIC] [--metrics-addr HOST:PORT] [--recover-every D] [--cache-mb N] [--read-timeout D] [--write-timeout D] [--idle-timeout D] [--max-header-kb N]"},
 	description: `
 Runs only the workers (processing, restore, deletion, artifact clean-up) on
 a data directory, without the HTTP API: a way to add processing capacity
@@ -157,7 +185,8 @@ group piperun-workers (it publishes nothing: the API servers relay the
 event log, its own events included); run as many as needed. Without it,
 it relays the log to its own workers. --metrics-addr serves /metrics,
 /healthz and /readyz, which fails while the consumer group makes no
-progress.
+progress. Its connections are bounded by --read-timeout, --write-timeout,
+--idle-timeout and --max-header-kb, as 'piperun serve' bounds its own.
 ` + artifactsHelp,
 	env: []string{
 		dataDirEnv,
@@ -184,7 +213,12 @@ func cmdWorker(e *env, args []string) error {
 	fs.String("metrics-addr", "", "`HOST:PORT` to serve /metrics, /healthz and /readyz on (default: none)")
 	recoverFlag(fs)
 	cacheFlag(fs)
+	httpFlags(fs)
 	if _, err := e.parse(fs, workerHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	limits, err := httpLimits(fs)
+	if err != nil {
 		return err
 	}
 	recoverEvery, err := positiveDuration(fs, "recover-every")
@@ -200,6 +234,7 @@ func cmdWorker(e *env, args []string) error {
 	return server.Run(e.ctx, server.Config{
 		RecoverEvery: recoverEvery,
 		CacheBytes:   cache,
+		HTTP:         limits,
 		DataDir:      e.fromEnv(fs, "data-dir", EnvDataDir),
 		ESDBURL:      e.fromEnv(fs, "esdb-url", EnvESDBURL),
 		ArtifactsURL: e.fromEnv(fs, "artifacts-url", EnvArtifactsURL),
@@ -331,6 +366,37 @@ func cacheBytes(fs *flag.FlagSet) (int, error) {
 		return 0, usagef("--cache-mb must be a whole number of megabytes from 1 to 1048576")
 	}
 	return mb << 20, nil
+}
+
+// httpFlags are the bounds of every HTTP connection (server.HTTPLimits).
+func httpFlags(fs *flag.FlagSet) {
+	fs.String("read-timeout", server.DefaultReadTimeout.String(), "time `D` a client has to send a whole request, body included")
+	fs.String("write-timeout", server.DefaultWriteTimeout.String(), "time `D` a client has to take an answer (for a live stream: each of its events)")
+	fs.String("idle-timeout", server.DefaultIdleTimeout.String(), "time `D` a keep-alive connection may wait for its next request")
+	fs.String("max-header-kb", strconv.Itoa(server.DefaultMaxHeaderBytes>>10), "kibibytes `N` a request's header may have (431 past it)")
+}
+
+// httpLimits reads httpFlags.
+func httpLimits(fs *flag.FlagSet) (server.HTTPLimits, error) {
+	var l server.HTTPLimits
+	var err error
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+	}{{"read-timeout", &l.ReadTimeout}, {"write-timeout", &l.WriteTimeout}, {"idle-timeout", &l.IdleTimeout}} {
+		if *d.to, err = positiveDuration(fs, d.name); err != nil {
+			return l, err
+		}
+	}
+	kb, err := positiveInt(fs, "max-header-kb")
+	if err != nil {
+		return l, err
+	}
+	if kb > 1<<20 {
+		return l, usagef("--max-header-kb must be at most 1048576")
+	}
+	l.MaxHeaderBytes = kb << 10
+	return l, nil
 }
 
 // recoverFlag is --recover-every, for the processes that run workers.

@@ -217,3 +217,49 @@ func TestOpenConvertsPerLineLogs(t *testing.T) {
 		t.Fatalf("lines after reopening = %q", got)
 	}
 }
+
+// TestLogTailMatchesLogLines reads a log of several chunks from every line
+// with LogTail, which skips the run's state: it gives what LogLines gives,
+// and nothing (no error) for a log the run does not have.
+func TestLogTailMatchesLogLines(t *testing.T) {
+	ctx := context.Background()
+	es := memory.New()
+	svc := app.New(es)
+	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "one", Config: testConfig("a"), Actor: domain.Actor{Name: "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
+	const log = "2024-01-01-00-00-00_log.txt"
+	var all []string
+	// One batch per flush: one chunk each.
+	for _, n := range []int{3, 1, 4, 2} {
+		lw := domain.LogWritten{Log: log, Kind: domain.LogRun}
+		for range n {
+			lw.Lines = append(lw.Lines, fmt.Sprintf("line %d", len(all)+1))
+			all = append(all, lw.Lines[len(lw.Lines)-1])
+		}
+		if _, err := svc.ExecRun(ctx, "one", "test", func(*domain.Run) ([]domain.Event, error) { return []domain.Event{lw}, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := read.CatchUp(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for from := int64(1); from <= int64(len(all))+2; from++ {
+		got, err := read.LogTail(ctx, "one", log, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[min(from-1, int64(len(all))):]
+		if !slices.Equal(got, want) {
+			t.Errorf("LogTail from %d = %q, want %q", from, got, want)
+		}
+		viaState, err := read.LogLines(ctx, "one", log, from)
+		if err != nil || !slices.Equal(viaState, got) {
+			t.Errorf("LogLines from %d = %q (%v), LogTail %q", from, viaState, err, got)
+		}
+	}
+	if got, err := read.LogTail(ctx, "one", "nope.txt", 1); err != nil || len(got) != 0 {
+		t.Errorf("LogTail of a log the run does not have: %q, %v; want none", got, err)
+	}
+}

@@ -1308,7 +1308,18 @@ func (s *Store) LogLines(ctx context.Context, run, log string, from int64) ([]st
 	if !found {
 		return nil, fmt.Errorf("log %q of run %q: %w", log, run, ErrNotFound)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT first, lines FROM log_chunks WHERE run = ? AND log = ? AND first + n > ? ORDER BY first`, run, log, from)
+	return s.LogTail(ctx, run, log, from)
+}
+
+// LogTail returns the lines of one log of a run from line number from
+// (1-based) on, without reading the run's state: a log the run does not
+// have (yet) has no lines. It costs the lines it returns, not the run or
+// the log before from, so that a live stream may ask on every change.
+func (s *Store) LogTail(ctx context.Context, run, log string, from int64) ([]string, error) {
+	// The chunk that holds line from is the last to start at or before it;
+	// both lookups follow the primary key.
+	rows, err := s.db.QueryContext(ctx, `SELECT first, lines FROM log_chunks WHERE run = ?1 AND log = ?2 AND first >= COALESCE(
+		(SELECT MAX(first) FROM log_chunks WHERE run = ?1 AND log = ?2 AND first <= ?3), 0) ORDER BY first`, run, log, from)
 	if err != nil {
 		return nil, fmt.Errorf("read log %s of run %s: %w", log, run, err)
 	}

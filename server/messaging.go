@@ -275,7 +275,7 @@ func awaitTopic(ctx context.Context, cfg kafka.Config, log *slog.Logger) error {
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr, for a
 // process without the HTTP API.
-func serveMetrics(addr string, m *metrics.Metrics, ready func() error, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
+func serveMetrics(addr string, limits HTTPLimits, m *metrics.Metrics, ready func() error, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s for metrics: %w", addr, err)
@@ -290,7 +290,7 @@ func serveMetrics(addr string, m *metrics.Metrics, ready func() error, log *slog
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(mux, limits)
 	goRun("metrics server", func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()

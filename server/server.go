@@ -87,6 +87,13 @@ type Config struct {
 	Stdout io.Writer
 	// Ready, if set, receives the bound address once the service serves.
 	Ready chan<- string
+	// HTTP bounds every connection of the HTTP API and of the metrics
+	// server (zero fields: the Default* values of HTTPLimits).
+	HTTP HTTPLimits
+	// MaxStreams and MaxStreamsPerUser bound the web pages' live streams,
+	// in all and per user (zero: web.DefaultMaxStreams and
+	// web.DefaultMaxStreamsPerUser).
+	MaxStreams, MaxStreamsPerUser int
 	// CacheWarmed, if set, is called once the command cache has been
 	// warmed from the read models (see warmCache), with the runs taken in.
 	CacheWarmed func(runs int, took time.Duration)
@@ -369,7 +376,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if cfg.Addr == "" {
 		if cfg.MetricsAddr != "" {
-			if err := serveMetrics(cfg.MetricsAddr, m, b.health, log, goRun); err != nil {
+			if err := serveMetrics(cfg.MetricsAddr, cfg.HTTP, m, b.health, log, goRun); err != nil {
 				return err
 			}
 		}
@@ -404,7 +411,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	pages := &web.Server{API: apiServer, Key: sessionKey, Logger: log, SessionIdle: cfg.SessionIdle}
+	limits := cfg.HTTP.withDefaults()
+	pages := &web.Server{
+		API: apiServer, Key: sessionKey, Logger: log, SessionIdle: cfg.SessionIdle,
+		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser, StreamWriteTimeout: limits.WriteTimeout,
+	}
 	if err := pages.Register(router); err != nil {
 		return fmt.Errorf("web pages: %w", err)
 	}
@@ -419,7 +430,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(router, limits)
 	srv.RegisterOnShutdown(pages.Close) // live page streams would hold Shutdown up
 	goRun("http server", func(ctx context.Context) error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

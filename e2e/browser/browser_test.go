@@ -193,7 +193,7 @@ func startServer(imagesDir string) (*instance, error) {
 	go func() {
 		done <- server.Run(ctx, server.Config{
 			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
-			Poll: 50 * time.Millisecond, Stdout: io.Discard, Ready: ready,
+			Poll: 50 * time.Millisecond, Stdout: io.Discard, Ready: ready, MaxStreamsPerUser: streamsPerUser,
 			Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		})
 	}()

@@ -51,6 +51,13 @@ type Server struct {
 	SessionIdle time.Duration
 	// Now is the clock of the session limits (default time.Now).
 	Now func() time.Time
+	// MaxStreams and MaxStreamsPerUser bound the open live streams, in all
+	// and per user (defaults DefaultMaxStreams, DefaultMaxStreamsPerUser);
+	// past them a stream is refused with 429.
+	MaxStreams, MaxStreamsPerUser int
+	// StreamWriteTimeout bounds the writing of each event of a live stream
+	// (default 2 minutes).
+	StreamWriteTimeout time.Duration
 
 	once      sync.Once
 	initErr   error
@@ -59,6 +66,8 @@ type Server struct {
 	assets    map[string]string // static file name -> URL with a content version
 	done      chan struct{}
 	closeOnce sync.Once
+	streams   streamCounts
+	feeds     feeds
 }
 
 // pageNames are the templates under templates/, each rendered inside
@@ -73,11 +82,21 @@ func (s *Server) init() error {
 		if s.Heartbeat <= 0 {
 			s.Heartbeat = 15 * time.Second
 		}
+		if s.MaxStreams <= 0 {
+			s.MaxStreams = DefaultMaxStreams
+		}
+		if s.MaxStreamsPerUser <= 0 {
+			s.MaxStreamsPerUser = DefaultMaxStreamsPerUser
+		}
+		if s.StreamWriteTimeout <= 0 {
+			s.StreamWriteTimeout = defaultStreamWriteTimeout
+		}
 		s.done = make(chan struct{})
 		if s.API == nil || s.API.Read == nil || s.API.Svc == nil || s.API.ParseConfig == nil {
 			s.initErr = errors.New("web pages need the API server with its Svc, Read and ParseConfig")
 			return
 		}
+		s.feeds = feeds{read: s.API.Read, heartbeat: s.Heartbeat, log: s.Logger, byRun: map[string]*feed{}}
 		if s.seal, s.initErr = newSealer(s.Key); s.initErr != nil {
 			return
 		}

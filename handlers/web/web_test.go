@@ -61,7 +61,9 @@ func parseConfig(text []byte) (domain.RunConfig, error) {
 	return c.Domain(), nil
 }
 
-func newSite(t *testing.T) *site {
+// newSite starts the site; opts adjust the pages' server before it
+// serves.
+func newSite(t *testing.T, opts ...func(*Server)) *site {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := memory.New()
@@ -91,6 +93,9 @@ func newSite(t *testing.T) *site {
 	pages := &Server{API: apiServer, Key: []byte("0123456789abcdef0123456789abcdef"), Logger: quiet, Heartbeat: 50 * time.Millisecond,
 		Now: func() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) }}
 	s.pages = pages
+	for _, o := range opts {
+		o(pages)
+	}
 	router := mux.NewRouter()
 	apiServer.Register(router)
 	if err := pages.Register(router); err != nil {
@@ -685,6 +690,7 @@ type sse struct {
 	t      *testing.T
 	r      *bufio.Reader
 	cancel func()
+	run    *projections.RunDetail // as the events so far show it
 }
 
 func (b *browser) stream(path string) *sse {
@@ -731,19 +737,80 @@ func (s *sse) next() (string, string) {
 	}
 }
 
+// nextRun returns the run as the stream shows it after its next "run" or
+// "change" event: a change is applied to the run the stream showed before,
+// as the page does.
 func (s *sse) nextRun() projections.RunDetail {
 	s.t.Helper()
 	for {
 		ev, data := s.next()
-		if ev != "run" {
+		switch ev {
+		case "run":
+			var d projections.RunDetail
+			if err := json.Unmarshal([]byte(data), &d); err != nil {
+				s.t.Fatal(err)
+			}
+			s.run = &d
+			return d
+		case "change":
+			if s.run == nil {
+				s.t.Fatal("a change before the whole run")
+			}
+			d, err := applyChange(*s.run, []byte(data))
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			s.run = &d
+			return d
+		}
+	}
+}
+
+// applyChange applies a "change" event to a run, as the page's script
+// does: fields replace their values, splices edit their lists.
+func applyChange(d projections.RunDetail, data []byte) (projections.RunDetail, error) {
+	var c struct {
+		Version  int64                      `json:"version"`
+		Updated  json.RawMessage            `json:"updated"`
+		Fields   map[string]json.RawMessage `json:"fields"`
+		Images   *splice[json.RawMessage]   `json:"images"`
+		Products *splice[json.RawMessage]   `json:"products"`
+		Logs     *splice[json.RawMessage]   `json:"logs"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return d, err
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return d, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return d, err
+	}
+	m["version"], _ = json.Marshal(c.Version)
+	m["updated"] = c.Updated
+	for k, v := range c.Fields {
+		m[k] = v
+	}
+	for key, sp := range map[string]*splice[json.RawMessage]{"images": c.Images, "products": c.Products, "logs": c.Logs} {
+		if sp == nil {
 			continue
 		}
-		var d projections.RunDetail
-		if err := json.Unmarshal([]byte(data), &d); err != nil {
-			s.t.Fatal(err)
+		var list []json.RawMessage
+		if err := json.Unmarshal(m[key], &list); err != nil {
+			return d, err
 		}
-		return d
+		if sp.At < 0 || sp.Remove < 0 || sp.At+sp.Remove > len(list) {
+			return d, fmt.Errorf("%s: splice %d-%d of %d items", key, sp.At, sp.At+sp.Remove, len(list))
+		}
+		list = append(list[:sp.At:sp.At], append(sp.Insert, list[sp.At+sp.Remove:]...)...)
+		m[key], _ = json.Marshal(list)
 	}
+	raw, _ = json.Marshal(m)
+	var out projections.RunDetail
+	err = json.Unmarshal(raw, &out)
+	return out, err
 }
 
 func TestStreamFollowsTheRun(t *testing.T) {

@@ -83,6 +83,7 @@
     var nextLine = 1;     // next line number of the open log
     var editing = false;
     var source = null;
+    var live = null;      // the run as the live stream last showed it
 
     function setStatus(status) {
       var b = $('run-status');
@@ -101,7 +102,9 @@
       }
     }
 
-    function render(d) {
+    // render shows a run; parts, if given, says which of its lists
+    // changed (the others are left as they are).
+    function render(d, parts) {
       run = d;
       setStatus(d.status);
       $('run-version').textContent = d.version;
@@ -113,9 +116,29 @@
         f.textContent = (v === undefined || v === null) ? '0' : v;
       });
       if (!editing) $('config-view').textContent = d.config || '';
-      renderLogs(d.logs || []);
-      renderImages(d.images || []);
-      renderProducts(d.products || []);
+      if (!parts || parts.logs) renderLogs(d.logs || []);
+      if (!parts || parts.images) renderImages(d.images || []);
+      if (!parts || parts.products) renderProducts(d.products || []);
+    }
+
+    // applyChange applies a "change" event of the live stream to the run
+    // the stream sent before (live): plain fields are replaced, and each
+    // list that changed comes as one splice.
+    function applyChange(c) {
+      if (!live) return;
+      live.version = c.version;
+      live.updated = c.updated;
+      var fields = c.fields || {};
+      Object.keys(fields).forEach(function (k) { live[k] = fields[k]; });
+      var parts = {};
+      ['images', 'products', 'logs'].forEach(function (k) {
+        var s = c[k];
+        if (!s) return;
+        var list = live[k] || [];
+        live[k] = list.slice(0, s.at).concat(s.insert || [], list.slice(s.at + s.remove));
+        parts[k] = true;
+      });
+      render(live, parts);
     }
 
     function renderLogs(logs) {
@@ -186,9 +209,29 @@
       var url = '/runs/' + encodeURIComponent(name) + '/events/stream';
       if (openLog) url += '?log=' + encodeURIComponent(openLog) + '&from=' + nextLine;
       source = new EventSource(url);
-      source.addEventListener('open', function () { $('live').classList.add('on'); });
-      source.addEventListener('error', function () { $('live').classList.remove('on'); });
-      source.addEventListener('run', function (e) { render(JSON.parse(e.data)); });
+      source.addEventListener('open', function () {
+        var l = $('live');
+        l.classList.remove('unavailable');
+        l.textContent = 'live';
+        l.title = 'Following the run live';
+        l.classList.add('on');
+      });
+      source.addEventListener('error', function () {
+        var l = $('live');
+        l.classList.remove('on');
+        // A refused stream (too many open, session ended) is closed for
+        // good; a dropped one reconnects by itself.
+        if (source.readyState === EventSource.CLOSED) {
+          l.textContent = 'live updates unavailable, refresh to update';
+          l.title = 'The server did not accept a live stream for this page (too many open, or the session ended).';
+          l.classList.add('unavailable');
+        }
+      });
+      source.addEventListener('run', function (e) {
+        live = JSON.parse(e.data);
+        render(live);
+      });
+      source.addEventListener('change', function (e) { applyChange(JSON.parse(e.data)); });
       source.addEventListener('log', function (e) { appendLog(JSON.parse(e.data)); });
       source.addEventListener('gone', function () {
         source.close();
