@@ -45,6 +45,9 @@ type Config struct {
 	// ESDBURL selects EventStoreDB as the event store instead of the
 	// embedded one in DataDir.
 	ESDBURL string
+	// EventsPath is the embedded event store's file (default
+	// <DataDir>/events.db); see Storage.EventsPath.
+	EventsPath string
 	// SessionKeyFile holds the key of the web pages' session cookies
 	// (default <DataDir>/session.key). API replicas behind one address
 	// must share it, or a sign-in on one is unknown to the other.
@@ -133,6 +136,10 @@ type Storage struct {
 	// ESDBURL selects EventStoreDB as the event store
 	// ("esdb://host:2113?tls=false").
 	ESDBURL string
+	// EventsPath is the embedded event store's file (default
+	// <DataDir>/events.db). API replicas on one host may share it, each
+	// with read models of its own in its DataDir.
+	EventsPath string
 }
 
 // Components are the opened parts of a data directory.
@@ -301,7 +308,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	c, err := Open(ctx, Storage{DataDir: cfg.DataDir, ESDBURL: cfg.ESDBURL})
+	c, err := Open(ctx, Storage{DataDir: cfg.DataDir, ESDBURL: cfg.ESDBURL, EventsPath: cfg.EventsPath})
 	if err != nil {
 		return err
 	}
@@ -533,7 +540,11 @@ func openEventStore(ctx context.Context, st Storage) (eventstore.Store, error) {
 	// append survives power loss at about half the cost of fsync. Where
 	// the platform lacks it, SQLite keeps using fsync.
 	_, _ = msqlite.Fdatasync(true)
-	store, err := sqlite.Open(ctx, filepath.Join(st.DataDir, EventsFile), sqlite.Options{})
+	path := st.EventsPath
+	if path == "" {
+		path = filepath.Join(st.DataDir, EventsFile)
+	}
+	store, err := sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
