@@ -368,6 +368,7 @@ var (
 	clientEnv = []string{
 		EnvServer + "  server URL, when --server is not given (default " + DefaultServer + ")",
 		EnvToken + "   API token, when --token is not given",
+		EnvStateDir + "  where the log position of the last command is kept, per server (default: piperun/ in the user's cache directory)",
 	}
 	dataDirEnv = EnvDataDir + "  data directory, when --data-dir is not given (default " + DefaultDataDir + ")"
 )

@@ -23,7 +23,17 @@ func TestMain(m *testing.M) {
 	for _, v := range []string{EnvServer, EnvToken, EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir} {
 		os.Unsetenv(v)
 	}
-	os.Exit(m.Run())
+	// The commands remember log positions per server: here, not in the
+	// cache directory of whoever runs the tests.
+	state, err := os.MkdirTemp("", "piperun-cli-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv(EnvStateDir, state)
+	code := m.Run()
+	os.RemoveAll(state)
+	os.Exit(code)
 }
 
 // result is what a piperun invocation did.

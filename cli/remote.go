@@ -37,7 +37,11 @@ func (e *env) client(fs *flag.FlagSet) (*remote, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("--server %q is not an http(s) URL like %s", server, DefaultServer)
 	}
-	return &remote{Client: client.New(server, token, &http.Client{Timeout: 5 * time.Minute}), server: server}, nil
+	pf := positionFileFor(e.getenv(EnvStateDir), server)
+	hc := &http.Client{Timeout: 5 * time.Minute, Transport: positionSaver{next: http.DefaultTransport, file: pf}}
+	c := client.New(server, token, hc)
+	c.SeePosition(pf.load())
+	return &remote{Client: c, server: server}, nil
 }
 
 // explain turns an error of a call to the server into a message for the

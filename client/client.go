@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/handlers/api"
@@ -43,10 +44,17 @@ func IsStatus(err error, status int) bool {
 
 // Client calls one piperun server on behalf of one API token. It is safe
 // for concurrent use.
+//
+// It gives read-your-writes when the server is several API replicas behind
+// one address: it remembers the highest global log position the server's
+// answers reported (api.PositionHeader) and sends it with every later
+// request (api.MinPositionHeader), which the replica that serves it then
+// answers only from read models that reflect it.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base     string
+	token    string
+	http     *http.Client
+	position atomic.Int64
 }
 
 // New returns a client of the server at baseURL ("http://host:port"; a bare
@@ -67,6 +75,22 @@ func New(baseURL, token string, httpClient *http.Client) *Client {
 // BaseURL returns the server URL the client calls.
 func (c *Client) BaseURL() string { return c.base }
 
+// Position returns the highest global log position the server's answers
+// have reported to this client (0 if none).
+func (c *Client) Position() int64 { return c.position.Load() }
+
+// SeePosition raises the position the client sends with its requests to
+// pos (a lower one changes nothing): a program that ran commands earlier,
+// through another client, passes on what they reached.
+func (c *Client) SeePosition(pos int64) {
+	for {
+		cur := c.position.Load()
+		if pos <= cur || c.position.CompareAndSwap(cur, pos) {
+			return
+		}
+	}
+}
+
 // ProcessResponse is the answer to a processing request.
 type ProcessResponse struct {
 	Status  domain.Status  `json:"status"`
@@ -75,6 +99,8 @@ type ProcessResponse struct {
 	Mode    domain.JobMode `json:"mode"`
 	// Log is the name of the job's run log.
 	Log string `json:"log"`
+	// Position is the global log position the request reached.
+	Position int64 `json:"position"`
 }
 
 // RestorePreview says whether a run can be restored and to what.
@@ -100,6 +126,8 @@ type RestoreResponse struct {
 	RequestID string        `json:"request_id"`
 	// Log is the name of the restore log.
 	Log string `json:"log"`
+	// Position is the global log position the request reached.
+	Position int64 `json:"position"`
 }
 
 // DeleteResponse is the answer to a deletion request; the run is Deleting
@@ -107,6 +135,8 @@ type RestoreResponse struct {
 type DeleteResponse struct {
 	Status  domain.Status `json:"status"`
 	Version int64         `json:"version"`
+	// Position is the global log position the request reached.
+	Position int64 `json:"position"`
 }
 
 // CancelResponse is the answer to a cancellation: the run is in Error,
@@ -116,6 +146,8 @@ type CancelResponse struct {
 	Version int64         `json:"version"`
 	JobID   string        `json:"job_id"`
 	Reason  string        `json:"reason"`
+	// Position is the global log position the cancellation reached.
+	Position int64 `json:"position"`
 }
 
 // User is the caller as the server knows it.
@@ -313,11 +345,19 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if pos := c.position.Load(); pos > 0 {
+		req.Header.Set(api.MinPositionHeader, strconv.FormatInt(pos, 10))
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	if v := resp.Header.Get(api.PositionHeader); v != "" {
+		if pos, err := strconv.ParseInt(v, 10, 64); err == nil {
+			c.SeePosition(pos)
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return fmt.Errorf("read answer to %s %s: %w", method, path, err)

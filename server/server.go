@@ -49,6 +49,9 @@ type Config struct {
 	// artifacts.ParseLocation): an s3:// bucket URL for processes that
 	// share no disk; default the directory <DataDir>/artifacts.
 	ArtifactsURL string
+	// EventsPath is the embedded event store's file (default
+	// <DataDir>/events.db); see Storage.EventsPath.
+	EventsPath string
 	// SessionKeyFile holds the key of the web pages' session cookies
 	// (default <DataDir>/session.key). API replicas behind one address
 	// must share it, or a sign-in on one is unknown to the other.
@@ -151,6 +154,10 @@ type Storage struct {
 	ESDBURL string
 	// ArtifactsURL is where the products are stored (Config.ArtifactsURL).
 	ArtifactsURL string
+	// EventsPath is the embedded event store's file (default
+	// <DataDir>/events.db). API replicas on one host may share it, each
+	// with read models of its own in its DataDir.
+	EventsPath string
 }
 
 // Components are the opened parts of a data directory.
@@ -319,7 +326,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	c, err := Open(ctx, Storage{DataDir: cfg.DataDir, ESDBURL: cfg.ESDBURL, ArtifactsURL: cfg.ArtifactsURL})
+	c, err := Open(ctx, Storage{DataDir: cfg.DataDir, ESDBURL: cfg.ESDBURL, ArtifactsURL: cfg.ArtifactsURL, EventsPath: cfg.EventsPath})
 	if err != nil {
 		return err
 	}
@@ -555,7 +562,11 @@ func openEventStore(ctx context.Context, st Storage) (eventstore.Store, error) {
 	// append survives power loss at about half the cost of fsync. Where
 	// the platform lacks it, SQLite keeps using fsync.
 	_, _ = msqlite.Fdatasync(true)
-	store, err := sqlite.Open(ctx, filepath.Join(st.DataDir, EventsFile), sqlite.Options{})
+	path := st.EventsPath
+	if path == "" {
+		path = filepath.Join(st.DataDir, EventsFile)
+	}
+	store, err := sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}

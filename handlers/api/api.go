@@ -54,7 +54,8 @@ type Server struct {
 	// to show its effect before answering (default 2s).
 	ReadYourWrites time.Duration
 
-	tokens tokenCache
+	tokens   tokenCache
+	catching catchUpFlight
 }
 
 // tokenCache remembers the actors of token hashes already resolved, so that
@@ -203,6 +204,10 @@ func (s *Server) Authenticate(ctx context.Context, token string) (domain.Actor, 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a := ActorFrom(r.Context()); a.Name != "" {
+			if err := s.AwaitPosition(r); err != nil {
+				writeError(w, err)
+				return
+			}
 			h(w, r)
 			return
 		}
@@ -213,6 +218,11 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 		}
 		a, err := s.Authenticate(r.Context(), strings.TrimSpace(token))
 		if err != nil {
+			writeError(w, err)
+			return
+		}
+		// Only an authenticated request may make this replica wait.
+		if err := s.AwaitPosition(r); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -245,7 +255,7 @@ func statusFor(err error) int {
 		errors.Is(err, domain.ErrNotRestorable), errors.Is(err, domain.ErrConflict), errors.Is(err, domain.ErrNotRunning),
 		errors.Is(err, eventstore.ErrConcurrency):
 		return http.StatusConflict
-	case errors.Is(err, eventstore.ErrUnavailable):
+	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, ErrReadModelsBehind):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
@@ -261,6 +271,9 @@ func writeError(w http.ResponseWriter, err error) {
 	msg := err.Error()
 	if code == http.StatusInternalServerError {
 		msg = "internal error: " + msg
+	}
+	if errors.Is(err, ErrReadModelsBehind) {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
 	}
 	writeJSON(w, code, map[string]string{"error": msg})
 }
@@ -319,18 +332,15 @@ func decodeOptional(r *http.Request, v any) error {
 // caller's next read sees it; unless the caller sent "Prefer:
 // respond-async" (RFC 7240), which answers as soon as the command's events
 // are stored, with "Preference-Applied: respond-async": a read right after
-// may then show the run as it was.
+// may then show the run as it was, unless it brings the answer's position
+// (SetPosition, AwaitPosition).
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, pos int64) {
+	SetPosition(w, r, pos)
 	if prefersAsync(r) {
 		w.Header().Set("Preference-Applied", "respond-async")
 		return
 	}
-	ctx := r.Context()
-	d := s.ReadYourWrites
-	if d <= 0 {
-		d = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := context.WithTimeout(r.Context(), s.readYourWrites())
 	defer cancel()
 	_ = s.Read.WaitFor(ctx, pos)
 }
@@ -375,8 +385,8 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.settleAlways(r, pos)
-	writeJSON(w, http.StatusOK, map[string]any{"user": name, "revoked": true})
+	s.settleAlways(w, r, pos)
+	writeJSON(w, http.StatusOK, map[string]any{"user": name, "revoked": true, "position": pos})
 }
 
 // rotateToken gives a user a new API token (administrators only) and
@@ -388,22 +398,26 @@ func (s *Server) rotateToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.settleAlways(r, pos)
+	s.settleAlways(w, r, pos)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{"user": name, "token": token})
+	writeJSON(w, http.StatusOK, map[string]any{"user": name, "token": token, "position": pos})
 }
 
 // settleAlways waits until the read models reach pos, whatever the Prefer
 // header says: an administrator who revokes a token must be able to rely
 // on its being refused when the answer comes.
-func (s *Server) settleAlways(r *http.Request, pos int64) {
-	d := s.ReadYourWrites
-	if d <= 0 {
-		d = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), d)
+func (s *Server) settleAlways(w http.ResponseWriter, r *http.Request, pos int64) {
+	SetPosition(w, r, pos)
+	ctx, cancel := context.WithTimeout(r.Context(), s.readYourWrites())
 	defer cancel()
 	_ = s.Read.WaitFor(ctx, pos)
+}
+
+// commandView is a run as a command left it, with the global log position
+// of the command's last event (also in PositionHeader).
+type commandView struct {
+	projections.RunDetail
+	Position int64 `json:"position"`
 }
 
 type createRunRequest struct {
@@ -433,7 +447,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.settle(w, r, res.Position)
-	writeJSON(w, http.StatusCreated, projections.View(res.Run))
+	writeJSON(w, http.StatusCreated, commandView{RunDetail: projections.View(res.Run), Position: res.Position})
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
@@ -502,7 +516,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.settle(w, r, res.Position)
-	writeJSON(w, http.StatusOK, projections.View(res.Run))
+	writeJSON(w, http.StatusOK, commandView{RunDetail: projections.View(res.Run), Position: res.Position})
 }
 
 type processRequest struct {
@@ -522,7 +536,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.settle(w, r, res.Position)
-	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version}
+	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version, "position": res.Position}
 	if res.Run.Job != nil {
 		out["job_id"] = res.Run.Job.ID
 		out["mode"] = res.Run.Job.Mode
@@ -574,7 +588,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.settle(w, r, res.Position)
-	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version}
+	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version, "position": res.Position}
 	if res.Run.Restore != nil {
 		out["request_id"] = res.Run.Restore.ID
 		out["log"] = res.Run.Restore.Log
@@ -594,7 +608,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.settle(w, r, res.Position)
-	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version}
+	out := map[string]any{"status": res.Run.Status, "version": res.Run.Version, "position": res.Position}
 	for _, e := range res.Events {
 		if f, ok := e.(domain.ProcessingFailed); ok {
 			out["job_id"] = f.JobID
@@ -611,7 +625,7 @@ func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.settle(w, r, res.Position)
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": res.Run.Status, "version": res.Run.Version})
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": res.Run.Status, "version": res.Run.Version, "position": res.Position})
 }
 
 func (s *Server) listLogs(w http.ResponseWriter, r *http.Request) {

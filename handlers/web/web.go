@@ -210,8 +210,22 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
+		if !s.awaitPosition(w, r) {
+			return
+		}
 		h(w, r)
 	}))
+}
+
+// awaitPosition holds a signed-in user's request until this replica's read
+// models reach the position of the last command the pages sent (see
+// api.AwaitPosition), and answers it with an error if they do not in time.
+func (s *Server) awaitPosition(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.API.AwaitPosition(r); err != nil {
+		s.fail(w, r, api.StatusFor(err), err)
+		return false
+	}
+	return true
 }
 
 // authed serves the pages' own JSON and event-stream endpoints, which
@@ -220,6 +234,9 @@ func (s *Server) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if api.ActorFrom(r.Context()).Name == "" {
 			s.fail(w, r, http.StatusUnauthorized, fmt.Errorf("%w: sign in first", api.ErrUnauthorized))
+			return
+		}
+		if !s.awaitPosition(w, r) {
 			return
 		}
 		h(w, r)
@@ -277,6 +294,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, err erro
 	if code == http.StatusInternalServerError {
 		s.Logger.Error("web request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error: " + msg
+	}
+	if errors.Is(err, api.ErrReadModelsBehind) {
+		w.Header().Set("Retry-After", api.RetryAfterSeconds)
 	}
 	if wantsJSON(r) || s.pages == nil {
 		writeJSON(w, code, map[string]string{"error": msg})
@@ -478,18 +498,20 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		s.showRuns(w, r, code, f)
 		return
 	}
-	s.settle(r.Context(), res.Position)
+	s.settle(w, r, res.Position)
 	http.Redirect(w, r, "/runs/"+url.PathEscape(f.Name), http.StatusSeeOther)
 }
 
 // settle waits (briefly) until the read models show a command's effect,
-// so that the page the user is sent to shows it.
-func (s *Server) settle(ctx context.Context, pos int64) {
+// so that the page the user is sent to shows it if this replica serves
+// it, and sets the position cookie, so that it does if another one does.
+func (s *Server) settle(w http.ResponseWriter, r *http.Request, pos int64) {
+	api.SetPosition(w, r, pos)
 	d := s.API.ReadYourWrites
 	if d <= 0 {
 		d = 2 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := context.WithTimeout(r.Context(), d)
 	defer cancel()
 	_ = s.API.Read.WaitFor(ctx, pos)
 }

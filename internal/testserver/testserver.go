@@ -43,6 +43,15 @@ type Options struct {
 	// NoWorkers runs the server without its workers: requested jobs stay
 	// Queued.
 	NoWorkers bool
+	// EventsPath is the embedded event store's file (default: in the
+	// server's own data directory). Servers given the same one are API
+	// replicas of one service, each with read models of its own; create
+	// the users through the first only.
+	EventsPath string
+	// SessionKeyFile is the web session key's file (default: in the
+	// server's data directory). Replicas share one, as behind a load
+	// balancer.
+	SessionKeyFile string
 }
 
 // Start runs a server over imagesDir until the test ends.
@@ -51,7 +60,7 @@ func Start(t testing.TB, imagesDir string, users []User, opts Options) *Server {
 	s := &Server{DataDir: t.TempDir(), ImagesDir: imagesDir, Tokens: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	for _, u := range users {
-		tok, err := server.AddUser(ctx, server.Storage{DataDir: s.DataDir}, u.Name, u.Admin)
+		tok, err := server.AddUser(ctx, server.Storage{DataDir: s.DataDir, EventsPath: opts.EventsPath}, u.Name, u.Admin)
 		if err != nil {
 			cancel()
 			t.Fatalf("add user %s: %v", u.Name, err)
@@ -68,7 +77,8 @@ func Start(t testing.TB, imagesDir string, users []User, opts Options) *Server {
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, server.Config{
-			DataDir: s.DataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: !opts.NoWorkers,
+			DataDir: s.DataDir, EventsPath: opts.EventsPath, SessionKeyFile: opts.SessionKeyFile,
+			Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: !opts.NoWorkers,
 			Poll: opts.Poll, Stdout: io.Discard, Ready: ready, Logger: opts.Logger,
 		})
 	}()
