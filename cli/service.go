@@ -101,7 +101,7 @@ func cmdServe(e *env, args []string) error {
 	esdbFlag(fs)
 	artifactsFlag(fs)
 	fs.String("addr", DefaultAddr, "`HOST:PORT` the HTTP API listens on")
-	fs.String("session-key-file", "", "`FILE` holding the web session key (default <data-dir>/session.key; replicas behind one address must share it)")
+	fs.String("session-key-file", "", "`FILE` holding the web session key (default <data-dir>/session.key; with --esdb-url the key is kept in the event store, shared by every replica)")
 	fs.Duration("session-idle", web.DefaultSessionIdle, "end a web session unused for this `DURATION` (sessions end after 7 days whatever their use)")
 	fs.String("images-dir", DefaultImagesDir, "`DIR`: the root that input paths are relative to")
 	kafkaFlags(fs)

@@ -52,9 +52,11 @@ type Config struct {
 	// EventsPath is the embedded event store's file (default
 	// <DataDir>/events.db); see Storage.EventsPath.
 	EventsPath string
-	// SessionKeyFile holds the key of the web pages' session cookies
-	// (default <DataDir>/session.key). API replicas behind one address
-	// must share it, or a sign-in on one is unknown to the other.
+	// SessionKeyFile holds the key of the web pages' session cookies.
+	// By default it is <DataDir>/session.key with the embedded store, and
+	// with EventStoreDB the key is kept in the store itself (see
+	// storeSessionKey), so that API replicas behind one address, which
+	// must share it, need no file in common.
 	SessionKeyFile string
 	// SessionIdle ends a web session unused for this long (default
 	// web.DefaultSessionIdle).
@@ -410,11 +412,17 @@ func Run(ctx context.Context, cfg Config) error {
 	router := api.NewRouter()
 	apiServer.Register(router)
 	router.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
-	keyFile := cfg.SessionKeyFile
-	if keyFile == "" {
-		keyFile = filepath.Join(cfg.DataDir, web.KeyFile)
+	var sessionKey []byte
+	switch {
+	case cfg.SessionKeyFile == "" && cfg.ESDBURL != "":
+		// Replicas on a network event store share no disk: the key lives
+		// in the store.
+		sessionKey, err = storeSessionKey(ctx, c.Store)
+	case cfg.SessionKeyFile == "":
+		sessionKey, err = web.LoadKey(filepath.Join(cfg.DataDir, web.KeyFile))
+	default:
+		sessionKey, err = web.LoadKey(cfg.SessionKeyFile)
 	}
-	sessionKey, err := web.LoadKey(keyFile)
 	if err != nil {
 		return err
 	}
