@@ -3,9 +3,11 @@ package association
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/pipeline"
 	"github.com/piperun/piperun/pipeline/forced"
+	"github.com/piperun/piperun/runconfig"
 )
 
 // monitoredConfig is the basic test configuration at 15″ over the given
@@ -279,5 +282,157 @@ func TestAddModeForcedExtractionOfAnEarlierImage(t *testing.T) {
 		if err := store.Verify(context.Background(), a.Digest, a.Size); err != nil {
 			t.Errorf("pre-addition %s: %v", a.Name, err)
 		}
+	}
+}
+
+// TestForcedMinSigmaIsStrict sets source_monitoring.min_sigma to the
+// median significance of the forced measurements of a run (their source's
+// first peak flux over the image's minimum rms): as in VAST, only the
+// pairs strictly above it are measured.
+func TestForcedMinSigmaIsStrict(t *testing.T) {
+	store := newStore(t)
+	cfg := monitoredConfig(t, "01", "02", "03", "04")
+	p := processVAST(t, store, cfg, Associator{})
+	sig := forcedSignificance(t, store, p)
+	if len(sig) < 3 {
+		t.Fatalf("%d forced measurements, want several", len(sig))
+	}
+	var values []float64
+	for _, s := range sig {
+		values = append(values, s)
+	}
+	slices.Sort(values)
+	threshold := values[len(values)/2]
+	var want []string
+	for k, s := range sig {
+		if s > threshold {
+			want = append(want, k)
+		}
+	}
+	const on = "  min_sigma: 3.0\n  edge_buffer_scale"
+	if !strings.Contains(cfg.YAML, on) {
+		t.Fatalf("no %q in the configuration", on)
+	}
+	cfg.YAML = strings.Replace(cfg.YAML, on, fmt.Sprintf("  min_sigma: %s\n  edge_buffer_scale", strconv.FormatFloat(threshold, 'g', -1, 64)), 1)
+	p2 := processVAST(t, store, cfg, Associator{})
+	got := slices.Collect(maps.Keys(forcedSignificance(t, store, p2)))
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) == 0 || len(want) == len(sig) || !slices.Equal(got, want) {
+		t.Errorf("min_sigma %v: forced measurements %v, want %v (significances %v)", threshold, got, want, sig)
+	}
+}
+
+// forcedSignificance maps each forced measurement of p ("source S in
+// image") to its source's first peak flux over the image's minimum rms.
+func forcedSignificance(t *testing.T, store *artifacts.Store, p domain.Products) map[string]float64 {
+	t.Helper()
+	images := map[int64]pipeline.ImageRow{}
+	for _, im := range readProduct[pipeline.ImageRow](t, store, p, pipeline.ImagesProduct) {
+		images[im.ID] = im
+	}
+	meas := map[int64]pipeline.Measurement{}
+	for _, m := range readAllMeasurements(t, store, p) {
+		meas[m.ID] = m
+	}
+	first := map[int64]pipeline.Measurement{}
+	assoc := readProduct[AssociationRow](t, store, p, AssociationsProduct)
+	for _, a := range assoc {
+		m, ok := meas[a.MeasID]
+		if !ok {
+			continue
+		}
+		if f, seen := first[a.SourceID]; !seen || images[m.ImageID].DateTime.Before(images[f.ImageID].DateTime) {
+			first[a.SourceID] = m
+		}
+	}
+	sourceOf := map[int64]int64{}
+	for _, a := range assoc {
+		sourceOf[a.MeasID] = a.SourceID
+	}
+	out := map[string]float64{}
+	for _, r := range readForcedProducts(t, store, p) {
+		src := sourceOf[r.ID]
+		im := images[r.ImageID]
+		out[fmt.Sprintf("source %d in %s", src, im.Name)] = first[src].FluxPeak / im.RMSMin
+	}
+	return out
+}
+
+// TestForcedExtractionInEpochMode groups two images into one epoch: as in
+// VAST, a source is expected, per epoch, in the first image of the closest
+// sky region only (with 01 and 03 in one epoch, never in 03, which shares
+// 01's region), and is not measured in an epoch where selavy found it
+// (with 01 and 02 in one epoch, the sources first found in 02 are not
+// measured in 01).
+func TestForcedExtractionInEpochMode(t *testing.T) {
+	for _, tc := range []struct {
+		epochs [3][]string // A, B, C
+		second string      // the later image of epoch A
+	}{
+		{[3][]string{{"01", "03"}, {"02"}, {"04"}}, "epoch03.fits"},
+		{[3][]string{{"01", "02"}, {"03"}, {"04"}}, "epoch02.fits"},
+	} {
+		t.Run(fmt.Sprint(tc.epochs), func(t *testing.T) {
+			cfg := monitoredConfig(t, "01", "02", "03", "04")
+			start, end := strings.Index(cfg.YAML, "inputs:\n"), strings.Index(cfg.YAML, "source_monitoring:\n")
+			if start < 0 || end < start {
+				t.Fatalf("no inputs before source_monitoring:\n%s", cfg.YAML)
+			}
+			var b strings.Builder
+			b.WriteString("inputs:\n")
+			for _, kind := range []struct{ key, suffix string }{{"image", ".fits"}, {"selavy", ".selavy.components.txt"}, {"noise", ".noiseMap.fits"}, {"background", ".meanMap.fits"}} {
+				fmt.Fprintf(&b, "  %s:\n", kind.key)
+				for i, ep := range tc.epochs {
+					var paths []string
+					for _, n := range ep {
+						paths = append(paths, "data/epoch"+n+kind.suffix)
+					}
+					fmt.Fprintf(&b, "    %c: [%s]\n", 'A'+i, strings.Join(paths, ", "))
+				}
+			}
+			parsed, err := runconfig.Parse([]byte(cfg.YAML[:start] + b.String() + cfg.YAML[end:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := newStore(t)
+			p := processVAST(t, store, parsed.Domain(), Associator{})
+			images := map[int64]pipeline.ImageRow{}
+			for _, im := range readProduct[pipeline.ImageRow](t, store, p, pipeline.ImagesProduct) {
+				images[im.ID] = im
+			}
+			meas := map[int64]pipeline.Measurement{}
+			for _, m := range readAllMeasurements(t, store, p) {
+				meas[m.ID] = m
+			}
+			epochs := map[int64]map[string]bool{}
+			sourceOf := map[int64]int64{}
+			for _, a := range readProduct[AssociationRow](t, store, p, AssociationsProduct) {
+				sourceOf[a.MeasID] = a.SourceID
+				if m, ok := meas[a.MeasID]; ok {
+					if epochs[a.SourceID] == nil {
+						epochs[a.SourceID] = map[string]bool{}
+					}
+					epochs[a.SourceID][images[m.ImageID].Epoch] = true
+				}
+			}
+			forcedRows := readForcedProducts(t, store, p)
+			if len(forcedRows) == 0 {
+				t.Fatal("no forced measurements")
+			}
+			for _, r := range forcedRows {
+				im := images[r.ImageID]
+				src := sourceOf[r.ID]
+				if im.Name == tc.second {
+					t.Errorf("forced measurement %d of source %d in %s, the second image of epoch A's region", r.ID, src, im.Name)
+				}
+				if epochs[src][im.Epoch] {
+					t.Errorf("forced measurement %d of source %d in %s, of epoch %s where selavy found it", r.ID, src, im.Name, im.Epoch)
+				}
+			}
+			if p.Figures.NForcedMeasurements != len(forcedRows) {
+				t.Errorf("figures count %d forced measurements, the products hold %d", p.Figures.NForcedMeasurements, len(forcedRows))
+			}
+		})
 	}
 }
