@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,12 +15,13 @@ import (
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/pipeline"
 	"github.com/piperun/piperun/pipeline/association"
+	"github.com/piperun/piperun/pipeline/forced"
 	"github.com/piperun/piperun/runconfig"
 	"github.com/piperun/piperun/synth"
 )
 
 var benchHelp = help{
-	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--method basic|advanced|deruiter] [--seed S] [--dir DIR]",
+	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--method basic|advanced|deruiter] [--monitor [--pixels N]] [--seed S] [--dir DIR]",
 		"bench http|restore|projections|forced [FLAGS]"},
 	description: `
 Generates a synthetic survey (N images of the same field, M sources of
@@ -27,7 +29,9 @@ which some vary and some appear after the first image, positions scattered
 by --jitter), processes it as a run would (measurements, then association
 with --method, VAST's basic, advanced or de Ruiter association, at the
 default settings) and reports how long each part took, measurements per
-second, and the peak memory.
+second, and the peak memory. With --monitor the images hold their sources
+(N x N pixels of 2.5 arcsec, the field sized to fit) and association
+includes forced extraction of the sources each image missed.
 
 Memory is the Go runtime's total mapped memory (runtime/metrics
 /memory/classes/total:bytes, close to the resident size), sampled every
@@ -44,7 +48,8 @@ on a large image. Each has its own --help.`,
 	examples: `
 piperun bench associate --images 100 --sources 10000
 piperun bench associate --images 100 --sources 10000 --method deruiter
-piperun bench associate --images 10 --sources 1000 --jitter 2`,
+piperun bench associate --images 10 --sources 1000 --jitter 2
+piperun bench associate --images 20 --sources 2000 --monitor`,
 }
 
 // cmdBench runs a benchmark: association here, the service's own in
@@ -63,6 +68,8 @@ func cmdBench(e *env, args []string) error {
 	method := fs.String("method", runconfig.MethodBasic, "association `METHOD`: basic, advanced or deruiter")
 	seed := fs.Uint64("seed", 1, "random `SEED`; equal options give equal surveys")
 	dir := fs.String("dir", "", "`DIR` to write the survey and products to (default: a temporary directory)")
+	monitor := fs.Bool("monitor", false, "also run forced extraction (source_monitoring.monitor), on images holding their sources")
+	pixels := fs.Int("pixels", 2048, "image side `N` in pixels of 2.5 arcsec with --monitor")
 	pos, err := e.parse(fs, benchHelp, args, 1, 1, "what to time: associate")
 	if err != nil {
 		return err
@@ -72,6 +79,9 @@ func cmdBench(e *env, args []string) error {
 	}
 	if *images < 1 || *sources < 1 || *jitter < 0 {
 		return usagef("--images and --sources must be at least 1 and --jitter not negative")
+	}
+	if *pixels < 1 || *pixels > 32768 {
+		return usagef("--pixels must be between 1 and 32768")
 	}
 	switch *method {
 	case runconfig.MethodBasic, runconfig.MethodAdvanced, runconfig.MethodDeRuiter:
@@ -95,6 +105,10 @@ func cmdBench(e *env, args []string) error {
 		// synth reads 0 as its default; a tiny scatter is as good as none.
 		opts.JitterArcsec = 1e-9
 	}
+	if *monitor {
+		opts.InjectSources, opts.Pixels = true, *pixels
+		opts.FieldRadiusDeg = forced.BenchFieldRadiusDeg(*pixels, 2.5)
+	}
 	sv, err := synth.Generate(imagesDir, opts)
 	if err != nil {
 		return fmt.Errorf("generate survey: %w", err)
@@ -106,7 +120,11 @@ func cmdBench(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "survey: %d images x %d sources (jitter %g arcsec), %d catalogue components, generated in %s\n",
 		*images, *sources, *jitter, components, time.Since(t0).Round(time.Millisecond))
 
-	cfg, err := runconfig.Parse([]byte(runconfig.Render(sv.Inputs(), "bench")))
+	text := runconfig.Render(sv.Inputs(), "bench")
+	if *monitor {
+		text = strings.Replace(text, "  monitor: false\n", "  monitor: true\n", 1)
+	}
+	cfg, err := runconfig.Parse([]byte(text))
 	if err != nil {
 		return fmt.Errorf("survey configuration: %w", err)
 	}
@@ -138,6 +156,9 @@ func cmdBench(e *env, args []string) error {
 		n, measure.Round(time.Millisecond), float64(n)/measure.Seconds())
 	fmt.Fprintf(e.stdout, "association (%s): %d measurements in %s (%.0f meas/s): %d sources, %d new; peak memory %s\n",
 		*method, n, timed.took.Round(time.Millisecond), float64(n)/timed.took.Seconds(), p.Figures.NSources, p.Figures.NNewSources, mib(timed.peak))
+	if *monitor {
+		fmt.Fprintf(e.stdout, "forced extraction (in association): %d forced measurements\n", p.Figures.NForcedMeasurements)
+	}
 	fmt.Fprintf(e.stdout, "processing: %s in all; peak memory %s\n", total.Round(time.Millisecond), mib(processPeak))
 	return nil
 }

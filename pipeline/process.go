@@ -132,6 +132,9 @@ func Process(ctx context.Context, store *artifacts.Store, job Job, log Logger) (
 		fresh = append(fresh, im)
 	}
 	if job.Add {
+		// The previous run's forced measurements hold the ids after its
+		// selavy measurements' (see ImageRow).
+		nextMeasID += int64(job.Previous.Figures.NForcedMeasurements)
 		log.Infof("add mode: %d previous images kept, %d new images to read", len(old), len(fresh))
 	}
 

@@ -28,7 +28,9 @@ func MeasurementsProduct(imageName string) string {
 // ImageRow is one row of images.parquet. Columns mirror VAST's images
 // table; selavy_path, epoch, frequency, bandwidth, n_sel and n_meas are
 // additions. Measurement ids are contiguous per image, in image id order:
-// image k's measurements are numbered after all n_meas of images 1..k-1.
+// image k's measurements are numbered after all n_meas of images 1..k-1,
+// and, in add mode, after the previous run's forced measurements too
+// (forced extraction numbers its measurements after all the others).
 type ImageRow struct {
 	ID               int64     `parquet:"id"`
 	BandID           int64     `parquet:"band_id"`

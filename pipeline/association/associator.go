@@ -63,6 +63,10 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	if err != nil {
 		return pipeline.AssociationResult{}, err
 	}
+	fx, ranges, err := e.loadForced(ctx, store, in, ranges)
+	if err != nil {
+		return pipeline.AssociationResult{}, err
+	}
 
 	toAssociate := make([]int, 0, len(in.Images))
 	restored := false
@@ -114,6 +118,9 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 		describeMethod(s), len(steps), len(e.meas), len(e.sources), previousSources)
 
 	e.sortSources()
+	if err := fx.extract(ctx, store, e, in, log); err != nil {
+		return pipeline.AssociationResult{}, fmt.Errorf("forced extraction: %w", err)
+	}
 	rows := make([]SourceRow, len(e.sources))
 	for i, src := range e.sources {
 		rows[i] = e.sourceMetrics(src)
@@ -146,6 +153,8 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 		}
 		res.Artifacts = append(res.Artifacts, art)
 	}
+	res.Artifacts = append(res.Artifacts, fx.artifacts...)
+	res.NForcedMeasurements = fx.total
 	log.Infof("sources: %d (%d new), %d associations, %d relations, in %s",
 		len(rows), res.NNewSources, len(assoc), len(rels), time.Since(start).Round(time.Millisecond))
 	return res, nil

@@ -64,6 +64,10 @@ func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []
 		clear(seen)
 		detection := len(images)
 		for _, a := range src.Rows {
+			// VAST's new-source analysis looks at selavy measurements only.
+			if e.meas[a.Meas].Forced {
+				continue
+			}
 			im := int(e.meas[a.Meas].Image)
 			seen[im] = true
 			detection = min(detection, im)
@@ -85,7 +89,7 @@ func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []
 		}
 		var flux []float64
 		for _, a := range src.Rows {
-			if m := &e.meas[a.Meas]; int(m.Image) == detection {
+			if m := &e.meas[a.Meas]; int(m.Image) == detection && !m.Forced {
 				flux = append(flux, m.FluxPeak)
 			}
 		}
