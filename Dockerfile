@@ -13,14 +13,18 @@ ARG VERSION=dev
 # Pure Go (modernc.org/sqlite): no C toolchain, no libc in the runtime image.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/piperun/piperun/cli.Version=${VERSION}" \
 	-o /out/piperun ./cmd/piperun
-# Empty mount points owned by the runtime user: a named volume mounted on
-# /data starts with this ownership, so the non-root process can write it.
-RUN mkdir -p /out/data /out/images
+# Empty mount points owned by the runtime user: Docker gives a new named
+# volume the ownership of its mount point in the image, so every target a
+# volume is mounted on (docker-compose.yml) must exist here, owned by the
+# runtime user, or the non-root process cannot write it
+# (deploy/compose_test.go checks this).
+RUN mkdir -p /out/data/artifacts /out/images /out/shared
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/piperun /usr/local/bin/piperun
 COPY --from=build --chown=65532:65532 /out/data /data
 COPY --from=build --chown=65532:65532 /out/images /images
+COPY --from=build --chown=65532:65532 /out/shared /shared
 USER 65532:65532
 ENV PIPERUN_DATA_DIR=/data \
 	PIPERUN_IMAGES_DIR=/images
