@@ -175,6 +175,7 @@ func (p *parser) document(root *yaml.Node) {
 		})},
 	})
 	p.checkSettings()
+	p.checkAvailable()
 	// Inputs last: whether background is required depends on
 	// source_monitoring.monitor, wherever that section sits in the file.
 	if !sawInputs {
@@ -229,6 +230,20 @@ func (p *parser) checkSettings() {
 	}
 	if mb := c.Processing.MaxPartitionMB; mb < 1 {
 		p.addf("processing.max_partition_mb", nil, "must be 1 or more, not %d", mb)
+	}
+}
+
+// forcedExtractionAvailable says whether processing performs forced
+// extraction. Until it does, source_monitoring.monitor: true is refused at
+// configuration time rather than silently ignored; this is the one switch
+// to turn when forced extraction is integrated.
+var forcedExtractionAvailable = false
+
+// checkAvailable refuses the settings VAST accepts that processing cannot
+// honour yet, naming each.
+func (p *parser) checkAvailable() {
+	if p.cfg.SourceMonitoring.Monitor && !forcedExtractionAvailable {
+		p.addf("source_monitoring.monitor", nil, "forced extraction is not available yet: set source_monitoring.monitor to false")
 	}
 }
 
@@ -388,6 +403,7 @@ func (p *parser) bool(dst *bool) setter {
 			return
 		}
 		*dst = b
+		p.lines[field] = n.Line
 	}
 }
 

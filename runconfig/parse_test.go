@@ -186,6 +186,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 // TestParseEverySetting gives every setting a value other than its default
 // and checks each lands in its own field.
 func TestParseEverySetting(t *testing.T) {
+	allowForcedExtraction(t)
 	text := minimal + `run:
   path: elsewhere
   suppress_astropy_warnings: false
@@ -313,8 +314,9 @@ func TestParseValidation(t *testing.T) {
 		{"noise missing", "  noise:\n  - data/epoch01.noiseMap.fits\n  - data/epoch02.noiseMap.fits\n", "", []string{"inputs.noise"}},
 		{"noise left empty", "  noise:\n  - data/epoch01.noiseMap.fits\n  - data/epoch02.noiseMap.fits\n", "  noise:\n", []string{"inputs.noise"}},
 		{"background optional without monitoring", "  background:\n  - data/epoch01.meanMap.fits\n  - data/epoch02.meanMap.fits\n", "", nil},
-		{"monitoring with background", "monitor: false", "monitor: true", nil},
-		{"background required when monitoring", "  background:\n  - data/epoch01.meanMap.fits\n  - data/epoch02.meanMap.fits\nsource_monitoring:\n  monitor: false\n", "source_monitoring:\n  monitor: true\n", []string{"inputs.background"}},
+		// Until forced extraction is available monitoring is refused too.
+		{"monitoring with background", "monitor: false", "monitor: true", []string{"source_monitoring.monitor"}},
+		{"background required when monitoring", "  background:\n  - data/epoch01.meanMap.fits\n  - data/epoch02.meanMap.fits\nsource_monitoring:\n  monitor: false\n", "source_monitoring:\n  monitor: true\n", []string{"inputs.background", "source_monitoring.monitor"}},
 		{"images listed empty", "  image:\n  - data/epoch01.fits\n  - data/epoch02.fits\n", "  image: []\n", []string{"inputs.image", "inputs.selavy", "inputs.noise", "inputs.background"}},
 		{"image as scalar", "  image:\n  - data/epoch01.fits\n  - data/epoch02.fits\n", "  image: data/epoch01.fits\n", []string{"inputs.image"}},
 		{"inputs as list", "inputs:\n", "inputs: []\nignored:\n", []string{"inputs", "ignored"}},
@@ -577,6 +579,15 @@ func TestParseEveryVASTConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if strings.Contains(rel, "forced") {
+				// Refused until forced extraction is available, naming the
+				// setting; read as VAST does once it is.
+				_, err := Parse(text)
+				if got := validationFields(t, err); !slices.Equal(got, []string{"source_monitoring.monitor"}) {
+					t.Errorf("problems with %q, want source_monitoring.monitor: %v", got, err)
+				}
+				allowForcedExtraction(t)
+			}
 			c := mustParse(t, string(text))
 			if len(c.Inputs.Images) != 4 {
 				t.Errorf("%d images, want 4", len(c.Inputs.Images))
@@ -589,6 +600,27 @@ func TestParseEveryVASTConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// allowForcedExtraction lifts the refusal of source_monitoring.monitor for
+// one test, for the tests of how the monitoring settings are read.
+func allowForcedExtraction(t *testing.T) {
+	t.Helper()
+	forcedExtractionAvailable = true
+	t.Cleanup(func() { forcedExtractionAvailable = false })
+}
+
+// TestMonitorRefusedUntilForcedExtraction: monitor: true is refused with
+// the setting named and its line, not ignored; false and omitted pass.
+func TestMonitorRefusedUntilForcedExtraction(t *testing.T) {
+	_, err := Parse([]byte(edit(t, example, "monitor: false", "monitor: true")))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Field != "source_monitoring.monitor" || ve.Problems[0].Line == 0 ||
+		!strings.Contains(ve.Problems[0].Message, "forced extraction") {
+		t.Fatalf("monitor: true: %v, want one problem naming source_monitoring.monitor and forced extraction, with its line", err)
+	}
+	mustParse(t, example)
+	mustParse(t, minimal)
 }
 
 // TestProcessingDefaults: null worker counts and an omitted section read
