@@ -606,8 +606,9 @@ func TestParseEveryVASTConfig(t *testing.T) {
 // one test, for the tests of how the monitoring settings are read.
 func allowForcedExtraction(t *testing.T) {
 	t.Helper()
+	was := forcedExtractionAvailable
 	forcedExtractionAvailable = true
-	t.Cleanup(func() { forcedExtractionAvailable = false })
+	t.Cleanup(func() { forcedExtractionAvailable = was })
 }
 
 // TestMonitorRefusedUntilForcedExtraction: monitor: true is refused with
