@@ -241,7 +241,9 @@ func jobSettings(job Job) (Settings, error) {
 func inputImages(job Job) ([]*image, error) {
 	in := job.Config.Inputs
 	n := len(in.Images)
-	if len(in.Selavy) != n || len(in.Noise) != n || len(in.Background) != n || in.Epochs != nil && len(in.Epochs) != n {
+	// Background maps are optional: only forced extraction reads them.
+	noBackground := len(in.Background) == 0
+	if len(in.Selavy) != n || len(in.Noise) != n || len(in.Background) != n && !noBackground || in.Epochs != nil && len(in.Epochs) != n {
 		return nil, fmt.Errorf("%w: %d images, %d selavy, %d noise, %d background and %d epoch entries",
 			ErrInvalidJob, n, len(in.Selavy), len(in.Noise), len(in.Background), len(in.Epochs))
 	}
@@ -251,8 +253,14 @@ func inputImages(job Job) ([]*image, error) {
 	names := map[string]string{}
 	var out []*image
 	for i := range n {
-		im := &image{imagePath: in.Images[i], selavyPath: in.Selavy[i], noise: in.Noise[i], backgr: in.Background[i]}
+		im := &image{imagePath: in.Images[i], selavyPath: in.Selavy[i], noise: in.Noise[i]}
+		if !noBackground {
+			im.backgr = in.Background[i]
+		}
 		for _, p := range []string{im.imagePath, im.selavyPath, im.noise, im.backgr} {
+			if p == "" && noBackground {
+				continue
+			}
 			if !filepath.IsLocal(filepath.FromSlash(p)) {
 				return nil, fmt.Errorf("%w: input path %q is not inside the images root", ErrInvalidJob, p)
 			}
@@ -360,8 +368,10 @@ func readImageFiles(ctx context.Context, root string, im *image, log Logger) err
 		log.Warnf("image %s: noise map %s has no valid pixels; its rms statistics are NaN", im.imagePath, im.noise)
 	}
 	log.Debugf("image %s: noise map %s: rms median %.4f, min %.4f, max %.4f mJy/beam over %d pixels", im.imagePath, im.noise, r.RMSMedian, r.RMSMin, r.RMSMax, st.N)
-	if _, err := readHeader(root, im.backgr); err != nil {
-		return err
+	if im.backgr != "" {
+		if _, err := readHeader(root, im.backgr); err != nil {
+			return err
+		}
 	}
 	return nil
 }

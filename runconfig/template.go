@@ -54,7 +54,7 @@ inputs:
 	w(`
 source_monitoring:
   # Forced extraction of sources at positions where an image did not detect
-  # them. Needs inputs.background.
+  # them. Needs inputs.background. Not available yet: true is refused.
   monitor: %t
   # Minimum significance (flux over local rms) a source must reach in the
   # image where it was first seen to be monitored in the others.
