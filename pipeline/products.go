@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -113,6 +114,43 @@ func PutParquet[T any](ctx context.Context, store *artifacts.Store, name string,
 		return domain.Artifact{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	return domain.Artifact{Name: name, Digest: digest, Size: size}, nil
+}
+
+// PutParquetStream stores a Parquet file of rows of T that fill writes,
+// streaming it to the store as it is encoded, so that a product larger
+// than memory can be written. Each Flush of the writer ends a row group;
+// for the same bytes (and digest) a caller writes the same rows and flushes
+// at the same rows every time. The writer is closed after fill returns.
+func PutParquetStream[T any](ctx context.Context, store *artifacts.Store, name string, fill func(w *parquet.GenericWriter[T]) error) (domain.Artifact, error) {
+	pr, pw := io.Pipe()
+	type put struct {
+		digest string
+		size   int64
+		err    error
+	}
+	done := make(chan put, 1)
+	go func() {
+		d, n, err := store.Put(ctx, pr)
+		// Unblock the encoder if the store gave up first.
+		pr.CloseWithError(fmt.Errorf("store %s: %w", name, errors.Join(err, io.ErrClosedPipe)))
+		done <- put{d, n, err}
+	}()
+	w := parquet.NewGenericWriter[T](pw, writerOptions()...)
+	err := fill(w)
+	if err == nil {
+		if err = w.Close(); err != nil {
+			err = fmt.Errorf("encode %s: %w", name, err)
+		}
+	}
+	pw.CloseWithError(err)
+	res := <-done
+	if err != nil {
+		return domain.Artifact{}, err
+	}
+	if res.err != nil {
+		return domain.Artifact{}, fmt.Errorf("store %s: %w", name, res.err)
+	}
+	return domain.Artifact{Name: name, Digest: res.digest, Size: res.size}, nil
 }
 
 // ReadParquet reads all rows of the Parquet artifact stored under digest.

@@ -129,6 +129,18 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 		}
 		res.NForcedMeasurements += int(r.NMeasForced)
 	}
+	if s.PairMetrics {
+		pairStart := time.Now()
+		art, n, err := e.writePairs(ctx, store, newPairInputs(images), rows, s, nil)
+		if err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		res.Artifacts = append(res.Artifacts, art)
+		log.Infof("measurement pairs: %d pairs of %d sources (%d workers), in %s",
+			n, len(rows), pipeline.Workers(s.Workers), time.Since(pairStart).Round(time.Millisecond))
+	} else {
+		log.Infof("measurement pairs: not computed (variability.pair_metrics is false)")
+	}
 	assoc, rels := e.associationRows()
 	for _, p := range []struct {
 		name string
