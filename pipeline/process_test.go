@@ -360,13 +360,21 @@ func TestProcessStopsWhenCancelled(t *testing.T) {
 	if _, err := Process(ctx, newStore(t), synthJob(sv, sv.Images), &testLog{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled before start: %v", err)
 	}
-	ctx, cancel = context.WithCancel(context.Background())
-	log := &cancelOnImage{cancel: cancel}
-	if _, err := Process(ctx, newStore(t), synthJob(sv, sv.Images), log); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled during: %v", err)
-	}
-	if n := log.count("INFO image "); n != 1 {
-		t.Errorf("%d images processed after cancellation, want 1", n)
+	// Read one at a time, no image is read after the one that saw the
+	// cancellation; read two at a time, at most the other one in flight.
+	for _, workersIO := range []int{1, 2} {
+		ctx, cancel = context.WithCancel(context.Background())
+		log := &cancelOnImage{cancel: cancel}
+		job := synthJob(sv, sv.Images)
+		s := DefaultSettings()
+		s.NumWorkersIO = workersIO
+		job.Settings = &s
+		if _, err := Process(ctx, newStore(t), job, log); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled during: %v", err)
+		}
+		if n := log.count("INFO image "); n < 1 || n > workersIO {
+			t.Errorf("%d images processed after cancellation with %d read at once, want 1 to %d", n, workersIO, workersIO)
+		}
 	}
 }
 

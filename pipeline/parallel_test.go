@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/piperun/piperun/synth"
+)
+
+// TestForEachBoundedHonoursTheLimit: calls run limit at a time, never
+// more. Each call waits until limit calls are in, so the test would block
+// were fewer run at once.
+func TestForEachBoundedHonoursTheLimit(t *testing.T) {
+	for _, limit := range []int{1, 2, 5} {
+		var running, most atomic.Int64
+		var mu sync.Mutex
+		in := 0
+		full := make(chan struct{})
+		err := forEachBounded(context.Background(), 4*limit, limit, func(ctx context.Context, i int) error {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			mu.Lock()
+			if in++; in == limit {
+				close(full)
+			}
+			mu.Unlock()
+			<-full
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if most.Load() != int64(limit) {
+			t.Errorf("limit %d: at most %d calls at once", limit, most.Load())
+		}
+	}
+}
+
+// TestForEachBoundedReportsTheFailure: the lowest failing index's error,
+// not the cancellation it causes in the others; none starts after it.
+func TestForEachBoundedReportsTheFailure(t *testing.T) {
+	var started atomic.Int64
+	bad := errors.New("bad input")
+	err := forEachBounded(context.Background(), 100, 1, func(ctx context.Context, i int) error {
+		started.Add(1)
+		if i == 3 {
+			return fmt.Errorf("image %d: %w", i, bad)
+		}
+		return nil
+	})
+	if !errors.Is(err, bad) || err.Error() != "image 3: bad input" {
+		t.Fatalf("err = %v", err)
+	}
+	if started.Load() != 4 {
+		t.Errorf("%d calls started, want 4 (none after the failure)", started.Load())
+	}
+	// A call waiting on another that failed sees the cancellation; the
+	// failure is reported.
+	release := make(chan struct{})
+	err = forEachBounded(context.Background(), 2, 2, func(ctx context.Context, i int) error {
+		if i == 1 {
+			close(release)
+			return bad
+		}
+		<-release
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, bad) {
+		t.Errorf("err = %v, want the failure", err)
+	}
+}
+
+// TestImagesReadConcurrentlyGiveTheSameProducts: reading one image at a
+// time or several gives the same products (measurement ids in image time
+// order), and the log names the bound.
+func TestImagesReadConcurrentlyGiveTheSameProducts(t *testing.T) {
+	sv := generate(t, synth.Options{Images: 6, Sources: 120, Seed: 9})
+	var first any
+	for _, workersIO := range []int{1, 3, 6} {
+		job := synthJob(sv, sv.Images)
+		s := DefaultSettings()
+		s.NumWorkersIO = workersIO
+		job.Settings = &s
+		log := &testLog{}
+		p := mustProcess(t, newStore(t), job, log)
+		if want := fmt.Sprintf("INFO reading 6 images, at most %d at once", workersIO); log.count(want) != 1 {
+			t.Errorf("no log line %q in %q", want, log.lines)
+		}
+		if first == nil {
+			first = p
+		} else if !reflect.DeepEqual(p, first) {
+			t.Errorf("%d images read at once: products differ from one at a time", workersIO)
+		}
+	}
+}
