@@ -5,44 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/piperun/piperun/synth"
 )
 
-// TestForEachBoundedHonoursTheLimit: calls run limit at a time, never
-// more. Each call waits until limit calls are in, so the test would block
-// were fewer run at once.
+// TestForEachBoundedHonoursTheLimit: the first limit calls run together
+// (each waits until the test has seen all of them in), and no further
+// call starts before one of them has ended.
 func TestForEachBoundedHonoursTheLimit(t *testing.T) {
 	for _, limit := range []int{1, 2, 5} {
-		var running, most atomic.Int64
-		var mu sync.Mutex
-		in := 0
-		full := make(chan struct{})
-		err := forEachBounded(context.Background(), 4*limit, limit, func(ctx context.Context, i int) error {
-			n := running.Add(1)
-			defer running.Add(-1)
-			for {
-				m := most.Load()
-				if n <= m || most.CompareAndSwap(m, n) {
-					break
+		var released atomic.Bool
+		gate := make(chan struct{})
+		entered := make(chan int, 4*limit)
+		var early atomic.Int64
+		done := make(chan error, 1)
+		go func() {
+			done <- forEachBounded(context.Background(), 4*limit, limit, func(ctx context.Context, i int) error {
+				if i >= limit && !released.Load() {
+					early.Add(1)
 				}
-			}
-			mu.Lock()
-			if in++; in == limit {
-				close(full)
-			}
-			mu.Unlock()
-			<-full
-			return nil
-		})
-		if err != nil {
+				entered <- i
+				if i < limit {
+					<-gate
+				}
+				return nil
+			})
+		}()
+		for range limit {
+			<-entered
+		}
+		released.Store(true)
+		close(gate)
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if most.Load() != int64(limit) {
-			t.Errorf("limit %d: at most %d calls at once", limit, most.Load())
+		if n := early.Load(); n > 0 {
+			t.Errorf("limit %d: %d calls started while %d were running", limit, n, limit)
 		}
 	}
 }
