@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -26,8 +27,8 @@ func TestForEachBoundedHonoursTheLimit(t *testing.T) {
 				if i >= limit && !released.Load() {
 					early.Add(1)
 				}
-				entered <- i
 				if i < limit {
+					entered <- i
 					<-gate
 				}
 				return nil
@@ -35,6 +36,11 @@ func TestForEachBoundedHonoursTheLimit(t *testing.T) {
 		}()
 		for range limit {
 			<-entered
+		}
+		// Give a call started too early the chance to show itself; a
+		// correct bound passes whatever the scheduling.
+		for range 1000 {
+			runtime.Gosched()
 		}
 		released.Store(true)
 		close(gate)
