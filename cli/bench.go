@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +21,7 @@ import (
 )
 
 var benchHelp = help{
-	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--method basic|advanced|deruiter] [--seed S] [--dir DIR]",
+	usage: []string{"bench associate [--images N] [--sources M] [--jitter ARCSEC] [--method basic|advanced|deruiter] [--pair-metrics=true|false] [--workers N] [--workers-io N] [--seed S] [--dir DIR] [--cpuprofile FILE]",
 		"bench http|restore|projections [FLAGS]"},
 	description: `
 Generates a synthetic survey (N images of the same field, M sources of
@@ -28,6 +30,14 @@ by --jitter), processes it as a run would (measurements, then association
 with --method, VAST's basic, advanced or de Ruiter association, at the
 default settings) and reports how long each part took, measurements per
 second, and the peak memory.
+
+--pair-metrics (variability.pair_metrics, on by default as in VAST) adds
+the two-epoch metrics of every pair of each source's measurements and the
+measurement_pairs product (N(N-1)/2 pairs per source of N measurements:
+about 45 million for 100 images x 10,000 sources); their time is reported
+apart. --workers and --workers-io are processing.num_workers and
+num_workers_io (0: VAST's defaults). --cpuprofile writes a CPU profile of
+the processing for 'go tool pprof'.
 
 Memory is the Go runtime's total mapped memory (runtime/metrics
 /memory/classes/total:bytes, close to the resident size), sampled every
@@ -42,6 +52,7 @@ itself: commands over HTTP under load, restore time at several run sizes,
 and the rebuild of the read models. Each has its own --help.`,
 	examples: `
 piperun bench associate --images 100 --sources 10000
+piperun bench associate --images 100 --sources 10000 --pair-metrics=false
 piperun bench associate --images 100 --sources 10000 --method deruiter
 piperun bench associate --images 10 --sources 1000 --jitter 2`,
 }
@@ -62,6 +73,10 @@ func cmdBench(e *env, args []string) error {
 	method := fs.String("method", runconfig.MethodBasic, "association `METHOD`: basic, advanced or deruiter")
 	seed := fs.Uint64("seed", 1, "random `SEED`; equal options give equal surveys")
 	dir := fs.String("dir", "", "`DIR` to write the survey and products to (default: a temporary directory)")
+	pairMetrics := fs.Bool("pair-metrics", true, "compute measurement pair metrics and the measurement_pairs product")
+	workers := fs.Int("workers", 0, "processing.num_workers `N` (0: one less than the cores)")
+	workersIO := fs.Int("workers-io", 0, "processing.num_workers_io `N` (0: VAST's default, 5)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the processing to `FILE`")
 	pos, err := e.parse(fs, benchHelp, args, 1, 1, "what to time: associate")
 	if err != nil {
 		return err
@@ -69,8 +84,8 @@ func cmdBench(e *env, args []string) error {
 	if pos[0] != "associate" {
 		return usagef("unknown benchmark %q: associate, http, restore or projections", pos[0])
 	}
-	if *images < 1 || *sources < 1 || *jitter < 0 {
-		return usagef("--images and --sources must be at least 1 and --jitter not negative")
+	if *images < 1 || *sources < 1 || *jitter < 0 || *workers < 0 || *workersIO < 0 {
+		return usagef("--images and --sources must be at least 1, --jitter, --workers and --workers-io not negative")
 	}
 	switch *method {
 	case runconfig.MethodBasic, runconfig.MethodAdvanced, runconfig.MethodDeRuiter:
@@ -110,10 +125,23 @@ func cmdBench(e *env, args []string) error {
 		return fmt.Errorf("survey configuration: %w", err)
 	}
 	cfg.SourceAssociation.Method = *method
+	cfg.Variability.PairMetrics = *pairMetrics
+	cfg.Processing.NumWorkers = *workers
+	if *workersIO > 0 {
+		cfg.Processing.NumWorkersIO = *workersIO
+	}
 	settings, err := association.SettingsFromConfig(cfg.Domain())
 	if err != nil {
 		return fmt.Errorf("survey configuration: %w", err)
 	}
+	settings.Method = cfg.SourceAssociation.Method
+	settings.PairMetrics = cfg.Variability.PairMetrics
+	settings.Workers = cfg.Processing.NumWorkers
+	measSettings, err := pipeline.SettingsFromConfig(cfg.Domain())
+	if err != nil {
+		return fmt.Errorf("survey configuration: %w", err)
+	}
+	measSettings.NumWorkers, measSettings.NumWorkersIO = cfg.Processing.NumWorkers, cfg.Processing.NumWorkersIO
 	store, err := artifacts.New(filepath.Join(root, "artifacts"))
 	if err != nil {
 		return err
@@ -122,10 +150,22 @@ func cmdBench(e *env, args []string) error {
 	mem := newMemSampler()
 	defer mem.stop()
 	timed := &timedAssociator{inner: association.Associator{Settings: &settings}, mem: mem}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	log := &benchLog{}
 	t1 := time.Now()
 	p, err := pipeline.Process(e.ctx, store, pipeline.Job{
-		Run: "bench", Config: cfg.Domain(), ImagesRoot: imagesDir, Associate: timed,
-	}, quietLog{})
+		Run: "bench", Config: cfg.Domain(), ImagesRoot: imagesDir, Associate: timed, Settings: &measSettings,
+	}, log)
 	if err != nil {
 		return fmt.Errorf("process survey: %w", err)
 	}
@@ -137,6 +177,12 @@ func cmdBench(e *env, args []string) error {
 		n, measure.Round(time.Millisecond), float64(n)/measure.Seconds())
 	fmt.Fprintf(e.stdout, "association (%s): %d measurements in %s (%.0f meas/s): %d sources, %d new; peak memory %s\n",
 		*method, n, timed.took.Round(time.Millisecond), float64(n)/timed.took.Seconds(), p.Figures.NSources, p.Figures.NNewSources, mib(timed.peak))
+	if a, ok := pipeline.FindArtifact(p, association.MeasurementPairsProduct); ok {
+		fmt.Fprintf(e.stdout, "%s (%s of association; %s, %d workers, batches of %d MB)\n",
+			log.pairs, association.MeasurementPairsProduct, mib(uint64(a.Size)), pipeline.Workers(settings.Workers), settings.MaxPartitionMB)
+	} else {
+		fmt.Fprintf(e.stdout, "measurement pairs: off\n")
+	}
 	fmt.Fprintf(e.stdout, "processing: %s in all; peak memory %s\n", total.Round(time.Millisecond), mib(processPeak))
 	return nil
 }
@@ -228,9 +274,19 @@ func (m *memSampler) stop() uint64 {
 	return m.overall.Load()
 }
 
-// quietLog drops the job's log lines: the benchmark prints its own.
-type quietLog struct{}
+// benchLog drops the job's log lines but the measurement pairs' one: the
+// benchmark prints its own.
+type benchLog struct {
+	mu    sync.Mutex
+	pairs string
+}
 
-func (quietLog) Debugf(string, ...any) {}
-func (quietLog) Infof(string, ...any)  {}
-func (quietLog) Warnf(string, ...any)  {}
+func (*benchLog) Debugf(string, ...any) {}
+func (l *benchLog) Infof(format string, args ...any) {
+	if strings.HasPrefix(format, "measurement pairs:") {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.pairs = fmt.Sprintf(format, args...)
+	}
+}
+func (*benchLog) Warnf(string, ...any) {}

@@ -121,7 +121,8 @@ func PutParquet[T any](ctx context.Context, store *artifacts.Store, name string,
 // than memory can be written. Each Flush of the writer ends a row group;
 // for the same bytes (and digest) a caller writes the same rows and flushes
 // at the same rows every time. The writer is closed after fill returns.
-func PutParquetStream[T any](ctx context.Context, store *artifacts.Store, name string, fill func(w *parquet.GenericWriter[T]) error) (domain.Artifact, error) {
+// opts are applied after the options every product is written with.
+func PutParquetStream[T any](ctx context.Context, store *artifacts.Store, name string, fill func(w *parquet.GenericWriter[T]) error, opts ...parquet.WriterOption) (domain.Artifact, error) {
 	pr, pw := io.Pipe()
 	type put struct {
 		digest string
@@ -135,7 +136,7 @@ func PutParquetStream[T any](ctx context.Context, store *artifacts.Store, name s
 		pr.CloseWithError(fmt.Errorf("store %s: %w", name, errors.Join(err, io.ErrClosedPipe)))
 		done <- put{d, n, err}
 	}()
-	w := parquet.NewGenericWriter[T](pw, writerOptions()...)
+	w := parquet.NewGenericWriter[T](pw, append(writerOptions(), opts...)...)
 	err := fill(w)
 	if err == nil {
 		if err = w.Close(); err != nil {

@@ -7,7 +7,9 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/pipeline"
@@ -261,6 +263,29 @@ func (e *engine) writePairs(ctx context.Context, store *artifacts.Store, in pair
 			return fmt.Errorf("measurement pairs: %w", err)
 		}
 		return nil
-	})
+	}, pairWriterOptions()...)
 	return art, n, err
+}
+
+// pairWriterOptions make the largest product cheaper to write: no page
+// bounds (min/max) for the fluxes, metrics and image names, which nobody
+// filters on and which cost as much as encoding them, and Snappy's fast
+// encoder (still Snappy) instead of its better-compressing one.
+func pairWriterOptions() []parquet.WriterOption {
+	opts := []parquet.WriterOption{parquet.Compression(&fastSnappy{})}
+	for _, f := range parquet.SchemaOf(PairRow{}).Fields() {
+		switch f.Name() {
+		case "meas_id_a", "meas_id_b", "source_id":
+		default:
+			opts = append(opts, parquet.SkipPageBounds(f.Name()))
+		}
+	}
+	return opts
+}
+
+// fastSnappy is the Snappy codec with S2's fast Snappy-compatible encoder.
+type fastSnappy struct{ snappy.Codec }
+
+func (*fastSnappy) Encode(dst, src []byte) ([]byte, error) {
+	return s2.EncodeSnappy(dst[:cap(dst)], src), nil
 }
