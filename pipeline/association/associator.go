@@ -81,37 +81,22 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	}
 	previousSources := len(e.sources)
 	epochMode := in.Job.Config.Inputs.Epochs != nil
-	steps := groupSteps(images, toAssociate, epochMode)
-	for _, st := range steps {
-		if err := ctx.Err(); err != nil {
+	nSteps := 0
+	if groups := skyRegionGroups(images); s.Parallel && len(groups) > 1 {
+		workers := min(pipeline.Workers(s.Workers), len(groups))
+		log.Infof("parallel association: %d groups of overlapping sky regions, %d at once (processing.num_workers)", len(groups), workers)
+		if nSteps, err = e.associateGroups(ctx, images, ranges, toAssociate, groups, epochMode, s, workers); err != nil {
 			return pipeline.AssociationResult{}, err
 		}
-		var ms []int32
-		for _, im := range st {
-			r := ranges[im]
-			for k := r.lo; k < r.hi; k++ {
-				ms = append(ms, k)
-			}
+	} else {
+		steps := groupSteps(images, toAssociate, epochMode)
+		if err := e.associateSteps(ctx, images, ranges, steps, s); err != nil {
+			return pipeline.AssociationResult{}, err
 		}
-		if len(st) > 1 {
-			for _, mi := range ms {
-				m := &e.meas[mi]
-				im := images[m.Image]
-				m.distFromCentre = separation(m.RA, m.Dec, im.RA, im.Dec)
-			}
-		}
-		ms = e.epochStep(ms, len(st) > 1, s.EpochDuplicateRadiusArcsec/3600)
-		switch s.Method {
-		case runconfig.MethodAdvanced:
-			e.stepAdvanced(ms, advancedParams{limitDeg: s.RadiusArcsec / 3600})
-		case runconfig.MethodDeRuiter:
-			e.stepAdvanced(ms, deRuiterParams(s, images, st))
-		default:
-			e.step(ms)
-		}
+		nSteps = len(steps)
 	}
 	log.Infof("%s: %d steps, %d measurements, %d sources (%d before)",
-		describeMethod(s), len(steps), len(e.meas), len(e.sources), previousSources)
+		describeMethod(s), nSteps, len(e.meas), len(e.sources), previousSources)
 
 	e.sortSources()
 	rows := make([]SourceRow, len(e.sources))
@@ -159,6 +144,39 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	log.Infof("sources: %d (%d new), %d associations, %d relations, in %s",
 		len(rows), res.NNewSources, len(assoc), len(rels), time.Since(start).Round(time.Millisecond))
 	return res, nil
+}
+
+// associateSteps associates the steps' images in order.
+func (e *engine) associateSteps(ctx context.Context, images []pipeline.ImageRow, ranges []measRange, steps [][]int, s Settings) error {
+	for _, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ms []int32
+		for _, im := range st {
+			r := ranges[im]
+			for k := r.lo; k < r.hi; k++ {
+				ms = append(ms, k)
+			}
+		}
+		if len(st) > 1 {
+			for _, mi := range ms {
+				m := &e.meas[mi]
+				im := images[m.Image]
+				m.distFromCentre = separation(m.RA, m.Dec, im.RA, im.Dec)
+			}
+		}
+		ms = e.epochStep(ms, len(st) > 1, s.EpochDuplicateRadiusArcsec/3600)
+		switch s.Method {
+		case runconfig.MethodAdvanced:
+			e.stepAdvanced(ms, advancedParams{limitDeg: s.RadiusArcsec / 3600})
+		case runconfig.MethodDeRuiter:
+			e.stepAdvanced(ms, deRuiterParams(s, images, st))
+		default:
+			e.step(ms)
+		}
+	}
+	return nil
 }
 
 // deRuiterParams are the de Ruiter settings of a step over the given

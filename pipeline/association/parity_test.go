@@ -35,6 +35,19 @@ func (l *testLog) Debugf(f string, a ...any) { l.add("DEBUG", f, a...) }
 func (l *testLog) Infof(f string, a ...any)  { l.add("INFO", f, a...) }
 func (l *testLog) Warnf(f string, a ...any)  { l.add("WARN", f, a...) }
 
+// count is the number of lines starting with prefix.
+func (l *testLog) count(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.lines {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
 func newStore(t testing.TB) *artifacts.Store {
 	t.Helper()
 	s, err := artifacts.New(t.TempDir())
