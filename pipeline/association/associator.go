@@ -116,7 +116,26 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	}
 	if s.PairMetrics {
 		pairStart := time.Now()
-		art, n, err := e.writePairs(ctx, store, newPairInputs(images), rows, s, nil)
+		var extra pairSink
+		var arrowUpload *pipeline.Upload
+		var arrowSink arrowPairs
+		if s.WriteArrow {
+			if arrowUpload, arrowSink, err = startArrowPairs(ctx, store); err != nil {
+				return pipeline.AssociationResult{}, err
+			}
+			extra = arrowSink
+		}
+		art, n, err := e.writePairs(ctx, store, newPairInputs(images), rows, s, extra)
+		if arrowUpload != nil {
+			if err == nil {
+				err = arrowSink.a.close()
+			}
+			arrowArt, arrowErr := arrowUpload.Finish(err)
+			if err == nil && arrowErr != nil {
+				err = arrowErr
+			}
+			res.Artifacts = append(res.Artifacts, arrowArt)
+		}
 		if err != nil {
 			return pipeline.AssociationResult{}, err
 		}
@@ -127,6 +146,13 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 		log.Infof("measurement pairs: not computed (variability.pair_metrics is false)")
 	}
 	assoc, rels := e.associationRows()
+	if s.WriteArrow {
+		art, err := e.writeMeasurementsArrow(ctx, store, in.Images, assoc, ranges)
+		if err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		res.Artifacts = append(res.Artifacts, art)
+	}
 	for _, p := range []struct {
 		name string
 		put  func() (domain.Artifact, error)
@@ -259,27 +285,7 @@ func (e *engine) restorePrevious(ctx context.Context, store *artifacts.Store, pr
 			return false, fmt.Errorf("previous %s: %w", RelationsProduct, err)
 		}
 	}
-	byFirst := slices.Clone(ranges)
-	slices.SortFunc(byFirst, func(a, b measRange) int { return cmp.Compare(a.firstID, b.firstID) })
-	index := func(id int64) (int32, bool) {
-		i, _ := slices.BinarySearchFunc(byFirst, id, func(r measRange, id int64) int {
-			if id < r.firstID {
-				return 1
-			}
-			if id >= r.firstID+int64(r.hi-r.lo) {
-				return -1
-			}
-			return 0
-		})
-		if i >= len(byFirst) {
-			return 0, false
-		}
-		r := byFirst[i]
-		if id < r.firstID || id >= r.firstID+int64(r.hi-r.lo) {
-			return 0, false
-		}
-		return r.lo + int32(id-r.firstID), true
-	}
+	index := measIndex(ranges)
 	related := map[int64][]int64{}
 	for _, r := range rels {
 		related[r.FromSourceID] = append(related[r.FromSourceID], r.ToSourceID)
@@ -303,6 +309,32 @@ func (e *engine) restorePrevious(ctx context.Context, store *artifacts.Store, pr
 		lo = hi
 	}
 	return true, nil
+}
+
+// measIndex finds a measurement's index in the engine's measurements by
+// its id, which is contiguous within an image.
+func measIndex(ranges []measRange) func(id int64) (int32, bool) {
+	byFirst := slices.Clone(ranges)
+	slices.SortFunc(byFirst, func(a, b measRange) int { return cmp.Compare(a.firstID, b.firstID) })
+	return func(id int64) (int32, bool) {
+		i, _ := slices.BinarySearchFunc(byFirst, id, func(r measRange, id int64) int {
+			if id < r.firstID {
+				return 1
+			}
+			if id >= r.firstID+int64(r.hi-r.lo) {
+				return -1
+			}
+			return 0
+		})
+		if i >= len(byFirst) {
+			return 0, false
+		}
+		r := byFirst[i]
+		if id < r.firstID || id >= r.firstID+int64(r.hi-r.lo) {
+			return 0, false
+		}
+		return r.lo + int32(id-r.firstID), true
+	}
 }
 
 // groupSteps splits the images to associate into steps: one per image in
