@@ -78,8 +78,9 @@ source_association:
   # largest beam major axis of the images being associated apart.
   deruiter_radius: %s
   deruiter_beamwidth_limit: %s
-  # Associate groups of non-overlapping sky regions in parallel; worth it
-  # only for many images over several separate patches of sky.
+  # Associate groups of overlapping sky regions apart, in parallel; worth
+  # it only for many images over several separate patches of sky. Sources
+  # are then numbered group by group, as VAST numbers them.
   parallel: %t
   # In epoch mode, measurements of one epoch closer than this (arcsec) are
   # taken as duplicates from overlapping images.
