@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -8,7 +10,7 @@ import (
 
 func init() {
 	// The help test of every command (cli_test.go) covers bench too.
-	flagsOf["bench"] = []string{"--images", "--sources", "--jitter", "--method", "--seed", "--dir", "bench associate"}
+	flagsOf["bench"] = []string{"--images", "--sources", "--jitter", "--method", "--seed", "--dir", "--pair-metrics", "--workers", "--workers-io", "--cpuprofile", "bench associate"}
 }
 
 func TestBenchAssociate(t *testing.T) {
@@ -23,11 +25,20 @@ func TestBenchAssociate(t *testing.T) {
 		regexp.MustCompile(`survey: 3 images x 40 sources \(jitter 0\.5 arcsec\), \d+ catalogue components`),
 		regexp.MustCompile(`measurements: \d+ read from the catalogues and stored in \S+ \(\d+ meas/s\)`),
 		regexp.MustCompile(`association \(basic\): \d+ measurements in \S+ \(\d+ meas/s\): \d+ sources, \d+ new; peak memory \d+ MiB`),
+		regexp.MustCompile(`measurement pairs: \d+ pairs of \d+ sources \(\d+ workers\), in \S+ \(measurement_pairs.parquet of association; \d+ MiB, \d+ workers, batches of 15 MB\)`),
 		regexp.MustCompile(`processing: \S+ in all; peak memory \d+ MiB`),
 	} {
 		if !want.MatchString(r.stdout) {
 			t.Errorf("output does not match %s:\n%s", want, r.stdout)
 		}
+	}
+	profile := filepath.Join(t.TempDir(), "cpu.prof")
+	r = piperun(t, "", "bench", "associate", "--images", "3", "--sources", "40", "--pair-metrics=false", "--workers", "2", "--cpuprofile", profile, "--dir", t.TempDir())
+	if r.code != ExitOK || !strings.Contains(r.stdout, "measurement pairs: off\n") {
+		t.Errorf("bench associate --pair-metrics=false: %s", r)
+	}
+	if st, err := os.Stat(profile); err != nil || st.Size() == 0 {
+		t.Errorf("no CPU profile: %v", err)
 	}
 	if r := piperun(t, "", "bench", "sort"); r.code != ExitUsage || !strings.Contains(r.stderr, "associate") {
 		t.Errorf("bench sort: %s", r)

@@ -88,6 +88,11 @@ type Settings struct {
 	// FluxMinError (mJy) and PosMinErrorArcsec floor selavy's errors (VAST's
 	// FLUX_DEFAULT_MIN_ERROR and POS_DEFAULT_MIN_ERROR).
 	FluxMinError, PosMinErrorArcsec float64
+	// NumWorkers and NumWorkersIO are processing.num_workers and
+	// num_workers_io (see Workers and WorkersIO): images are read at most
+	// WorkersIO(NumWorkersIO, NumWorkers) at once. They do not change
+	// the products.
+	NumWorkers, NumWorkersIO int
 }
 
 // DefaultSettings returns VAST's defaults.
@@ -99,6 +104,7 @@ func DefaultSettings() Settings {
 		LocalRMSFillValue:    0.2,
 		FluxMinError:         0.001,
 		PosMinErrorArcsec:    0.01,
+		NumWorkersIO:         5,
 	}
 }
 
@@ -119,6 +125,7 @@ func SettingsFromConfig(c domain.RunConfig) (Settings, error) {
 	s.RAUncertaintyArcsec = m.RAUncertainty
 	s.DecUncertaintyArcsec = m.DecUncertainty
 	s.LocalRMSFillValue = m.SelavyLocalRMSFillValue
+	s.NumWorkers, s.NumWorkersIO = cfg.Processing.NumWorkers, cfg.Processing.NumWorkersIO
 	return s, nil
 }
 

@@ -147,14 +147,18 @@ func Process(ctx context.Context, store *artifacts.Store, job Job, log Logger) (
 	}
 	defer root.Close()
 
+	// Images are read concurrently, at most processing.num_workers_io at
+	// once; log lines then come from several goroutines.
+	workersIO := WorkersIO(settings.NumWorkersIO, settings.NumWorkers)
+	if len(fresh) > 0 {
+		log.Infof("reading %d images, at most %d at once (processing.num_workers_io)", len(fresh), min(workersIO, len(fresh)))
+	}
+	plog := &lockedLogger{log: log}
 	// Headers first, so that new images get ids in time order.
-	for _, im := range fresh {
-		if err := ctx.Err(); err != nil {
-			return domain.Products{}, err
-		}
-		if err := readImageFiles(ctx, root, im, log); err != nil {
-			return domain.Products{}, err
-		}
+	if err := forEachBounded(ctx, len(fresh), workersIO, func(ctx context.Context, i int) error {
+		return readImageFiles(ctx, root, fresh[i], plog)
+	}); err != nil {
+		return domain.Products{}, err
 	}
 	sortImages(fresh)
 
@@ -167,18 +171,35 @@ func Process(ctx context.Context, store *artifacts.Store, job Job, log Logger) (
 		measArtifacts[im.imagePath] = *im.reused
 	}
 	for _, im := range fresh {
-		if err := ctx.Err(); err != nil {
-			return domain.Products{}, err
-		}
 		im.row.ID = nextImageID
 		nextImageID++
-		a, n, err := measureImage(ctx, store, root, im, nextMeasID, settings, log)
-		if err != nil {
-			return domain.Products{}, err
-		}
-		nextMeasID += int64(n)
-		artifactsOut = append(artifactsOut, a)
-		measArtifacts[im.imagePath] = a
+	}
+	// Measurement ids follow image ids: an image takes its first id from
+	// the one before it once it has counted its measurements.
+	firstIDs := make([]chan int64, len(fresh)+1)
+	for i := range firstIDs {
+		firstIDs[i] = make(chan int64, 1)
+	}
+	firstIDs[0] <- nextMeasID
+	measured := make([]domain.Artifact, len(fresh))
+	if err := forEachBounded(ctx, len(fresh), workersIO, func(ctx context.Context, i int) error {
+		var err error
+		measured[i], err = measureImage(ctx, store, root, fresh[i], func(n int) (int64, error) {
+			select {
+			case first := <-firstIDs[i]:
+				firstIDs[i+1] <- first + int64(n)
+				return first, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}, settings, plog)
+		return err
+	}); err != nil {
+		return domain.Products{}, err
+	}
+	for i, im := range fresh {
+		artifactsOut = append(artifactsOut, measured[i])
+		measArtifacts[im.imagePath] = measured[i]
 	}
 
 	all := append(slices.Clone(old), fresh...)
@@ -254,7 +275,9 @@ func jobSettings(job Job) (Settings, error) {
 func inputImages(job Job) ([]*image, error) {
 	in := job.Config.Inputs
 	n := len(in.Images)
-	if len(in.Selavy) != n || len(in.Noise) != n || len(in.Background) != n || in.Epochs != nil && len(in.Epochs) != n {
+	// Background maps are optional: only forced extraction reads them.
+	noBackground := len(in.Background) == 0
+	if len(in.Selavy) != n || len(in.Noise) != n || len(in.Background) != n && !noBackground || in.Epochs != nil && len(in.Epochs) != n {
 		return nil, fmt.Errorf("%w: %d images, %d selavy, %d noise, %d background and %d epoch entries",
 			ErrInvalidJob, n, len(in.Selavy), len(in.Noise), len(in.Background), len(in.Epochs))
 	}
@@ -264,8 +287,14 @@ func inputImages(job Job) ([]*image, error) {
 	names := map[string]string{}
 	var out []*image
 	for i := range n {
-		im := &image{imagePath: in.Images[i], selavyPath: in.Selavy[i], noise: in.Noise[i], backgr: in.Background[i]}
+		im := &image{imagePath: in.Images[i], selavyPath: in.Selavy[i], noise: in.Noise[i]}
+		if !noBackground {
+			im.backgr = in.Background[i]
+		}
 		for _, p := range []string{im.imagePath, im.selavyPath, im.noise, im.backgr} {
+			if p == "" && noBackground {
+				continue
+			}
 			if !filepath.IsLocal(filepath.FromSlash(p)) {
 				return nil, fmt.Errorf("%w: input path %q is not inside the images root", ErrInvalidJob, p)
 			}
@@ -373,8 +402,10 @@ func readImageFiles(ctx context.Context, root *inputs.Root, im *image, log Logge
 		log.Warnf("image %s: noise map %s has no valid pixels; its rms statistics are NaN", im.imagePath, im.noise)
 	}
 	log.Debugf("image %s: noise map %s: rms median %.4f, min %.4f, max %.4f mJy/beam over %d pixels", im.imagePath, im.noise, r.RMSMedian, r.RMSMin, r.RMSMax, st.N)
-	if _, err := readHeader(root, im.backgr); err != nil {
-		return err
+	if im.backgr != "" {
+		if _, err := readHeader(root, im.backgr); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -420,23 +451,31 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// measureImage reads an image's catalogue and stores its measurements.
-func measureImage(ctx context.Context, store *artifacts.Store, root *inputs.Root, im *image, firstID int64, s Settings, log Logger) (domain.Artifact, int, error) {
+// measureImage reads an image's catalogue and stores its measurements,
+// numbered from the id firstID returns given their number.
+func measureImage(ctx context.Context, store *artifacts.Store, root *inputs.Root, im *image, firstID func(n int) (int64, error), s Settings, log Logger) (domain.Artifact, error) {
 	format, err := selavy.FormatOf(im.selavyPath)
 	if err != nil {
-		return domain.Artifact{}, 0, fmt.Errorf("read selavy catalogue %s: %w", im.selavyPath, err)
+		return domain.Artifact{}, fmt.Errorf("read selavy catalogue %s: %w", im.selavyPath, err)
 	}
 	f, err := root.Open(im.selavyPath)
 	if err != nil {
-		return domain.Artifact{}, 0, fmt.Errorf("read selavy catalogue %s: %w", im.selavyPath, err)
+		return domain.Artifact{}, fmt.Errorf("read selavy catalogue %s: %w", im.selavyPath, err)
 	}
 	cs, err := selavy.Read(f, format, im.selavyPath)
 	f.Close()
 	if err != nil {
-		return domain.Artifact{}, 0, err
+		return domain.Artifact{}, err
 	}
 	info := fits.ImageInfo{DateTime: im.row.DateTime, BeamMajDeg: im.row.BeamBMaj, BeamMinDeg: im.row.BeamBMin}
-	ms, d := buildMeasurements(cs, info, im.row.ID, firstID, namePrefix(im.row.Name), s)
+	ms, d := buildMeasurements(cs, info, im.row.ID, 0, namePrefix(im.row.Name), s)
+	first, err := firstID(len(ms))
+	if err != nil {
+		return domain.Artifact{}, err
+	}
+	for k := range ms {
+		ms[k].ID += first
+	}
 	if d.zero > 0 {
 		log.Debugf("image %s: dropped %d components with a zero size or flux", im.imagePath, d.zero)
 	}
@@ -447,10 +486,10 @@ func measureImage(ctx context.Context, store *artifacts.Store, root *inputs.Root
 	im.row.NMeas = int64(len(ms))
 	a, err := PutParquet(ctx, store, im.row.MeasurementsPath, ms)
 	if err != nil {
-		return domain.Artifact{}, 0, fmt.Errorf("image %s: %w", im.imagePath, err)
+		return domain.Artifact{}, fmt.Errorf("image %s: %w", im.imagePath, err)
 	}
 	log.Infof("image %s (id %d): %d measurements from %d selavy components in %s", im.imagePath, im.row.ID, len(ms), len(cs), im.selavyPath)
-	return a, len(ms), nil
+	return a, nil
 }
 
 // sortImages orders images by observation time, then name.

@@ -278,6 +278,7 @@ func TestProcessInputErrors(t *testing.T) {
 		text   string
 	}{
 		{name: "lengths", modify: func(in *domain.Inputs) { in.Noise = in.Noise[:1] }, want: ErrInvalidJob},
+		{name: "background length", modify: func(in *domain.Inputs) { in.Background = in.Background[:1] }, want: ErrInvalidJob},
 		{name: "epochs length", modify: func(in *domain.Inputs) { in.Epochs = []string{"1"} }, want: ErrInvalidJob},
 		{name: "escaping path", modify: func(in *domain.Inputs) { in.Selavy[0] = "../x.txt" }, want: ErrInvalidJob, text: "../x.txt"},
 		{name: "duplicate name", modify: func(in *domain.Inputs) { in.Images[1] = "b/" + im.Image }, want: ErrInvalidJob, text: "same name"},
@@ -309,6 +310,36 @@ func TestProcessInputErrors(t *testing.T) {
 	}
 }
 
+// TestProcessWithoutBackgroundMaps: background maps are optional when
+// forced extraction is off (VAST reads them only for it). A job that lists
+// none gives the products of one that lists them, but for images.parquet,
+// whose background_path is empty.
+func TestProcessWithoutBackgroundMaps(t *testing.T) {
+	sv := generate(t, synth.Options{Images: 3, Sources: 40, Seed: 8})
+	with := mustProcess(t, newStore(t), synthJob(sv, sv.Images), &testLog{})
+	job := synthJob(sv, sv.Images)
+	job.Config.Inputs.Background = nil
+	store := newStore(t)
+	without := mustProcess(t, store, job, &testLog{})
+	if len(with.Artifacts) != len(without.Artifacts) {
+		t.Fatalf("%d products without background maps, %d with", len(without.Artifacts), len(with.Artifacts))
+	}
+	for i, a := range with.Artifacts {
+		if b := without.Artifacts[i]; a.Name != ImagesProduct && a != b {
+			t.Errorf("%s: %s without background maps, %s with", a.Name, b.Digest, a.Digest)
+		}
+	}
+	rows, err := ReadImages(context.Background(), store, artifact(t, without, ImagesProduct).Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.BackgroundPath != "" || r.NoisePath == "" {
+			t.Errorf("image %s: background %q, noise %q", r.Name, r.BackgroundPath, r.NoisePath)
+		}
+	}
+}
+
 // cancelOnImage cancels the job's context when the first image is logged.
 type cancelOnImage struct {
 	testLog
@@ -329,13 +360,21 @@ func TestProcessStopsWhenCancelled(t *testing.T) {
 	if _, err := Process(ctx, newStore(t), synthJob(sv, sv.Images), &testLog{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled before start: %v", err)
 	}
-	ctx, cancel = context.WithCancel(context.Background())
-	log := &cancelOnImage{cancel: cancel}
-	if _, err := Process(ctx, newStore(t), synthJob(sv, sv.Images), log); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled during: %v", err)
-	}
-	if n := log.count("INFO image "); n != 1 {
-		t.Errorf("%d images processed after cancellation, want 1", n)
+	// Read one at a time, no image is read after the one that saw the
+	// cancellation; read two at a time, at most the other one in flight.
+	for _, workersIO := range []int{1, 2} {
+		ctx, cancel = context.WithCancel(context.Background())
+		log := &cancelOnImage{cancel: cancel}
+		job := synthJob(sv, sv.Images)
+		s := DefaultSettings()
+		s.NumWorkersIO = workersIO
+		job.Settings = &s
+		if _, err := Process(ctx, newStore(t), job, log); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled during: %v", err)
+		}
+		if n := log.count("INFO image "); n < 1 || n > workersIO {
+			t.Errorf("%d images processed after cancellation with %d read at once, want 1 to %d", n, workersIO, workersIO)
+		}
 	}
 }
 

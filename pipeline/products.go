@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -115,6 +116,76 @@ func PutParquet[T any](ctx context.Context, store *artifacts.Store, name string,
 		return domain.Artifact{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	return domain.Artifact{Name: name, Digest: digest, Size: size}, nil
+}
+
+// PutParquetStream stores a Parquet file of rows of T that fill writes,
+// streaming it to the store as it is encoded, so that a product larger
+// than memory can be written. Each Flush of the writer ends a row group;
+// for the same bytes (and digest) a caller writes the same rows and flushes
+// at the same rows every time. The writer is closed after fill returns.
+// opts are applied after the options every product is written with.
+func PutParquetStream[T any](ctx context.Context, store *artifacts.Store, name string, fill func(w *parquet.GenericWriter[T]) error, opts ...parquet.WriterOption) (domain.Artifact, error) {
+	return PutStream(ctx, store, name, func(out io.Writer) error {
+		w := parquet.NewGenericWriter[T](out, append(writerOptions(), opts...)...)
+		if err := fill(w); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return fmt.Errorf("encode %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// PutStream stores what write writes, streaming it to the store as it is
+// written.
+func PutStream(ctx context.Context, store *artifacts.Store, name string, write func(w io.Writer) error) (domain.Artifact, error) {
+	u := StartUpload(ctx, store, name)
+	return u.Finish(write(u))
+}
+
+// Upload is a product being streamed to the store: what is written to it
+// is stored as it comes, and Finish ends it.
+type Upload struct {
+	name string
+	pw   *io.PipeWriter
+	done chan uploaded
+}
+
+type uploaded struct {
+	digest string
+	size   int64
+	err    error
+}
+
+// StartUpload starts storing the product name.
+func StartUpload(ctx context.Context, store *artifacts.Store, name string) *Upload {
+	pr, pw := io.Pipe()
+	u := &Upload{name: name, pw: pw, done: make(chan uploaded, 1)}
+	go func() {
+		d, n, err := store.Put(ctx, pr)
+		// Unblock the writer if the store gave up first.
+		pr.CloseWithError(fmt.Errorf("store %s: %w", name, errors.Join(err, io.ErrClosedPipe)))
+		u.done <- uploaded{d, n, err}
+	}()
+	return u
+}
+
+// Write writes to the product.
+func (u *Upload) Write(p []byte) (int, error) { return u.pw.Write(p) }
+
+// Finish ends the product: with err nil it returns the stored artifact,
+// otherwise the product is abandoned and err returned.
+func (u *Upload) Finish(err error) (domain.Artifact, error) {
+	u.pw.CloseWithError(err)
+	res := <-u.done
+	if err != nil {
+		return domain.Artifact{}, err
+	}
+	if res.err != nil {
+		return domain.Artifact{}, fmt.Errorf("store %s: %w", u.name, res.err)
+	}
+	return domain.Artifact{Name: u.name, Digest: res.digest, Size: res.size}, nil
 }
 
 // ReadParquet reads all rows of the Parquet artifact stored under digest.

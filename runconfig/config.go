@@ -33,6 +33,9 @@ type Config struct {
 	NewSources        NewSources
 	Measurements      Measurements
 	Variability       Variability
+	// Processing bounds the parallelism of processing. It does not change
+	// results, so the settings digest leaves it out, as it does Run.
+	Processing Processing
 
 	// text is the YAML as written, kept so that Domain stores exactly what
 	// the user submitted, comments and all.
@@ -84,9 +87,27 @@ type Measurements struct {
 	DecUncertainty          float64 `json:"dec_uncertainty"`
 }
 
-// Variability is the `variability` section.
+// Variability is the `variability` section. PairMetrics computes the
+// two-epoch metrics of every pair of a source's measurements (the
+// measurement_pairs product) and the sources' aggregates of them.
 type Variability struct {
+	PairMetrics                        bool    `json:"pair_metrics"`
 	SourceAggregatePairMetricsMinAbsVS float64 `json:"source_aggregate_pair_metrics_min_abs_vs"`
+}
+
+// Processing is VAST's `processing` section.
+type Processing struct {
+	// NumWorkers bounds the goroutines that associate, compute pair
+	// metrics and fit forced photometry at once; 0 (null in the YAML)
+	// means one less than the machine's cores, at least one.
+	NumWorkers int `json:"num_workers"`
+	// NumWorkersIO bounds the images read at once (headers, catalogues,
+	// maps); 0 (null) means as NumWorkers.
+	NumWorkersIO int `json:"num_workers_io"`
+	// MaxPartitionMB bounds, in MB, the measurement pairs held in memory
+	// before they are written out (VAST's partition size for its data
+	// frames).
+	MaxPartitionMB int `json:"max_partition_mb"`
 }
 
 // defaults returns a configuration holding VAST's default settings and no
@@ -119,7 +140,8 @@ func defaults() *Config {
 			RAUncertainty:           1,
 			DecUncertainty:          1,
 		},
-		Variability: Variability{SourceAggregatePairMetricsMinAbsVS: 4.3},
+		Variability: Variability{PairMetrics: true, SourceAggregatePairMetricsMinAbsVS: 4.3},
+		Processing:  Processing{NumWorkers: 0, NumWorkersIO: 5, MaxPartitionMB: 15},
 	}
 }
 
@@ -172,6 +194,12 @@ func (c *Config) SettingsDigest() string {
 		"variability": {
 			"source_aggregate_pair_metrics_min_abs_vs": canonFloat(v.SourceAggregatePairMetricsMinAbsVS),
 		},
+	}
+	// pair_metrics came later than the rest: written only when it is off,
+	// the digests of configurations stored before it stay as they were
+	// (they computed pairs, as its default does).
+	if !v.PairMetrics {
+		canonical["variability"]["pair_metrics"] = false
 	}
 	// Marshal cannot fail: the values are bools, strings and canonFloats,
 	// whose MarshalJSON always emits valid JSON.

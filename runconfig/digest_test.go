@@ -51,6 +51,9 @@ source_association:
 		"other inputs and run":     edit(t, edit(t, example, "path: docs_example_run", "path: another"), "  - data/epoch02.fits\n", "  - data/epoch09.fits\n"),
 		"epoch mode":               epochExample,
 		"only run settings differ": minimal + "run:\n  suppress_astropy_warnings: false\n",
+		// pair_metrics on is the default, and processing changes no result.
+		"pair metrics on":    edit(t, example, "min_abs_vs: 4.3", "min_abs_vs: 4.3\n  pair_metrics: true"),
+		"processing section": minimal + "processing:\n  num_workers: 3\n  num_workers_io: 2\n  max_partition_mb: 50\n",
 	}
 	for name, text := range same {
 		t.Run(name, func(t *testing.T) {
@@ -83,6 +86,7 @@ func TestSettingsDigestChangesWithEverySetting(t *testing.T) {
 		{"ra_uncertainty: 1", "ra_uncertainty: 2"},
 		{"dec_uncertainty: 1", "dec_uncertainty: 2"},
 		{"min_abs_vs: 4.3", "min_abs_vs: 4.4"},
+		{"min_abs_vs: 4.3", "min_abs_vs: 4.3\n  pair_metrics: false"},
 	}
 	seen := map[string]string{base: "defaults"}
 	for _, ch := range changes {

@@ -165,7 +165,13 @@ func (p *parser) document(root *yaml.Node) {
 			{"dec_uncertainty", p.float(&c.Measurements.DecUncertainty)},
 		})},
 		{"variability", p.section([]key{
+			{"pair_metrics", p.bool(&c.Variability.PairMetrics)},
 			{"source_aggregate_pair_metrics_min_abs_vs", p.float(&c.Variability.SourceAggregatePairMetricsMinAbsVS)},
+		})},
+		{"processing", p.section([]key{
+			{"num_workers", p.workers(&c.Processing.NumWorkers)},
+			{"num_workers_io", p.workers(&c.Processing.NumWorkersIO)},
+			{"max_partition_mb", p.int(&c.Processing.MaxPartitionMB)},
 		})},
 	})
 	p.checkSettings()
@@ -220,6 +226,9 @@ func (p *parser) checkSettings() {
 		if !(s.v >= 0) {
 			p.addf(s.field, nil, "must be 0 or more, not %v", s.v)
 		}
+	}
+	if mb := c.Processing.MaxPartitionMB; mb < 1 {
+		p.addf("processing.max_partition_mb", nil, "must be 1 or more, not %d", mb)
 	}
 }
 
@@ -318,6 +327,47 @@ func (p *parser) float(dst *float64) setter {
 	}
 }
 
+// int parses a whole number; VAST's schema refuses 1.5 and "2" alike.
+func (p *parser) int(dst *int) setter {
+	return func(field string, n *yaml.Node) {
+		n = resolve(n)
+		switch {
+		case n == nil || n.Kind != yaml.ScalarNode:
+			p.addf(field, n, "must be a whole number, not %s", describe(n))
+			return
+		case isNull(n):
+			p.addf(field, n, "has no value")
+			return
+		case n.ShortTag() != "!!int":
+			p.addf(field, n, "must be a whole number, not %q", n.Value)
+			return
+		}
+		var v int
+		if err := n.Decode(&v); err != nil {
+			p.addf(field, n, "must be a whole number, not %q", n.Value)
+			return
+		}
+		*dst = v
+		p.lines[field] = n.Line
+	}
+}
+
+// workers parses a worker count: a whole number, or null for the default
+// (stored as 0), as VAST's processing section allows.
+func (p *parser) workers(dst *int) setter {
+	whole := p.int(dst)
+	return func(field string, n *yaml.Node) {
+		if r := resolve(n); r != nil && isNull(r) {
+			*dst = 0
+			return
+		}
+		whole(field, n)
+		if *dst < 1 && p.lines[field] != 0 {
+			p.addf(field, nil, "must be 1 or more, or null for one less than the machine's cores; not %d", *dst)
+		}
+	}
+}
+
 func (p *parser) bool(dst *bool) setter {
 	return func(field string, n *yaml.Node) {
 		n = resolve(n)
@@ -338,6 +388,7 @@ func (p *parser) bool(dst *bool) setter {
 			return
 		}
 		*dst = b
+		p.lines[field] = n.Line
 	}
 }
 

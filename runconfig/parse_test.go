@@ -84,7 +84,8 @@ var vastDefaults = Config{
 	SourceAssociation: SourceAssociation{Method: "basic", Radius: 10.0, DeRuiterRadius: 5.68, DeRuiterBeamwidthLimit: 1.5, Parallel: false, EpochDuplicateRadius: 2.5},
 	NewSources:        NewSources{MinSigma: 5.0},
 	Measurements:      Measurements{SourceFinder: "selavy", FluxFractionalError: 0, CondonErrors: true, SelavyLocalRMSFillValue: 0.2, WriteArrowFiles: false, RAUncertainty: 1, DecUncertainty: 1},
-	Variability:       Variability{SourceAggregatePairMetricsMinAbsVS: 4.3},
+	Variability:       Variability{PairMetrics: true, SourceAggregatePairMetricsMinAbsVS: 4.3},
+	Processing:        Processing{NumWorkers: 0, NumWorkersIO: 5, MaxPartitionMB: 15},
 }
 
 // settingsOf drops what is not a setting, for comparing settings only.
@@ -212,7 +213,12 @@ measurements:
   ra_uncertainty: 1.5
   dec_uncertainty: 2
 variability:
+  pair_metrics: false
   source_aggregate_pair_metrics_min_abs_vs: 5.1
+processing:
+  num_workers: 3
+  num_workers_io: null
+  max_partition_mb: 40
 `
 	text = edit(t, text, "  noise: [a.noise.fits, b.noise.fits]\n", "  noise: [a.noise.fits, b.noise.fits]\n  background: [a.bg.fits, b.bg.fits]\n")
 	c := mustParse(t, text)
@@ -222,7 +228,8 @@ variability:
 		SourceAssociation: SourceAssociation{Method: "deruiter", Radius: 12.5, DeRuiterRadius: 6.1, DeRuiterBeamwidthLimit: 2.5, Parallel: true, EpochDuplicateRadius: 3.25},
 		NewSources:        NewSources{MinSigma: 6.5},
 		Measurements:      Measurements{SourceFinder: "selavy", FluxFractionalError: 0.05, CondonErrors: false, SelavyLocalRMSFillValue: 0.3, WriteArrowFiles: true, RAUncertainty: 1.5, DecUncertainty: 2},
-		Variability:       Variability{SourceAggregatePairMetricsMinAbsVS: 5.1},
+		Variability:       Variability{PairMetrics: false, SourceAggregatePairMetricsMinAbsVS: 5.1},
+		Processing:        Processing{NumWorkers: 3, NumWorkersIO: 0, MaxPartitionMB: 40},
 	}
 	got := *c
 	got.Inputs, got.text = want.Inputs, ""
@@ -285,7 +292,13 @@ func TestParseValidation(t *testing.T) {
 		{"run path as mapping", "path: docs_example_run ", "path: {a: b} ", []string{"run.path"}},
 
 		// Keys.
-		{"unknown top-level key", "new_sources:", "processing:\n  num_workers: 2\nnew_sources:", []string{"processing"}},
+		{"unknown top-level key", "new_sources:", "pipeline:\n  num_workers: 2\nnew_sources:", []string{"pipeline"}},
+		{"num_workers zero", "new_sources:", "processing:\n  num_workers: 0\nnew_sources:", []string{"processing.num_workers"}},
+		{"num_workers a string", "new_sources:", "processing:\n  num_workers: four\nnew_sources:", []string{"processing.num_workers"}},
+		{"num_workers_io fractional", "new_sources:", "processing:\n  num_workers_io: 2.5\nnew_sources:", []string{"processing.num_workers_io"}},
+		{"max_partition_mb null", "new_sources:", "processing:\n  max_partition_mb: null\nnew_sources:", []string{"processing.max_partition_mb"}},
+		{"max_partition_mb zero", "new_sources:", "processing:\n  max_partition_mb: 0\nnew_sources:", []string{"processing.max_partition_mb"}},
+		{"pair_metrics not a bool", "  source_aggregate_pair_metrics_min_abs_vs: 4.3", "  pair_metrics: yes please\n  source_aggregate_pair_metrics_min_abs_vs: 4.3", []string{"variability.pair_metrics"}},
 		{"unknown setting", "radius: 10.0", "radius_arcsec: 10.0", []string{"source_association.radius_arcsec"}},
 		{"unknown run key", "suppress_astropy_warnings: true", "suppress_warnings: true", []string{"run.suppress_warnings"}},
 		{"unknown inputs key", "  background:", "  images: [x.fits]\n  background:", []string{"inputs.images"}},
@@ -537,5 +550,60 @@ func TestParseVASTConfig(t *testing.T) {
 	c = mustParse(t, strings.ReplaceAll(string(text), "vast_pipeline/tests/data/", "data/"))
 	if err := c.CheckPaths(data, true); err != nil {
 		t.Errorf("CheckPaths on the shared data: %v", err)
+	}
+}
+
+// TestParseEveryVASTConfig parses every configuration in the shared VAST
+// data: the 2020 test runs' and the ones the current VAST code wrote (with
+// its `processing` section and `variability.pair_metrics`), and checks the
+// settings each states are the ones read.
+func TestParseEveryVASTConfig(t *testing.T) {
+	data := vastTestData(t)
+	paths, err := filepath.Glob(filepath.Join(data, "expected", "*", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := filepath.Glob(filepath.Join(data, "expected", "current-vast", "*", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 6 || len(current) < 7 {
+		t.Fatalf("found %d 2020 and %d current configurations, want 6 and 7", len(paths), len(current))
+	}
+	for _, p := range append(paths, current...) {
+		rel, _ := filepath.Rel(data, p)
+		t.Run(rel, func(t *testing.T) {
+			text, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := mustParse(t, string(text))
+			if strings.Contains(rel, "forced") != c.SourceMonitoring.Monitor {
+				t.Errorf("source_monitoring.monitor = %v", c.SourceMonitoring.Monitor)
+			}
+			if len(c.Inputs.Images) != 4 {
+				t.Errorf("%d images, want 4", len(c.Inputs.Images))
+			}
+			if strings.Contains(rel, "current-vast") {
+				// Written by VAST's initpiperun with one worker each.
+				if !c.Variability.PairMetrics || c.Processing != (Processing{NumWorkers: 1, NumWorkersIO: 1, MaxPartitionMB: 15}) {
+					t.Errorf("variability %+v, processing %+v", c.Variability, c.Processing)
+				}
+			}
+		})
+	}
+}
+
+// TestProcessingDefaults: null worker counts and an omitted section read
+// as VAST's defaults (one less than the cores; five readers; 15 MB).
+func TestProcessingDefaults(t *testing.T) {
+	for name, text := range map[string]string{
+		"omitted": minimal,
+		"null":    minimal + "processing:\n  num_workers: null\n  num_workers_io: 5\n",
+		"empty":   minimal + "processing:\n",
+	} {
+		if got := mustParse(t, text).Processing; got != (Processing{NumWorkers: 0, NumWorkersIO: 5, MaxPartitionMB: 15}) {
+			t.Errorf("%s: processing %+v", name, got)
+		}
 	}
 }

@@ -78,8 +78,9 @@ source_association:
   # largest beam major axis of the images being associated apart.
   deruiter_radius: %s
   deruiter_beamwidth_limit: %s
-  # Associate groups of non-overlapping sky regions in parallel; worth it
-  # only for many images over several separate patches of sky.
+  # Associate groups of overlapping sky regions apart, in parallel; worth
+  # it only for many images over several separate patches of sky. Sources
+  # are then numbered group by group, as VAST numbers them.
   parallel: %t
   # In epoch mode, measurements of one epoch closer than this (arcsec) are
   # taken as duplicates from overlapping images.
@@ -107,15 +108,29 @@ measurements:
   dec_uncertainty: %s
 
 variability:
-  # Only measurement pairs whose |Vs| exceeds this enter a source's
+  # Compute the two-epoch metrics (Vs and m) of every pair of a source's
+  # measurements: the measurement_pairs product and the sources' aggregates.
+  pair_metrics: %t
+  # Only measurement pairs whose |Vs| reaches this enter a source's
   # aggregate pair metrics.
   source_aggregate_pair_metrics_min_abs_vs: %s
+
+processing:
+  # Goroutines that associate, compute pair metrics and fit forced
+  # photometry at once (null: one less than the machine's cores).
+  num_workers: %s
+  # Images read at once (null: as num_workers).
+  num_workers_io: %s
+  # Largest batch of measurement pairs (MB) held in memory before it is
+  # written out.
+  max_partition_mb: %d
 `,
 		sm.Monitor, num(sm.MinSigma), num(sm.EdgeBufferScale), num(sm.ClusterThreshold), sm.AllowNaN,
 		quote(sa.Method), num(sa.Radius), num(sa.DeRuiterRadius), num(sa.DeRuiterBeamwidthLimit), sa.Parallel, num(sa.EpochDuplicateRadius),
 		num(ns.MinSigma),
 		quote(m.SourceFinder), num(m.FluxFractionalError), m.CondonErrors, num(m.SelavyLocalRMSFillValue), m.WriteArrowFiles, num(m.RAUncertainty), num(m.DecUncertainty),
-		num(v.SourceAggregatePairMetricsMinAbsVS))
+		v.PairMetrics, num(v.SourceAggregatePairMetricsMinAbsVS),
+		workers(c.Processing.NumWorkers), workers(c.Processing.NumWorkersIO), c.Processing.MaxPartitionMB)
 	return b.String()
 }
 
@@ -185,6 +200,14 @@ func quote(s string) string {
 		return strconv.Quote(s)
 	}
 	return text
+}
+
+// workers writes a worker count, 0 being null (the default).
+func workers(n int) string {
+	if n <= 0 {
+		return "null"
+	}
+	return strconv.Itoa(n)
 }
 
 // num writes a float so that it reads back exactly, with a decimal point

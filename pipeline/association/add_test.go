@@ -37,7 +37,8 @@ func digest(t *testing.T, p domain.Products, name string) string {
 	return a.Digest
 }
 
-var associationProducts = []string{SourcesProduct, AssociationsProduct, RelationsProduct}
+// In add mode the pairs of every source are computed again, as in VAST.
+var associationProducts = []string{SourcesProduct, AssociationsProduct, RelationsProduct, MeasurementPairsProduct}
 
 // methodSettings are the settings of VAST's reference runs, one per
 // method (basic at 12 arcsec, the smallest radius with the parity data's

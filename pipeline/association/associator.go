@@ -85,10 +85,111 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 	}
 	previousSources := len(e.sources)
 	epochMode := in.Job.Config.Inputs.Epochs != nil
-	steps := groupSteps(images, toAssociate, epochMode)
+	nSteps := 0
+	if groups := skyRegionGroups(images); s.Parallel && len(groups) > 1 {
+		workers := min(pipeline.Workers(s.Workers), len(groups))
+		log.Infof("parallel association: %d groups of overlapping sky regions, %d at once (processing.num_workers)", len(groups), workers)
+		if nSteps, err = e.associateGroups(ctx, images, ranges, toAssociate, groups, epochMode, s, workers); err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+	} else {
+		steps := groupSteps(images, toAssociate, epochMode)
+		if err := e.associateSteps(ctx, images, ranges, steps, s); err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		nSteps = len(steps)
+	}
+	log.Infof("%s: %d steps, %d measurements, %d sources (%d before)",
+		describeMethod(s), nSteps, len(e.meas), len(e.sources), previousSources)
+
+	e.sortSources()
+	// Forced measurements join their sources before any metric is taken,
+	// pairs included, as in VAST.
+	if err := fx.extract(ctx, store, e, in, log); err != nil {
+		return pipeline.AssociationResult{}, fmt.Errorf("forced extraction: %w", err)
+	}
+	rows := make([]SourceRow, len(e.sources))
+	for i, src := range e.sources {
+		rows[i] = e.sourceMetrics(src)
+	}
+	if err := neighbourDistances(rows); err != nil {
+		return pipeline.AssociationResult{}, err
+	}
+	if err := e.markNewSources(ctx, rows, images, in.Job.ImagesRoot, s); err != nil {
+		return pipeline.AssociationResult{}, err
+	}
+	res := pipeline.AssociationResult{NSources: len(rows)}
+	for _, r := range rows {
+		if r.New {
+			res.NNewSources++
+		}
+		res.NForcedMeasurements += int(r.NMeasForced)
+	}
+	if s.PairMetrics {
+		pairStart := time.Now()
+		var extra pairSink
+		var arrowUpload *pipeline.Upload
+		var arrowSink arrowPairs
+		if s.WriteArrow {
+			if arrowUpload, arrowSink, err = startArrowPairs(ctx, store); err != nil {
+				return pipeline.AssociationResult{}, err
+			}
+			extra = arrowSink
+		}
+		art, n, err := e.writePairs(ctx, store, newPairInputs(images), rows, s, extra)
+		if arrowUpload != nil {
+			if err == nil {
+				err = arrowSink.a.close()
+			}
+			arrowArt, arrowErr := arrowUpload.Finish(err)
+			if err == nil && arrowErr != nil {
+				err = arrowErr
+			}
+			res.Artifacts = append(res.Artifacts, arrowArt)
+		}
+		if err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		res.Artifacts = append(res.Artifacts, art)
+		log.Infof("measurement pairs: %d pairs of %d sources (%d workers), in %s",
+			n, len(rows), pipeline.Workers(s.Workers), time.Since(pairStart).Round(time.Millisecond))
+	} else {
+		log.Infof("measurement pairs: not computed (variability.pair_metrics is false)")
+	}
+	assoc, rels := e.associationRows()
+	if s.WriteArrow {
+		art, err := e.writeMeasurementsArrow(ctx, store, in.Images, fx.artifacts, assoc, ranges)
+		if err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		res.Artifacts = append(res.Artifacts, art)
+	}
+	for _, p := range []struct {
+		name string
+		put  func() (domain.Artifact, error)
+	}{
+		{SourcesProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, SourcesProduct, rows) }},
+		{AssociationsProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, AssociationsProduct, assoc) }},
+		{RelationsProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, RelationsProduct, rels) }},
+	} {
+		art, err := p.put()
+		if err != nil {
+			return pipeline.AssociationResult{}, err
+		}
+		res.Artifacts = append(res.Artifacts, art)
+	}
+	res.Artifacts = append(res.Artifacts, fx.artifacts...)
+	res.NForcedMeasurements = fx.total
+	log.Infof("sources: %d (%d new), %d associations, %d relations, in %s",
+		len(rows), res.NNewSources, len(assoc), len(rels), time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+// associateSteps associates the steps' images in order.
+func (e *engine) associateSteps(ctx context.Context, images []pipeline.ImageRow, ranges []measRange, steps [][]int, s Settings) error {
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
-			return pipeline.AssociationResult{}, err
+			return err
 		}
 		var ms []int32
 		for _, im := range st {
@@ -114,50 +215,7 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 			e.step(ms)
 		}
 	}
-	log.Infof("%s: %d steps, %d measurements, %d sources (%d before)",
-		describeMethod(s), len(steps), len(e.meas), len(e.sources), previousSources)
-
-	e.sortSources()
-	if err := fx.extract(ctx, store, e, in, log); err != nil {
-		return pipeline.AssociationResult{}, fmt.Errorf("forced extraction: %w", err)
-	}
-	rows := make([]SourceRow, len(e.sources))
-	for i, src := range e.sources {
-		rows[i] = e.sourceMetrics(src)
-	}
-	if err := neighbourDistances(rows); err != nil {
-		return pipeline.AssociationResult{}, err
-	}
-	if err := e.markNewSources(ctx, rows, images, in.Job.ImagesRoot, s); err != nil {
-		return pipeline.AssociationResult{}, err
-	}
-	res := pipeline.AssociationResult{NSources: len(rows)}
-	for _, r := range rows {
-		if r.New {
-			res.NNewSources++
-		}
-		res.NForcedMeasurements += int(r.NMeasForced)
-	}
-	assoc, rels := e.associationRows()
-	for _, p := range []struct {
-		name string
-		put  func() (domain.Artifact, error)
-	}{
-		{SourcesProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, SourcesProduct, rows) }},
-		{AssociationsProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, AssociationsProduct, assoc) }},
-		{RelationsProduct, func() (domain.Artifact, error) { return pipeline.PutParquet(ctx, store, RelationsProduct, rels) }},
-	} {
-		art, err := p.put()
-		if err != nil {
-			return pipeline.AssociationResult{}, err
-		}
-		res.Artifacts = append(res.Artifacts, art)
-	}
-	res.Artifacts = append(res.Artifacts, fx.artifacts...)
-	res.NForcedMeasurements = fx.total
-	log.Infof("sources: %d (%d new), %d associations, %d relations, in %s",
-		len(rows), res.NNewSources, len(assoc), len(rels), time.Since(start).Round(time.Millisecond))
-	return res, nil
+	return nil
 }
 
 // deRuiterParams are the de Ruiter settings of a step over the given
@@ -243,27 +301,7 @@ func (e *engine) restorePrevious(ctx context.Context, store *artifacts.Store, pr
 			return false, fmt.Errorf("previous %s: %w", RelationsProduct, err)
 		}
 	}
-	byFirst := slices.Clone(ranges)
-	slices.SortFunc(byFirst, func(a, b measRange) int { return cmp.Compare(a.firstID, b.firstID) })
-	index := func(id int64) (int32, bool) {
-		i, _ := slices.BinarySearchFunc(byFirst, id, func(r measRange, id int64) int {
-			if id < r.firstID {
-				return 1
-			}
-			if id >= r.firstID+int64(r.hi-r.lo) {
-				return -1
-			}
-			return 0
-		})
-		if i >= len(byFirst) {
-			return 0, false
-		}
-		r := byFirst[i]
-		if id < r.firstID || id >= r.firstID+int64(r.hi-r.lo) {
-			return 0, false
-		}
-		return r.lo + int32(id-r.firstID), true
-	}
+	index := measIndex(ranges)
 	related := map[int64][]int64{}
 	for _, r := range rels {
 		related[r.FromSourceID] = append(related[r.FromSourceID], r.ToSourceID)
@@ -287,6 +325,32 @@ func (e *engine) restorePrevious(ctx context.Context, store *artifacts.Store, pr
 		lo = hi
 	}
 	return true, nil
+}
+
+// measIndex finds a measurement's index in the engine's measurements by
+// its id, which is contiguous within an image.
+func measIndex(ranges []measRange) func(id int64) (int32, bool) {
+	byFirst := slices.Clone(ranges)
+	slices.SortFunc(byFirst, func(a, b measRange) int { return cmp.Compare(a.firstID, b.firstID) })
+	return func(id int64) (int32, bool) {
+		i, _ := slices.BinarySearchFunc(byFirst, id, func(r measRange, id int64) int {
+			if id < r.firstID {
+				return 1
+			}
+			if id >= r.firstID+int64(r.hi-r.lo) {
+				return -1
+			}
+			return 0
+		})
+		if i >= len(byFirst) {
+			return 0, false
+		}
+		r := byFirst[i]
+		if id < r.firstID || id >= r.firstID+int64(r.hi-r.lo) {
+			return 0, false
+		}
+		return r.lo + int32(id-r.firstID), true
+	}
 }
 
 // groupSteps splits the images to associate into steps: one per image in

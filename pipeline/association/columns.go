@@ -55,6 +55,8 @@ func appendMeasurements(ctx context.Context, store *artifacts.Store, digest stri
 		{"weight_ns", func(m *measurement) *float64 { return &m.WeightNS }},
 		{"uncertainty_ew", func(m *measurement) *float64 { return &m.UncertaintyEW }},
 		{"uncertainty_ns", func(m *measurement) *float64 { return &m.UncertaintyNS }},
+		{"flux_peak_isl_ratio", func(m *measurement) *float64 { return &m.FluxPeakIslRatio }},
+		{"flux_int_isl_ratio", func(m *measurement) *float64 { return &m.FluxIntIslRatio }},
 	}
 	for _, c := range floats {
 		err := readColumn(f, c.name, func(p parquet.Page, row int) error {

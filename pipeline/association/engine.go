@@ -17,6 +17,8 @@ type measurement struct {
 	FluxInt, FluxIntErr          float64
 	FluxPeak, FluxPeakErr        float64
 	SNR, Compactness             float64
+	FluxPeakIslRatio             float64
+	FluxIntIslRatio              float64
 	HasSiblings, Forced          bool
 	distFromCentre               float64 // degrees; orders epoch duplicates
 }

@@ -162,8 +162,10 @@ func TestSourceMetrics(t *testing.T) {
 	e := newEngine(10)
 	// Two measurements: fluxes 10 and 20 (±1 and ±2), weights 1 and 3.
 	e.meas = []measurement{
-		{ID: 1, RA: 10, Dec: 0, WeightEW: 1, WeightNS: 1, FluxInt: 10, FluxIntErr: 1, FluxPeak: 10, FluxPeakErr: 1, SNR: 5, Compactness: 1, HasSiblings: true},
-		{ID: 2, Image: 1, RA: 10.0004, Dec: 0.0004, WeightEW: 3, WeightNS: 3, FluxInt: 20, FluxIntErr: 2, FluxPeak: 30, FluxPeakErr: 2, SNR: 15, Compactness: 2},
+		{ID: 1, RA: 10, Dec: 0, WeightEW: 1, WeightNS: 1, FluxInt: 10, FluxIntErr: 1, FluxPeak: 10, FluxPeakErr: 1, SNR: 5, Compactness: 1, HasSiblings: true,
+			FluxPeakIslRatio: 0.5, FluxIntIslRatio: 0.25},
+		{ID: 2, Image: 1, RA: 10.0004, Dec: 0.0004, WeightEW: 3, WeightNS: 3, FluxInt: 20, FluxIntErr: 2, FluxPeak: 30, FluxPeakErr: 2, SNR: 15, Compactness: 2,
+			FluxPeakIslRatio: 0.4, FluxIntIslRatio: 1},
 	}
 	e.step([]int32{0})
 	e.step([]int32{1})
@@ -176,6 +178,7 @@ func TestSourceMetrics(t *testing.T) {
 		AvgCompactness: 1.5, MinSNR: 5, MaxSNR: 15,
 		WavgUncertaintyEW: 0.5, WavgUncertaintyNS: 0.5,
 		AvgFluxInt: 15, AvgFluxPeak: 20, MaxFluxPeak: 30,
+		MaxFluxInt: 20, MinFluxPeak: 10, MinFluxInt: 10, MinFluxPeakIslRatio: 0.4, MinFluxIntIslRatio: 0.25,
 		VInt: math.Sqrt(50) / 15, VPeak: math.Sqrt(200) / 20,
 		EtaInt:  etaInt,
 		EtaPeak: 2 * ((100+900.0/4)/2 - math.Pow((10+30.0/4)/2, 2)/((1+1.0/4)/2)),
@@ -196,6 +199,13 @@ func TestSourceMetrics(t *testing.T) {
 	if r != want {
 		t.Errorf("metrics\n got %+v\nwant %+v", r, want)
 	}
+
+	// pandas' min and max skip NaN.
+	e.meas[0].FluxInt, e.meas[1].FluxPeakIslRatio = math.NaN(), math.NaN()
+	if r := e.sourceMetrics(e.sources[0]); r.MaxFluxInt != 20 || r.MinFluxInt != 20 || r.MinFluxPeakIslRatio != 0.5 {
+		t.Errorf("with NaNs: max_flux_int %v, min_flux_int %v, min_flux_peak_isl_ratio %v; want 20, 20, 0.5", r.MaxFluxInt, r.MinFluxInt, r.MinFluxPeakIslRatio)
+	}
+	e.meas[0].FluxInt, e.meas[1].FluxPeakIslRatio = 10, 0.4
 
 	// A single measurement has no variability.
 	one := e.sourceMetrics(&source{ID: 2, Rows: []row{{Meas: 1}}})

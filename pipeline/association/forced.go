@@ -440,6 +440,7 @@ func (fx *forcedRun) measureImage(ctx context.Context, store *artifacts.Store, e
 			WeightEW: m.WeightEW, WeightNS: m.WeightNS, UncertaintyEW: m.UncertaintyEW, UncertaintyNS: m.UncertaintyNS,
 			FluxInt: m.FluxInt, FluxIntErr: m.FluxIntErr, FluxPeak: m.FluxPeak, FluxPeakErr: m.FluxPeakErr,
 			SNR: m.SNR, Compactness: m.Compactness, Forced: true,
+			FluxIntIslRatio: m.FluxIntIslRatio, FluxPeakIslRatio: m.FluxPeakIslRatio,
 		})
 		e.add(t.src, row{Meas: int32(len(e.meas) - 1)})
 	}

@@ -154,8 +154,15 @@ func TestForcedExtractionParityWithVAST(t *testing.T) {
 			gotRel := readProduct[RelationRow](t, store, p, RelationsProduct)
 
 			mapping := sourceMapping(t, gotAssoc, want.assoc)
-			worst := compareSources(t, got, want.sources, mapping, 1e-6, map[string]float64{"wavg_uncertainty_ew": 1e-4, "wavg_uncertainty_ns": 1e-4})
+			worst := compareSources(t, got, want.sources, mapping, 1e-6, map[string]float64{"wavg_uncertainty_ew": 1e-4, "wavg_uncertainty_ns": 1e-4}, nil)
 			compareAssociations(t, gotAssoc, want.assoc, gotRel, want.rels, mapping, 1e-6, 1e-4)
+			// Pairs include the forced measurements, as VAST's do.
+			gotPairs := map[[3]int64]PairRow{}
+			for _, r := range readProduct[PairRow](t, store, p, MeasurementPairsProduct) {
+				r.SourceID = mapping[r.SourceID]
+				gotPairs[[3]int64{r.SourceID, r.MeasIDA, r.MeasIDB}] = r
+			}
+			comparePairs(t, gotPairs, vastPairs(t, tc.run))
 			for _, c := range []string{"n_meas_forced", "eta_int", "eta_peak", "v_int", "avg_flux_int"} {
 				t.Logf("%-14s max relative difference %.3g", c, worst[c])
 			}
@@ -295,7 +302,7 @@ func TestForcedExtractionParityWith2020(t *testing.T) {
 				t.Error("no source holds forced measurements")
 			}
 			compareSources(t, adjusted, want.sources, mapping, 1e-6,
-				map[string]float64{"wavg_uncertainty_ew": 1e-4, "wavg_uncertainty_ns": 1e-4, "new_high_sigma": 2e-3})
+				map[string]float64{"wavg_uncertainty_ew": 1e-4, "wavg_uncertainty_ns": 1e-4, "new_high_sigma": 2e-3}, sourceColumnsSince2020)
 		})
 	}
 }

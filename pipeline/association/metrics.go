@@ -23,15 +23,29 @@ type SourceRow struct {
 	AvgFluxInt        float64 `parquet:"avg_flux_int"`
 	AvgFluxPeak       float64 `parquet:"avg_flux_peak"`
 	MaxFluxPeak       float64 `parquet:"max_flux_peak"`
-	VInt              float64 `parquet:"v_int"`
-	VPeak             float64 `parquet:"v_peak"`
-	EtaInt            float64 `parquet:"eta_int"`
-	EtaPeak           float64 `parquet:"eta_peak"`
-	NRel              int64   `parquet:"n_rel"`
-	New               bool    `parquet:"new"`
-	NewHighSigma      float64 `parquet:"new_high_sigma"`
-	NNeighbourDist    float64 `parquet:"n_neighbour_dist"`
-	ID                int64   `parquet:"id"`
+	MaxFluxInt        float64 `parquet:"max_flux_int"`
+	MinFluxPeak       float64 `parquet:"min_flux_peak"`
+	MinFluxInt        float64 `parquet:"min_flux_int"`
+	// MinFluxPeakIslRatio and MinFluxIntIslRatio are the smallest ratios of
+	// a measurement's flux to its island's.
+	MinFluxPeakIslRatio float64 `parquet:"min_flux_peak_isl_ratio"`
+	MinFluxIntIslRatio  float64 `parquet:"min_flux_int_isl_ratio"`
+	VInt                float64 `parquet:"v_int"`
+	VPeak               float64 `parquet:"v_peak"`
+	EtaInt              float64 `parquet:"eta_int"`
+	EtaPeak             float64 `parquet:"eta_peak"`
+	NRel                int64   `parquet:"n_rel"`
+	New                 bool    `parquet:"new"`
+	NewHighSigma        float64 `parquet:"new_high_sigma"`
+	NNeighbourDist      float64 `parquet:"n_neighbour_dist"`
+	// The aggregate pair metrics (see PairAggregates): 0 without pair
+	// metrics, or when no pair of the source reaches
+	// variability.source_aggregate_pair_metrics_min_abs_vs.
+	VsAbsSignificantMaxPeak float64 `parquet:"vs_abs_significant_max_peak"`
+	MAbsSignificantMaxPeak  float64 `parquet:"m_abs_significant_max_peak"`
+	VsAbsSignificantMaxInt  float64 `parquet:"vs_abs_significant_max_int"`
+	MAbsSignificantMaxInt   float64 `parquet:"m_abs_significant_max_int"`
+	ID                      int64   `parquet:"id"`
 }
 
 // AssociationRow is one row of associations.parquet: a measurement of a
@@ -102,11 +116,19 @@ func (e *engine) sourceMetrics(s *source) SourceRow {
 	n := float64(len(s.Rows))
 	var sumInt, sumPeak float64
 	r.MaxFluxPeak = math.Inf(-1)
+	// pandas' min and max skip NaN, and give NaN when all are.
+	r.MaxFluxInt, r.MinFluxPeak, r.MinFluxInt = math.NaN(), math.NaN(), math.NaN()
+	r.MinFluxPeakIslRatio, r.MinFluxIntIslRatio = math.NaN(), math.NaN()
 	for _, a := range s.Rows {
 		m := &e.meas[a.Meas]
 		sumInt += m.FluxInt
 		sumPeak += m.FluxPeak
 		r.MaxFluxPeak = math.Max(r.MaxFluxPeak, m.FluxPeak)
+		r.MaxFluxInt = nanMax(r.MaxFluxInt, m.FluxInt)
+		r.MinFluxPeak = nanMin(r.MinFluxPeak, m.FluxPeak)
+		r.MinFluxInt = nanMin(r.MinFluxInt, m.FluxInt)
+		r.MinFluxPeakIslRatio = nanMin(r.MinFluxPeakIslRatio, m.FluxPeakIslRatio)
+		r.MinFluxIntIslRatio = nanMin(r.MinFluxIntIslRatio, m.FluxIntIslRatio)
 	}
 	r.AvgFluxInt = sumInt / n
 	r.AvgFluxPeak = sumPeak / n
@@ -176,4 +198,20 @@ func neighbourDistances(rows []SourceRow) error {
 		rows[i].NNeighbourDist = separation(rows[i].WavgRA, rows[i].WavgDec, rows[j].WavgRA, rows[j].WavgDec)
 	}
 	return nil
+}
+
+// nanMin is the smaller of a and b, ignoring a NaN unless both are.
+func nanMin(a, b float64) float64 {
+	if math.IsNaN(a) || b < a {
+		return b
+	}
+	return a
+}
+
+// nanMax is the larger of a and b, ignoring a NaN unless both are.
+func nanMax(a, b float64) float64 {
+	if math.IsNaN(a) || b > a {
+		return b
+	}
+	return a
 }

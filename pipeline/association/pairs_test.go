@@ -104,31 +104,7 @@ func TestPairMetricsMatchCurrentVAST(t *testing.T) {
 				}
 				aggs[src] = agg
 			}
-			want := vastdata.ReadCSV(t, "expected", "current-vast", run, "measurement_pairs.csv")
-			if len(got) != len(want) {
-				t.Errorf("%d pairs, current VAST has %d", len(got), len(want))
-			}
-			f32 := func(s string) float32 { return float32(parseFloat(t, s)) }
-			for _, w := range want {
-				key := [3]int64{parseInt(t, w["source_id"]), parseInt(t, w["meas_id_a"]), parseInt(t, w["meas_id_b"])}
-				g, ok := got[key]
-				if !ok {
-					t.Errorf("no pair %v (source, a, b)", key)
-					continue
-				}
-				wantRow := PairRow{
-					MeasIDA: key[1], MeasIDB: key[2],
-					FluxIntA: f32(w["flux_int_a"]), FluxIntErrA: f32(w["flux_int_err_a"]),
-					FluxPeakA: f32(w["flux_peak_a"]), FluxPeakErrA: f32(w["flux_peak_err_a"]), ImageNameA: w["image_name_a"],
-					FluxIntB: f32(w["flux_int_b"]), FluxIntErrB: f32(w["flux_int_err_b"]),
-					FluxPeakB: f32(w["flux_peak_b"]), FluxPeakErrB: f32(w["flux_peak_err_b"]), ImageNameB: w["image_name_b"],
-					VsPeak: f32(w["vs_peak"]), VsInt: f32(w["vs_int"]), MPeak: f32(w["m_peak"]), MInt: f32(w["m_int"]),
-					SourceID: key[0],
-				}
-				if !pairRowsClose(g, wantRow) {
-					t.Errorf("pair %v:\n got %+v\nwant %+v", key, g, wantRow)
-				}
-			}
+			comparePairs(t, got, vastPairs(t, run))
 			for _, s := range vastdata.ReadCSV(t, "expected", "current-vast", run, "sources.csv") {
 				id := parseInt(t, s["id"])
 				g := aggs[id]
@@ -142,6 +118,46 @@ func TestPairMetricsMatchCurrentVAST(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// vastPairs reads a current-VAST run's measurement_pairs.csv, keyed by
+// (source, a, b).
+func vastPairs(t *testing.T, run string) map[[3]int64]PairRow {
+	t.Helper()
+	f32 := func(s string) float32 { return float32(parseFloat(t, s)) }
+	out := map[[3]int64]PairRow{}
+	for _, w := range vastdata.ReadCSV(t, "expected", "current-vast", run, "measurement_pairs.csv") {
+		key := [3]int64{parseInt(t, w["source_id"]), parseInt(t, w["meas_id_a"]), parseInt(t, w["meas_id_b"])}
+		out[key] = PairRow{
+			MeasIDA: key[1], MeasIDB: key[2],
+			FluxIntA: f32(w["flux_int_a"]), FluxIntErrA: f32(w["flux_int_err_a"]),
+			FluxPeakA: f32(w["flux_peak_a"]), FluxPeakErrA: f32(w["flux_peak_err_a"]), ImageNameA: w["image_name_a"],
+			FluxIntB: f32(w["flux_int_b"]), FluxIntErrB: f32(w["flux_int_err_b"]),
+			FluxPeakB: f32(w["flux_peak_b"]), FluxPeakErrB: f32(w["flux_peak_err_b"]), ImageNameB: w["image_name_b"],
+			VsPeak: f32(w["vs_peak"]), VsInt: f32(w["vs_int"]), MPeak: f32(w["m_peak"]), MInt: f32(w["m_int"]),
+			SourceID: key[0],
+		}
+	}
+	return out
+}
+
+// comparePairs checks that got holds exactly the pairs of want, each
+// close to VAST's (see pairRowsClose).
+func comparePairs(t *testing.T, got, want map[[3]int64]PairRow) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d pairs, current VAST has %d", len(got), len(want))
+	}
+	for key, w := range want {
+		g, ok := got[key]
+		if !ok {
+			t.Errorf("no pair %v (source, a, b)", key)
+			continue
+		}
+		if !pairRowsClose(g, w) {
+			t.Errorf("pair %v:\n got %+v\nwant %+v", key, g, w)
+		}
 	}
 }
 

@@ -32,6 +32,25 @@ type Settings struct {
 	// EdgeBufferScale is source_monitoring.edge_buffer_scale, which widens
 	// the image border where a new source's rms is not measured.
 	EdgeBufferScale float64
+	// PairMetrics is variability.pair_metrics: compute every pair of each
+	// source's measurements (the measurement_pairs product) and the
+	// sources' aggregate pair metrics.
+	PairMetrics bool
+	// PairMinAbsVs is variability.source_aggregate_pair_metrics_min_abs_vs,
+	// the |Vs| a pair needs to enter its source's aggregates.
+	PairMinAbsVs float64
+	// Parallel is source_association.parallel: associate the images of
+	// sky regions that share no image separately, concurrently.
+	Parallel bool
+	// WriteArrow is measurements.write_arrow_files: also write
+	// measurements.arrow and measurement_pairs.arrow.
+	WriteArrow bool
+	// Workers is processing.num_workers (see pipeline.Workers): at most
+	// this many goroutines compute pair metrics or associate regions.
+	Workers int
+	// MaxPartitionMB is processing.max_partition_mb: measurement pairs are
+	// written out in batches of at most about this many MB.
+	MaxPartitionMB int
 }
 
 // DefaultSettings returns VAST's defaults.
@@ -44,6 +63,9 @@ func DefaultSettings() Settings {
 		EpochDuplicateRadiusArcsec: 2.5,
 		NewSourceMinSigma:          5,
 		EdgeBufferScale:            1.2,
+		PairMetrics:                true,
+		PairMinAbsVs:               4.3,
+		MaxPartitionMB:             15,
 	}
 }
 
@@ -65,6 +87,12 @@ func SettingsFromConfig(c domain.RunConfig) (Settings, error) {
 		EpochDuplicateRadiusArcsec: cfg.SourceAssociation.EpochDuplicateRadius,
 		NewSourceMinSigma:          cfg.NewSources.MinSigma,
 		EdgeBufferScale:            cfg.SourceMonitoring.EdgeBufferScale,
+		PairMetrics:                cfg.Variability.PairMetrics,
+		PairMinAbsVs:               cfg.Variability.SourceAggregatePairMetricsMinAbsVS,
+		Parallel:                   cfg.SourceAssociation.Parallel,
+		WriteArrow:                 cfg.Measurements.WriteArrowFiles,
+		Workers:                    cfg.Processing.NumWorkers,
+		MaxPartitionMB:             cfg.Processing.MaxPartitionMB,
 	}, nil
 }
 
@@ -81,6 +109,12 @@ func (s Settings) check() error {
 		}
 	default:
 		return fmt.Errorf("%w: %q (want %s, %s or %s)", ErrUnsupportedMethod, s.Method, runconfig.MethodBasic, runconfig.MethodAdvanced, runconfig.MethodDeRuiter)
+	}
+	if s.PairMetrics && !(s.PairMinAbsVs >= 0) {
+		return fmt.Errorf("%w: pair metrics' minimum |Vs| %v", ErrInvalidSettings, s.PairMinAbsVs)
+	}
+	if s.Workers < 0 || s.MaxPartitionMB < 0 {
+		return fmt.Errorf("%w: %d workers, partitions of %d MB", ErrInvalidSettings, s.Workers, s.MaxPartitionMB)
 	}
 	return nil
 }
