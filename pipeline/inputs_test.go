@@ -182,6 +182,12 @@ func measurementsIn(t *testing.T, store *artifacts.Store) []Measurement {
 func TestInputSwappedForALinkOutsideTheRootAfterValidationIsRefused(t *testing.T) {
 	sv := generate(t, synth.Options{Images: 3, Sources: 30, Seed: 7})
 	job := validatedJob(t, sv)
+	// One image at a time, so that the image before the swapped one is
+	// stored and the scan of the store below has products to look in.
+	job.Config.YAML = strings.Replace(job.Config.YAML, "num_workers_io: 5", "num_workers_io: 1", 1)
+	if !strings.Contains(job.Config.YAML, "num_workers_io: 1") {
+		t.Fatal("the rendered configuration has no num_workers_io: 5 to change")
+	}
 	// A catalogue outside the images root, valid and recognisable.
 	outside := filepath.Join(t.TempDir(), "secret.selavy.components.txt")
 	b, err := os.ReadFile(filepath.Join(sv.Dir, sv.Images[1].Selavy))

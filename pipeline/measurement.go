@@ -93,12 +93,17 @@ type Settings struct {
 	// WorkersIO(NumWorkersIO, NumWorkers) at once. They do not change
 	// the products.
 	NumWorkers, NumWorkersIO int
+	// QuietHeaderWarnings (run.suppress_astropy_warnings) logs the
+	// warnings about how an image's header was interpreted, astropy's
+	// kind of warning in VAST, at debug level instead.
+	QuietHeaderWarnings bool
 }
 
 // DefaultSettings returns VAST's defaults.
 func DefaultSettings() Settings {
 	return Settings{
 		CondonErrors:         true,
+		QuietHeaderWarnings:  true,
 		RAUncertaintyArcsec:  1,
 		DecUncertaintyArcsec: 1,
 		LocalRMSFillValue:    0.2,
@@ -126,6 +131,7 @@ func SettingsFromConfig(c domain.RunConfig) (Settings, error) {
 	s.DecUncertaintyArcsec = m.DecUncertainty
 	s.LocalRMSFillValue = m.SelavyLocalRMSFillValue
 	s.NumWorkers, s.NumWorkersIO = cfg.Processing.NumWorkers, cfg.Processing.NumWorkersIO
+	s.QuietHeaderWarnings = cfg.Run.SuppressAstropyWarnings
 	return s, nil
 }
 

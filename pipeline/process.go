@@ -156,7 +156,7 @@ func Process(ctx context.Context, store *artifacts.Store, job Job, log Logger) (
 	plog := &lockedLogger{log: log}
 	// Headers first, so that new images get ids in time order.
 	if err := forEachBounded(ctx, len(fresh), workersIO, func(ctx context.Context, i int) error {
-		return readImageFiles(ctx, root, fresh[i], plog)
+		return readImageFiles(ctx, root, fresh[i], settings.QuietHeaderWarnings, plog)
 	}); err != nil {
 		return domain.Products{}, err
 	}
@@ -364,7 +364,7 @@ func previousImages(ctx context.Context, store *artifacts.Store, job Job, imgs [
 
 // readImageFiles reads an image's header and checks its noise and
 // background maps, filling im.row.
-func readImageFiles(ctx context.Context, root *inputs.Root, im *image, log Logger) error {
+func readImageFiles(ctx context.Context, root *inputs.Root, im *image, quietHeader bool, log Logger) error {
 	h, err := readHeader(root, im.imagePath)
 	if err != nil {
 		return err
@@ -389,7 +389,13 @@ func readImageFiles(ctx context.Context, root *inputs.Root, im *image, log Logge
 		im.imagePath, info.DateTime.Format("2006-01-02T15:04:05.000000"), info.BeamMajDeg*3600, info.BeamMinDeg*3600, info.BeamPADeg,
 		info.RADeg, info.DecDeg, info.Projection, info.NAxis1, info.NAxis2, info.FrequencyMHz)
 	if info.Projection == "linear" {
-		log.Warnf("image %s: projection is not SIN, TAN or ARC; its centre is computed linearly from the reference pixel", im.imagePath)
+		// A header interpreted with a fallback: what astropy warns of, and
+		// run.suppress_astropy_warnings quietens.
+		warn := log.Warnf
+		if quietHeader {
+			warn = log.Debugf
+		}
+		warn("image %s: projection is not SIN, TAN or ARC; its centre is computed linearly from the reference pixel", im.imagePath)
 	}
 
 	st, err := noiseStats(ctx, root, im.noise)

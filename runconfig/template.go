@@ -40,7 +40,8 @@ func render(c *Config, runName string) string {
 run:
   # Name of the run (informational).
   path: %s
-  # Hide astropy warnings in the run's log.
+  # Log warnings about how image headers were read (astropy's warnings in
+  # VAST) only as debug lines.
   suppress_astropy_warnings: %t
 
 inputs:
