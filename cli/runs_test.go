@@ -294,6 +294,8 @@ func TestCreateProcessAddRestore(t *testing.T) {
 	}
 	if r := ts.as(t, ts.Alice, "", "status", "story"); !strings.Contains(r.stdout, "yes (piperun restorepiperun story)") {
 		t.Errorf("status does not show the run as restorable:\n%s", r)
+	} else if !regexp.MustCompile(`Measurement pairs:\s+[1-9]\d*\n`).MatchString(r.stdout) {
+		t.Errorf("status does not count the measurement pairs of three images:\n%s", r)
 	}
 
 	// Another user may not restore it; the question is not even asked.

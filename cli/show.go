@@ -87,6 +87,7 @@ func cmdStatus(e *env, args []string) error {
 	row("Sources", d.NSources)
 	row("New sources", d.NNewSources)
 	row("Measurements", fmt.Sprintf("%d selavy, %d forced", d.NSelavyMeasurements, d.NForcedMeasurements))
+	row("Measurement pairs", fmt.Sprint(d.NMeasurementPairs))
 	row("Products", len(d.Products))
 	restorable := "no"
 	if d.RestoreAvailable {

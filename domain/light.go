@@ -28,6 +28,8 @@ type LightState struct {
 	// body is the encoded configurations, products and backup, as the
 	// state held them.
 	body string
+	// magic is the state's first byte: the form its body is written in.
+	magic byte
 	// backup is what Run.Backup was decoded as, and backupVersion its
 	// version, to tell a change.
 	backup        *Backup
@@ -49,11 +51,11 @@ var ErrLightChanged = errors.New("a command changed what the light form of a sta
 // form. As with DecodeSharedState, the strings of the result are slices of
 // data, which must stay unchanged for as long as they live.
 func DecodeSharedLight(data []byte) (LightState, error) {
-	if len(data) < 2 || data[0] != stateMagic {
+	if len(data) < 2 || figuresOf(data[0]) == 0 {
 		return LightState{}, ErrNoLightForm
 	}
 	whole := unsafe.String(&data[1], len(data)-1)
-	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
+	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole, figures: figuresOf(data[0])}
 	var s Run
 	d.head(&s)
 	bodyStart := len(whole) - len(d.buf)
@@ -87,7 +89,7 @@ func DecodeSharedLight(data []byte) (LightState, error) {
 		return LightState{}, fmt.Errorf("decode run state: %w", d.err)
 	}
 	s.Backup = backup
-	l := LightState{Run: s, body: whole[bodyStart:bodyEnd], backup: backup}
+	l := LightState{Run: s, body: whole[bodyStart:bodyEnd], backup: backup, magic: data[0]}
 	if backup != nil {
 		l.backupVersion = backup.Version
 	}
@@ -112,7 +114,9 @@ func (l *LightState) Encode() ([]byte, error) {
 			scratchStates.Put(scratch)
 		}
 	}()
-	if err := e.head(r); err != nil {
+	// The body is written back as it was, so the state keeps the form it
+	// was decoded from.
+	if err := e.headAs(r, l.magic); err != nil {
 		return nil, err
 	}
 	e.buf = append(e.buf, l.body...)
@@ -200,7 +204,7 @@ func (d *stateDecoder) skipProducts() {
 		d.str() // digest
 		d.int() // size
 	}
-	for range 5 { // figures
+	for range d.figures {
 		d.int()
 	}
 	n, _ = d.length()

@@ -47,6 +47,9 @@ type Figures struct {
 	NSelavyMeasurements int `json:"n_selavy_measurements"`
 	NForcedMeasurements int `json:"n_forced_measurements"`
 	NNewSources         int `json:"n_new_sources"`
+	// NMeasurementPairs counts the rows of the measurement_pairs product
+	// (0 when pair metrics are off).
+	NMeasurementPairs int `json:"n_measurement_pairs"`
 }
 
 // ImageSummary describes one processed image, as read from its FITS header

@@ -26,8 +26,27 @@ import (
 // DecodeState also reads the plain JSON of a Run, as states were stored
 // before. The binary form is internal: the API and pages show JSON.
 
-// stateMagic starts a binary state. Plain JSON starts with '{' (or space).
-const stateMagic = 0xB1
+// A binary state starts with one of these magic bytes (plain JSON starts
+// with '{' or space). stateMagic is the form written now; its products'
+// figures count the measurement pairs. stateMagicNoPairs is the form
+// written before that figure existed, read as a pair count of 0 and, by the
+// light form, written back as it was.
+const (
+	stateMagic        = 0xB2
+	stateMagicNoPairs = 0xB1
+)
+
+// figuresOf returns how many figures a state of the given magic byte holds
+// per products, or 0 if the byte starts no binary state.
+func figuresOf(magic byte) int {
+	switch magic {
+	case stateMagic:
+		return 6
+	case stateMagicNoPairs:
+		return 5
+	}
+	return 0
+}
 
 // Where a configuration of a state comes from: written in place, or equal
 // to one written before it.
@@ -132,7 +151,12 @@ func (e *stateEncoder) state(r *Run) error {
 
 // head writes the magic byte and the fields a state starts with.
 func (e *stateEncoder) head(r *Run) error {
-	e.buf = append(e.buf, stateMagic)
+	return e.headAs(r, stateMagic)
+}
+
+// headAs is head with the given magic byte.
+func (e *stateEncoder) headAs(r *Run, magic byte) error {
+	e.buf = append(e.buf, magic)
 	e.str(r.Name)
 	e.str(r.Description)
 	e.str(r.Owner)
@@ -314,7 +338,7 @@ func (e *stateEncoder) products(p *Products) error {
 		e.int(a.Size)
 	}
 	f := p.Figures
-	for _, n := range [...]int{f.NImages, f.NSources, f.NSelavyMeasurements, f.NForcedMeasurements, f.NNewSources} {
+	for _, n := range [...]int{f.NImages, f.NSources, f.NSelavyMeasurements, f.NForcedMeasurements, f.NNewSources, f.NMeasurementPairs} {
 		e.int(int64(n))
 	}
 	e.length(p.Images == nil, len(p.Images))
@@ -336,8 +360,8 @@ func (e *stateEncoder) products(p *Products) error {
 // DecodeState parses a state written by EncodeState, or a Run's plain JSON
 // (as states were stored before), into *r.
 func DecodeState(data []byte, r *Run) error {
-	if len(data) > 0 && data[0] == stateMagic {
-		return decodeBinary(string(data[1:]), r)
+	if len(data) > 0 && figuresOf(data[0]) > 0 {
+		return decodeBinary(string(data[1:]), figuresOf(data[0]), r)
 	}
 	return decodePlain(data, r)
 }
@@ -348,8 +372,8 @@ func DecodeState(data []byte, r *Run) error {
 // which the command cache does for every command). data must stay as it
 // is for as long as *r or any string taken from it lives.
 func DecodeSharedState(data []byte, r *Run) error {
-	if len(data) > 1 && data[0] == stateMagic {
-		return decodeBinary(unsafe.String(&data[1], len(data)-1), r)
+	if len(data) > 1 && figuresOf(data[0]) > 0 {
+		return decodeBinary(unsafe.String(&data[1], len(data)-1), figuresOf(data[0]), r)
 	}
 	return decodePlain(data, r)
 }
@@ -361,7 +385,7 @@ func DecodeSharedState(data []byte, r *Run) error {
 // writing a run's row from a state it stores as it is). A plain JSON state
 // is decoded whole, then cut to the same fields.
 func DecodeSharedStateHead(data []byte, r *Run) error {
-	if len(data) > 1 && data[0] == stateMagic {
+	if len(data) > 1 && figuresOf(data[0]) > 0 {
 		whole := unsafe.String(&data[1], len(data)-1)
 		d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
 		var s Run
@@ -391,8 +415,8 @@ func decodePlain(data []byte, r *Run) error {
 }
 
 // decodeBinary decodes a binary state without its magic byte.
-func decodeBinary(whole string, r *Run) error {
-	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
+func decodeBinary(whole string, figures int, r *Run) error {
+	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole, figures: figures}
 	var s Run
 	d.head(&s)
 
@@ -480,6 +504,8 @@ type stateDecoder struct {
 	buf   []byte // what is left to read
 	whole string // the state, buf being its last len(buf) bytes
 	err   error
+	// figures is how many figures each products holds (see figuresOf).
+	figures int
 }
 
 var errStateTruncated = errors.New("truncated")
@@ -662,6 +688,9 @@ func (d *stateDecoder) products(p *Products) {
 		}
 	}
 	p.Figures = Figures{NImages: int(d.int()), NSources: int(d.int()), NSelavyMeasurements: int(d.int()), NForcedMeasurements: int(d.int()), NNewSources: int(d.int())}
+	if d.figures > 5 {
+		p.Figures.NMeasurementPairs = int(d.int())
+	}
 	if n, ok := d.length(); ok {
 		p.Images = make([]ImageSummary, n)
 		for i := range p.Images {

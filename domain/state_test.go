@@ -331,6 +331,7 @@ func addStateSeeds(f *testing.F, withJob bool) {
 	}
 	f.Add(b) // a configuration as a difference
 	f.Add([]byte{0xB1})
+	f.Add([]byte{0xB2})
 }
 
 // FuzzDecodeState feeds damaged states to DecodeState: no panic, no hang,
@@ -340,7 +341,7 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add([]byte(`{"name":"r"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got domain.Run
-		if domain.DecodeState(data, &got) == nil && len(data) > 0 && data[0] == 0xB1 {
+		if domain.DecodeState(data, &got) == nil && len(data) > 0 && (data[0] == 0xB1 || data[0] == 0xB2) {
 			again, err := domain.EncodeState(got)
 			if err != nil {
 				t.Fatal(err)

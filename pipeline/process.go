@@ -79,6 +79,8 @@ type AssociationResult struct {
 	NSources            int
 	NForcedMeasurements int
 	NNewSources         int
+	// NMeasurementPairs counts the rows of the measurement_pairs product.
+	NMeasurementPairs int
 }
 
 // Errors Process returns for a job that cannot run.
@@ -252,6 +254,7 @@ func Process(ctx context.Context, store *artifacts.Store, job Job, log Logger) (
 		out.Figures.NSources = res.NSources
 		out.Figures.NForcedMeasurements = res.NForcedMeasurements
 		out.Figures.NNewSources = res.NNewSources
+		out.Figures.NMeasurementPairs = res.NMeasurementPairs
 	}
 	slices.SortFunc(artifactsOut, func(a, b domain.Artifact) int { return strings.Compare(a.Name, b.Name) })
 	for i := 1; i < len(artifactsOut); i++ {

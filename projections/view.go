@@ -37,6 +37,7 @@ type RunDetail struct {
 	NSelavyMeasurements int                   `json:"n_selavy_measurements"`
 	NForcedMeasurements int                   `json:"n_forced_measurements"`
 	NNewSources         int                   `json:"n_new_sources"`
+	NMeasurementPairs   int                   `json:"n_measurement_pairs"`
 	Config              string                `json:"config"`
 	RestoreAvailable    bool                  `json:"restore_available"`
 	Images              []domain.ImageSummary `json:"images"`
@@ -57,7 +58,7 @@ func View(r domain.Run) RunDetail {
 	d := RunDetail{
 		Name: r.Name, Description: r.Description, Owner: r.Owner, Status: r.Status, Version: r.Version,
 		NImages: f.NImages, NSources: f.NSources, NSelavyMeasurements: f.NSelavyMeasurements,
-		NForcedMeasurements: f.NForcedMeasurements, NNewSources: f.NNewSources,
+		NForcedMeasurements: f.NForcedMeasurements, NNewSources: f.NNewSources, NMeasurementPairs: f.NMeasurementPairs,
 		Config: r.Config.YAML, RestoreAvailable: r.RestoreAvailable(),
 		Images: []domain.ImageSummary{}, Products: []domain.Artifact{}, Logs: []LogInfo{},
 		Created: r.Created, Updated: r.Updated,

@@ -82,6 +82,7 @@ func diffRun(old, new projections.RunDetail) (runChange, bool) {
 	set("n_selavy_measurements", old.NSelavyMeasurements != new.NSelavyMeasurements, new.NSelavyMeasurements)
 	set("n_forced_measurements", old.NForcedMeasurements != new.NForcedMeasurements, new.NForcedMeasurements)
 	set("n_new_sources", old.NNewSources != new.NNewSources, new.NNewSources)
+	set("n_measurement_pairs", old.NMeasurementPairs != new.NMeasurementPairs, new.NMeasurementPairs)
 	set("config", old.Config != new.Config, new.Config)
 	set("restore_available", old.RestoreAvailable != new.RestoreAvailable, new.RestoreAvailable)
 	set("mode", old.Mode != new.Mode, new.Mode)

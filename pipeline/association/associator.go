@@ -137,6 +137,7 @@ func (a Associator) Associate(ctx context.Context, store *artifacts.Store, in pi
 			extra = arrowSink
 		}
 		art, n, err := e.writePairs(ctx, store, newPairInputs(images), rows, s, extra)
+		res.NMeasurementPairs = int(n)
 		if arrowUpload != nil {
 			if err == nil {
 				err = arrowSink.a.close()

@@ -241,6 +241,9 @@ func TestMethodsParityWithVAST(t *testing.T) {
 					gotPairs[[3]int64{r.SourceID, r.MeasIDA, r.MeasIDB}] = r
 				}
 				comparePairs(t, gotPairs, vastPairs(t, tc.name))
+				if p.Figures.NMeasurementPairs != len(gotPairs) {
+					t.Errorf("figures count %d measurement pairs, the product has %d", p.Figures.NMeasurementPairs, len(gotPairs))
+				}
 				t.Logf("%-20s %d, as current VAST's", "measurement pairs", len(gotPairs))
 			}
 			cols := make([]string, 0, len(worst))
