@@ -141,6 +141,13 @@ func (p *parser) inputList(l *inputList, n *yaml.Node) {
 				continue
 			}
 			sub := join(l.field, epoch)
+			if epoch == "glob" {
+				// VAST reads `glob:` here as file patterns, not as an
+				// epoch: refuse it rather than take it for one.
+				p.addf(sub, k, "glob patterns are not supported: list the files (or, in epoch mode, map each epoch to its files)")
+				l.usable = false
+				continue
+			}
 			if _, dup := l.byEpoch[epoch]; dup {
 				p.addf(sub, k, "epoch listed more than once")
 				l.usable = false

@@ -316,6 +316,7 @@ func TestParseValidation(t *testing.T) {
 		{"monitoring with background", "monitor: false", "monitor: true", nil},
 		{"background required when monitoring", "  background:\n  - data/epoch01.meanMap.fits\n  - data/epoch02.meanMap.fits\nsource_monitoring:\n  monitor: false\n", "source_monitoring:\n  monitor: true\n", []string{"inputs.background"}},
 		{"images listed empty", "  image:\n  - data/epoch01.fits\n  - data/epoch02.fits\n", "  image: []\n", []string{"inputs.image", "inputs.selavy", "inputs.noise", "inputs.background"}},
+		{"glob patterns", "  image:\n  - data/epoch01.fits\n  - data/epoch02.fits\n", "  image:\n    glob: data/*.fits\n", []string{"inputs.image.glob"}},
 		{"image as scalar", "  image:\n  - data/epoch01.fits\n  - data/epoch02.fits\n", "  image: data/epoch01.fits\n", []string{"inputs.image"}},
 		{"inputs as list", "inputs:\n", "inputs: []\nignored:\n", []string{"inputs", "ignored"}},
 
