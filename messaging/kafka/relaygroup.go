@@ -43,6 +43,7 @@ type RelayLeader struct {
 	Logger *slog.Logger
 
 	mu         sync.Mutex
+	inGroup    bool
 	leader     bool
 	checkpoint int64
 	known      bool
@@ -51,6 +52,9 @@ type RelayLeader struct {
 
 // RelayLeaderStatus is what RelayLeader.Status reports.
 type RelayLeaderStatus struct {
+	// InGroup says whether this process holds an assignment of the group
+	// now (as leader or standby).
+	InGroup bool
 	// Leader says whether this process relays now.
 	Leader bool
 	// Checkpoint is the group's last checkpoint this process knows of
@@ -72,7 +76,7 @@ type checkpointMeta struct {
 func (l *RelayLeader) Status() RelayLeaderStatus {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return RelayLeaderStatus{Leader: l.leader, Checkpoint: l.checkpoint, Known: l.known, BrokerErr: l.brokerErr}
+	return RelayLeaderStatus{InGroup: l.inGroup, Leader: l.leader, Checkpoint: l.checkpoint, Known: l.known, BrokerErr: l.brokerErr}
 }
 
 // Run takes part in the relay group until ctx ends.
@@ -104,6 +108,14 @@ func (l *RelayLeader) setCheckpoint(p int64) {
 // own runs for one generation of the group: relaying when it was given
 // the control partition, else watching the leader's checkpoint.
 func (l *RelayLeader) own(ctx context.Context, a *Assignment, log *slog.Logger) error {
+	l.mu.Lock()
+	l.inGroup = true
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.inGroup = false
+		l.mu.Unlock()
+	}()
 	if !a.Owns(0) {
 		log.Info("relay standing by: another process leads the relay group", "group", l.Config.RelayGroup, "generation", a.Generation)
 		for {
