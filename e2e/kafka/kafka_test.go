@@ -193,9 +193,9 @@ func TestDistributedRestore(t *testing.T) {
 		if len(recs) != len(stored) {
 			t.Fatalf("%d events of the run on the topic, %d in the store", len(recs), len(stored))
 		}
-		// The two replicas share the artifacts directory: one holds the
-		// relay lease and publishes, the other stands by, so no event is
-		// on the topic twice.
+		// The two replicas are in the relay group: the one assigned its
+		// control partition publishes, the other stands by, so with both
+		// alive no event is on the topic twice.
 		if raw := countKey(rd.records(), runName); raw != len(recs) {
 			t.Fatalf("%d records of the run on the topic for %d events: the log was published twice", raw, len(recs))
 		}
@@ -336,10 +336,17 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 	for range 12 {
 		change()
 	}
-	waitFor(t, 60*time.Second, "/readyz to report the relay's trouble", func() bool {
-		code, body := a.get("/readyz")
-		return code == http.StatusServiceUnavailable && strings.Contains(body, "relay cannot publish")
-	})
+	// The API replica stays ready: its commands are stored and relayed
+	// once the broker is back. /healthz tells what is wrong, and the lag.
+	var h healthView
+	waitFor(t, 60*time.Second, "/healthz to report the broker down", func() bool {
+		h = a.health()
+		return h.Bus.Broker == "down" && h.Bus.Lag > 0
+	}, func() string { return fmt.Sprintf("%+v", h) })
+	if code, body := a.get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz of the API replica while the broker is down: %d %s", code, body)
+	}
+	lagBefore := h.Bus.Lag
 	for range 4 {
 		change()
 	}
@@ -347,8 +354,14 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 	// lucky reconnect, that bring the events over.
 	waitFor(t, 60*time.Second, "the relay to retry", func() bool {
 		_, m := a.get("/metrics")
-		return metric(m, "piperun_relay_publish_errors_total") >= 3
+		return metric(m, "piperun_relay_publish_errors_total") >= 3 && metric(m, "piperun_kafka_up") == 0
 	})
+	if h = a.health(); h.Bus.Lag < lagBefore+4 || h.Bus.LastPublishError == "" && h.Bus.BrokerError == "" {
+		t.Fatalf("/healthz after 4 more changes with the broker down: %+v (lag was %d)", h, lagBefore)
+	}
+	if code, body := a.get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz of the API replica while the broker is down: %d %s", code, body)
+	}
 	c.broker.start()
 	for range 8 {
 		change()
@@ -387,10 +400,34 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 		lag, err := kafka.GroupLag(context.Background(), cfg)
 		return err == nil && lag.Waiting == 0
 	})
-	waitFor(t, 30*time.Second, "/readyz to recover", func() bool {
-		code, _ := a.get("/readyz")
-		return code == http.StatusOK
-	})
+	waitFor(t, 60*time.Second, "/healthz to report the broker up and no lag", func() bool {
+		h = a.health()
+		return h.Bus.Broker == "up" && h.Bus.Lag == 0 && h.Bus.Relay == "leader"
+	}, func() string { return fmt.Sprintf("%+v", h) })
+}
+
+// healthView is /healthz as the tests read it.
+type healthView struct {
+	Status string `json:"status"`
+	Bus    struct {
+		Role             string `json:"role"`
+		Relay            string `json:"relay"`
+		Lag              int64  `json:"lag"`
+		Broker           string `json:"broker"`
+		BrokerError      string `json:"broker_error"`
+		LastPublishError string `json:"last_publish_error"`
+		DeadLetters      int64  `json:"dead_letters"`
+	} `json:"bus"`
+}
+
+func (a *api) health() healthView {
+	a.t.Helper()
+	code, body := a.get("/healthz")
+	var h healthView
+	if err := json.Unmarshal([]byte(body), &h); err != nil || code != http.StatusOK {
+		a.t.Fatalf("/healthz: %d %s (%v)", code, body, err)
+	}
+	return h
 }
 
 // replaceArtifact replaces the stored file of an artifact with what put
@@ -534,9 +571,11 @@ func countKey(recs []*kgo.Record, key string) int {
 	return n
 }
 
-// TestRelayFailover runs two API replicas: one relays the log to Kafka,
-// the other stands by. When the relaying one is killed, the other takes
-// the relay over, and events appended after the kill reach the topic.
+// TestRelayFailover runs two API replicas: one leads the relay group and
+// relays the log to Kafka, the other stands by. When the leader is
+// killed, the other takes the relay over (after the group's session
+// timeout), resumes after the group's checkpoint, not from the start of
+// the log, and events appended after the kill reach the topic.
 func TestRelayFailover(t *testing.T) {
 	vast := vastdata.VASTDir(t)
 	c := newCluster(t, vast)
@@ -547,10 +586,10 @@ func TestRelayFailover(t *testing.T) {
 	holds := func(p *proc) bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return strings.Contains(p.log.String(), "this process holds the relay lease")
+		return strings.Contains(p.log.String(), "this process leads the relay group")
 	}
 	var leader, standby *api
-	waitFor(t, 30*time.Second, "a replica to take the relay lease", func() bool {
+	waitFor(t, 30*time.Second, "a replica to lead the relay group", func() bool {
 		switch {
 		case holds(a.proc):
 			leader, standby = a, b
@@ -571,6 +610,18 @@ func TestRelayFailover(t *testing.T) {
 		return len(firstCopies(t, rd.records(), run)) == len(stored)
 	}, func() string { return standby.proc.tail(20) })
 	if !holds(standby.proc) {
-		t.Fatalf("%s publishes without saying it holds the relay lease", standby.proc.name)
+		t.Fatalf("%s publishes without saying it leads the relay group", standby.proc.name)
+	}
+	if h := standby.health(); h.Bus.Relay != "leader" {
+		t.Fatalf("/healthz of the new leader: %+v", h)
+	}
+	standby.proc.mu.Lock()
+	resumed := strings.Contains(standby.proc.log.String(), `msg="relay resumes after the group's checkpoint"`)
+	standby.proc.mu.Unlock()
+	if !resumed {
+		t.Fatalf("the new leader did not resume after the group's checkpoint:\n%s", standby.proc.tail(20))
+	}
+	if n := countKey(rd.records(), run); n != len(stored) {
+		t.Fatalf("%d records of the run on the topic for %d events: the takeover published the log again", n, len(stored))
 	}
 }
