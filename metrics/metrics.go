@@ -46,7 +46,7 @@ func New() *Metrics {
 		}),
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "piperun_relay_publish_errors_total",
-			Help: "Publish attempts of the relay that failed (each is retried).",
+			Help: "Publish calls of the relay that failed, wholly or partly (the events are retried, or dead-lettered when they can never be published).",
 		}),
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "piperun_messages_consumed_total",

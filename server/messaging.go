@@ -237,7 +237,9 @@ type BusHealth struct {
 	Role string `json:"role"`
 	// Bus is "kafka" or "in-process".
 	Bus string `json:"bus"`
-	// Relay is "leader", "standby", "local" (in-process bus) or "none".
+	// Relay is "leader", "standby" (in the relay group, another process
+	// leads), "joining" (not in the group: starting, or the brokers are
+	// out of reach), "local" (in-process bus) or "none".
 	Relay string `json:"relay"`
 	// Head is the last position of the event log; Relayed the last one
 	// known relayed; Lag the difference.
@@ -282,9 +284,13 @@ func (b *bus) health(ctx context.Context, cfg Config) BusHealth {
 	if len(cfg.Kafka.Brokers) > 0 {
 		h.Bus = "kafka"
 		if b.leader != nil {
-			h.Relay = "standby"
-			if b.leader.Status().Leader {
+			switch ls := b.leader.Status(); {
+			case ls.Leader:
 				h.Relay = "leader"
+			case ls.InGroup:
+				h.Relay = "standby"
+			default:
+				h.Relay = "joining"
 			}
 		}
 		h.Broker = "up"

@@ -174,7 +174,9 @@ func TestRelayTakeoverResumesAfterTheLastAcknowledgedBatch(t *testing.T) {
 	if b.leader.Status().Leader {
 		leader, standby = b, a
 	}
-	standby.gate.holdAfter = 0 // read only after it starts publishing
+	standby.gate.mu.Lock()
+	standby.gate.holdAfter = 0 // the new leader's publishes all go through
+	standby.gate.mu.Unlock()
 
 	const runs, perRun = 3, 50
 	for v := 1; v <= perRun; v++ {
