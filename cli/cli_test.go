@@ -90,8 +90,8 @@ func TestConfirm(t *testing.T) {
 
 // flagsOf lists, for every command, the flags its help must mention.
 var flagsOf = map[string][]string{
-	"serve":               {"--data-dir", "--esdb-url", "--addr", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir},
-	"worker":              {"--data-dir", "--esdb-url", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvImagesDir},
+	"serve":               {"--data-dir", "--esdb-url", "--addr", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir, "--kafka-brokers", "--kafka-topic", "--kafka-partitions", "--kafka-replication-factor", "--kafka-max-message-bytes", "--kafka-batch-size", "--kafka-relay-group", "--kafka-tls", "--kafka-tls-ca-file", "--kafka-tls-cert-file", "--kafka-tls-key-file", "--kafka-tls-insecure-skip-verify", "--kafka-sasl-mechanism", "--kafka-sasl-user", "--kafka-sasl-password-file", EnvKafkaSASLPassword},
+	"worker":              {"--data-dir", "--esdb-url", "--images-dir", "--recover-every", "--cache-mb", EnvDataDir, EnvESDBURL, EnvImagesDir, "--kafka-brokers", "--kafka-topic", "--kafka-partitions", "--kafka-replication-factor", "--kafka-max-message-bytes", "--kafka-batch-size", "--kafka-relay-group", "--kafka-tls", "--kafka-tls-ca-file", "--kafka-tls-cert-file", "--kafka-tls-key-file", "--kafka-tls-insecure-skip-verify", "--kafka-sasl-mechanism", "--kafka-sasl-user", "--kafka-sasl-password-file", EnvKafkaSASLPassword},
 	"initpiperun":         {"--config", "--description", "--template", "--server", "--token", EnvServer, EnvToken},
 	"runpipeline":         {"--debug", "--full-rerun", "--no-wait", "--server", "--token", EnvServer, EnvToken},
 	"restorepiperun":      {"--no-confirm", "--debug", "--no-wait", "--server", "--token", "Restore run RUN to this configuration? (y/n)"},
@@ -206,6 +206,16 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--cache-mb", "0"}, "--cache-mb must be a whole number of megabytes"},
 		{[]string{"worker", "--cache-mb", "lots"}, "--cache-mb must be a whole number of megabytes"},
 		{[]string{"help", "frob"}, `unknown command "frob"`},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-tls-ca-file", "/ca.pem"}, "TLS is not enabled"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-tls", "--kafka-tls-insecure-skip-verify", "--kafka-tls-ca-file", "/ca.pem"}, "contradict"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-tls", "--kafka-tls-cert-file", "/c.pem"}, "needs its key"},
+		{[]string{"worker", "--kafka-brokers", "k:9092", "--kafka-sasl-mechanism", "scram-sha-256", "--kafka-sasl-user", "u"}, "needs a user and a password"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-sasl-mechanism", "PLAIN"}, "SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-sasl-password-file", "/nonexistent/pw"}, "--kafka-sasl-password-file"},
+		{[]string{"serve", "--kafka-sasl-mechanism", "SCRAM-SHA-512"}, "need --kafka-brokers"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-partitions", "0"}, "--kafka-partitions"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-max-message-bytes", "100"}, "max message bytes"},
+		{[]string{"worker", "--kafka-brokers", "k:9092", "--kafka-batch-size", "many"}, "kafka-batch-size"},
 	}
 	for _, tc := range tests {
 		r := piperun(t, "", tc.args...)

@@ -356,3 +356,40 @@ func TestRelayThroughSASLSCRAM(t *testing.T) {
 		})
 	}
 }
+
+// TestExistingTopicWithFewerPartitionsIsLogged: piperun leaves an existing
+// topic as it is, and says when it has fewer partitions than configured.
+func TestExistingTopicWithFewerPartitionsIsLogged(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	small := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 2}
+	if err := kafka.EnsureTopic(ctx, small, ""); err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	more := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 6}
+	if err := kafka.EnsureTopicPartitions(ctx, more, "", 0, log); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "fewer partitions than configured") || !strings.Contains(out, "partitions=2 configured=6") {
+		t.Fatalf("log: %q", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
