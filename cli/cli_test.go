@@ -91,9 +91,9 @@ func TestConfirm(t *testing.T) {
 // flagsOf lists, for every command, the flags its help must mention.
 var flagsOf = map[string][]string{
 	"serve": {"--data-dir", "--esdb-url", "--addr", "--images-dir", "--recover-every", "--cache-mb", "--read-timeout", "--write-timeout", "--idle-timeout",
-		"--max-header-kb", "--max-streams", "--max-streams-per-user", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir},
+		"--max-header-kb", "--max-streams", "--max-streams-per-user", EnvDataDir, EnvESDBURL, EnvAddr, EnvImagesDir, "--kafka-brokers", "--kafka-topic", "--kafka-partitions", "--kafka-replication-factor", "--kafka-max-message-bytes", "--kafka-batch-size", "--kafka-relay-group", "--kafka-tls", "--kafka-tls-ca-file", "--kafka-tls-cert-file", "--kafka-tls-key-file", "--kafka-tls-insecure-skip-verify", "--kafka-sasl-mechanism", "--kafka-sasl-user", "--kafka-sasl-password-file", EnvKafkaSASLPassword},
 	"worker": {"--data-dir", "--esdb-url", "--images-dir", "--recover-every", "--cache-mb", "--read-timeout", "--write-timeout", "--idle-timeout",
-		"--max-header-kb", EnvDataDir, EnvESDBURL, EnvImagesDir},
+		"--max-header-kb", EnvDataDir, EnvESDBURL, EnvImagesDir, "--kafka-brokers", "--kafka-topic", "--kafka-partitions", "--kafka-replication-factor", "--kafka-max-message-bytes", "--kafka-batch-size", "--kafka-relay-group", "--kafka-tls", "--kafka-tls-ca-file", "--kafka-tls-cert-file", "--kafka-tls-key-file", "--kafka-tls-insecure-skip-verify", "--kafka-sasl-mechanism", "--kafka-sasl-user", "--kafka-sasl-password-file", EnvKafkaSASLPassword},
 	"initpiperun":         {"--config", "--description", "--template", "--server", "--token", EnvServer, EnvToken},
 	"runpipeline":         {"--debug", "--full-rerun", "--no-wait", "--server", "--token", EnvServer, EnvToken},
 	"restorepiperun":      {"--no-confirm", "--debug", "--no-wait", "--server", "--token", "Restore run RUN to this configuration? (y/n)"},
@@ -214,6 +214,16 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--max-streams", "none"}, "--max-streams must be a whole number of at least 1"},
 		{[]string{"serve", "--max-streams-per-user", "-3"}, "--max-streams-per-user must be a whole number of at least 1"},
 		{[]string{"help", "frob"}, `unknown command "frob"`},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-tls-ca-file", "/ca.pem"}, "TLS is not enabled"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-tls", "--kafka-tls-insecure-skip-verify", "--kafka-tls-ca-file", "/ca.pem"}, "contradict"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-tls", "--kafka-tls-cert-file", "/c.pem"}, "needs its key"},
+		{[]string{"worker", "--kafka-brokers", "k:9092", "--kafka-sasl-mechanism", "scram-sha-256", "--kafka-sasl-user", "u"}, "needs a user and a password"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-sasl-mechanism", "PLAIN"}, "SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-sasl-password-file", "/nonexistent/pw"}, "--kafka-sasl-password-file"},
+		{[]string{"serve", "--kafka-sasl-mechanism", "SCRAM-SHA-512"}, "need --kafka-brokers"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-partitions", "0"}, "--kafka-partitions"},
+		{[]string{"serve", "--kafka-brokers", "k:9092", "--kafka-max-message-bytes", "100"}, "max message bytes"},
+		{[]string{"worker", "--kafka-brokers", "k:9092", "--kafka-batch-size", "many"}, "kafka-batch-size"},
 	}
 	for _, tc := range tests {
 		r := piperun(t, "", tc.args...)

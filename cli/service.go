@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -58,11 +59,18 @@ live data; past a soft limit of half the memory it collects more often.
 GOGC and GOMEMLIMIT in the environment override both.
 
 With --kafka-brokers the run events travel on Kafka (topic --kafka-topic,
-created if missing) instead of inside the process: this process publishes
-them, and its workers, unless --workers=false, consume them in the group
-piperun-workers beside any 'piperun worker'. /readyz fails while events
-cannot be published or the group makes no progress; /metrics serves
-Prometheus metrics.
+created if missing) instead of inside the process: the API replicas elect
+one of them, through the Kafka consumer group --kafka-relay-group, to
+publish them (leadership and checkpoint live in Kafka: the replicas need
+no shared directory, and a new leader resumes after the last acknowledged
+batch); its workers, unless --workers=false, consume them in the group
+piperun-workers beside any 'piperun worker'. An event larger than
+--kafka-max-message-bytes goes to the topic TOPIC.dead-letter and the
+relay goes on. /readyz stays ready while Kafka is down (commands are
+stored and relayed later); /healthz details the relay (leader or standby,
+lag, last publish error, dead letters) and the brokers; /metrics serves
+Prometheus metrics. TLS and SASL/SCRAM are set with the --kafka-tls* and
+--kafka-sasl-* flags.
 
 Every connection is bounded: a request, body included, must arrive within
 --read-timeout and its answer leave within --write-timeout; a keep-alive
@@ -84,6 +92,8 @@ are unavailable and a refresh updates it).
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
 		kafkaBrokersEnv,
 		kafkaTopicEnv,
+		kafkaSettingsEnv[0],
+		kafkaSettingsEnv[1],
 		EnvWorkers + "     \"false\" for an API-only replica, when --workers is not given",
 		gogcEnv,
 		gomemlimitEnv,
@@ -142,6 +152,10 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return usagef("--workers (or %s) must be true or false", EnvWorkers)
 	}
+	kcfg, err := e.kafkaConfig(fs)
+	if err != nil {
+		return err
+	}
 	cfg := server.Config{
 		DataDir:        e.fromEnv(fs, "data-dir", EnvDataDir),
 		ESDBURL:        e.fromEnv(fs, "esdb-url", EnvESDBURL),
@@ -155,7 +169,7 @@ func cmdServe(e *env, args []string) error {
 		CacheBytes:     cache,
 		HTTP:           limits,
 		MaxStreams:     maxStreams,
-		Kafka:          e.kafkaConfig(fs),
+		Kafka:          kcfg,
 		Logger:         slog.New(slog.NewTextHandler(e.stderr, nil)),
 		Stdout:         e.stdout,
 	}
@@ -186,7 +200,8 @@ event log, its own events included); run as many as needed. Without it,
 it relays the log to its own workers. --metrics-addr serves /metrics,
 /healthz and /readyz, which fails while the consumer group makes no
 progress. Its connections are bounded by --read-timeout, --write-timeout,
---idle-timeout and --max-header-kb, as 'piperun serve' bounds its own.
+--idle-timeout and --max-header-kb, as 'piperun serve' bounds its own. The
+--kafka-* settings are those of 'piperun serve'.
 ` + artifactsHelp,
 	env: []string{
 		dataDirEnv,
@@ -195,6 +210,8 @@ progress. Its connections are bounded by --read-timeout, --write-timeout,
 		EnvImagesDir + "  images root, when --images-dir is not given (default " + DefaultImagesDir + ")",
 		kafkaBrokersEnv,
 		kafkaTopicEnv,
+		kafkaSettingsEnv[0],
+		kafkaSettingsEnv[1],
 		EnvMetricsAddr + "  metrics listen address, when --metrics-addr is not given (default: none)",
 		gogcEnv,
 		gomemlimitEnv,
@@ -229,6 +246,10 @@ func cmdWorker(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	kcfg, err := e.kafkaConfig(fs)
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	logGC(log)
 	return server.Run(e.ctx, server.Config{
@@ -240,7 +261,7 @@ func cmdWorker(e *env, args []string) error {
 		ArtifactsURL: e.fromEnv(fs, "artifacts-url", EnvArtifactsURL),
 		ImagesDir:    e.fromEnv(fs, "images-dir", EnvImagesDir),
 		Workers:      true,
-		Kafka:        e.kafkaConfig(fs),
+		Kafka:        kcfg,
 		MetricsAddr:  e.fromEnv(fs, "metrics-addr", EnvMetricsAddr),
 		Logger:       log,
 		Stdout:       e.stdout,
@@ -563,16 +584,130 @@ const (
 
 func kafkaFlags(fs *flag.FlagSet) {
 	fs.String("kafka-brokers", "", "comma-separated `HOST:PORT` list of Kafka brokers that carry the run events (default: none, the in-process bus)")
-	fs.String("kafka-topic", messaging.DefaultTopic, "Kafka `TOPIC` of the run events")
+	fs.String("kafka-topic", messaging.DefaultTopic, "Kafka `TOPIC` of the run events (its dead letters go to TOPIC.dead-letter; TOPIC.relay elects the relay)")
+	fs.Int("kafka-partitions", kafka.DefaultPartitions, "partition `COUNT` of the topic when piperun creates it (an existing topic is left as it is; fewer partitions are logged)")
+	fs.Int("kafka-replication-factor", 0, "replication `FACTOR` of the topics piperun creates (default 0: the broker's default.replication.factor)")
+	fs.Int("kafka-max-message-bytes", kafka.DefaultMaxMessageBytes, "largest record in `BYTES` piperun produces, and the max.message.bytes of the topics it creates; it holds the largest event the API accepts, and a larger event goes to the dead-letter topic")
+	fs.Int("kafka-batch-size", kafka.DefaultBatchSize, "events per produce request of the relay (`N`, 1 to 10000)")
+	fs.String("kafka-relay-group", kafka.DefaultRelayGroup, "consumer `GROUP` that elects the relay; its committed offset metadata is the relay's checkpoint")
+	fs.Bool("kafka-tls", false, "speak TLS to the brokers")
+	fs.String("kafka-tls-ca-file", "", "PEM `FILE` of the authorities that sign the brokers' certificates (default: the system's; needs --kafka-tls)")
+	fs.String("kafka-tls-cert-file", "", "PEM `FILE` of piperun's client certificate (with --kafka-tls-key-file; needs --kafka-tls)")
+	fs.String("kafka-tls-key-file", "", "PEM `FILE` of piperun's client key (with --kafka-tls-cert-file)")
+	fs.Bool("kafka-tls-insecure-skip-verify", false, "accept any broker certificate: for testing only; refused with --kafka-tls-ca-file")
+	fs.String("kafka-sasl-mechanism", "", "SASL `MECHANISM`: SCRAM-SHA-256 or SCRAM-SHA-512 (default: none)")
+	fs.String("kafka-sasl-user", "", "SASL `USER`")
+	fs.String("kafka-sasl-password-file", "", "`FILE` holding the SASL password (or set "+EnvKafkaSASLPassword+"; never on the command line)")
 }
 
-// kafkaConfig is the Kafka configuration from the flags; no brokers means
-// the in-process bus.
-func (e *env) kafkaConfig(fs *flag.FlagSet) kafka.Config {
-	return kafka.Config{
-		Brokers: kafka.ParseBrokers(e.fromEnv(fs, "kafka-brokers", EnvKafkaBrokers)),
-		Topic:   e.fromEnv(fs, "kafka-topic", EnvKafkaTopic),
+// Environment variables of the Kafka settings.
+const (
+	EnvKafkaPartitions      = "PIPERUN_KAFKA_PARTITIONS"
+	EnvKafkaReplication     = "PIPERUN_KAFKA_REPLICATION_FACTOR"
+	EnvKafkaMaxMessageBytes = "PIPERUN_KAFKA_MAX_MESSAGE_BYTES"
+	EnvKafkaBatchSize       = "PIPERUN_KAFKA_BATCH_SIZE"
+	EnvKafkaRelayGroup      = "PIPERUN_KAFKA_RELAY_GROUP"
+	EnvKafkaTLS             = "PIPERUN_KAFKA_TLS"
+	EnvKafkaTLSCAFile       = "PIPERUN_KAFKA_TLS_CA_FILE"
+	EnvKafkaTLSCertFile     = "PIPERUN_KAFKA_TLS_CERT_FILE"
+	EnvKafkaTLSKeyFile      = "PIPERUN_KAFKA_TLS_KEY_FILE"
+	EnvKafkaTLSInsecure     = "PIPERUN_KAFKA_TLS_INSECURE_SKIP_VERIFY"
+	EnvKafkaSASLMechanism   = "PIPERUN_KAFKA_SASL_MECHANISM"
+	EnvKafkaSASLUser        = "PIPERUN_KAFKA_SASL_USER"
+	EnvKafkaSASLPassword    = "PIPERUN_KAFKA_SASL_PASSWORD"
+	EnvKafkaSASLPassFile    = "PIPERUN_KAFKA_SASL_PASSWORD_FILE"
+)
+
+// kafkaSettingsEnv documents the environment of the Kafka settings.
+var kafkaSettingsEnv = []string{
+	"PIPERUN_KAFKA_<SETTING>  each --kafka-<setting> below, when the flag is not given (e.g. " + EnvKafkaTLSCAFile + ", " + EnvKafkaSASLUser + ")",
+	EnvKafkaSASLPassword + "  the SASL password, when " + EnvKafkaSASLPassFile + " / --kafka-sasl-password-file is not given (never logged)",
+}
+
+// kafkaConfig is the Kafka configuration from the flags and environment,
+// checked; no brokers means the in-process bus (and no other setting).
+func (e *env) kafkaConfig(fs *flag.FlagSet) (kafka.Config, error) {
+	str := func(flag, env string) string { return strings.TrimSpace(e.fromEnv(fs, flag, env)) }
+	num := func(flag, env string) (int, error) {
+		v := str(flag, env)
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, usagef("--%s (or %s) must be a whole number, not %q", flag, env, v)
+		}
+		return n, nil
 	}
+	boolean := func(flag, env string) (bool, error) {
+		v := str(flag, env)
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, usagef("--%s (or %s) must be true or false, not %q", flag, env, v)
+		}
+		return b, nil
+	}
+	cfg := kafka.Config{
+		Brokers:    kafka.ParseBrokers(str("kafka-brokers", EnvKafkaBrokers)),
+		Topic:      str("kafka-topic", EnvKafkaTopic),
+		RelayGroup: str("kafka-relay-group", EnvKafkaRelayGroup),
+		TLS: kafka.TLSConfig{
+			CAFile:   str("kafka-tls-ca-file", EnvKafkaTLSCAFile),
+			CertFile: str("kafka-tls-cert-file", EnvKafkaTLSCertFile),
+			KeyFile:  str("kafka-tls-key-file", EnvKafkaTLSKeyFile),
+		},
+		SASL: kafka.SASLConfig{
+			Mechanism: strings.ToUpper(str("kafka-sasl-mechanism", EnvKafkaSASLMechanism)),
+			User:      str("kafka-sasl-user", EnvKafkaSASLUser),
+		},
+	}
+	var err error
+	var n int
+	if n, err = num("kafka-partitions", EnvKafkaPartitions); err != nil {
+		return cfg, err
+	}
+	if n < 1 || n > 10000 {
+		return cfg, usagef("--kafka-partitions (or %s) must be 1 to 10000, not %d", EnvKafkaPartitions, n)
+	}
+	cfg.Partitions = int32(n)
+	if n, err = num("kafka-replication-factor", EnvKafkaReplication); err != nil {
+		return cfg, err
+	}
+	if n < 0 || n > 100 {
+		return cfg, usagef("--kafka-replication-factor (or %s) must be 0 (the broker's default) to 100, not %d", EnvKafkaReplication, n)
+	}
+	cfg.ReplicationFactor = int16(n)
+	if cfg.MaxMessageBytes, err = num("kafka-max-message-bytes", EnvKafkaMaxMessageBytes); err != nil {
+		return cfg, err
+	}
+	if cfg.BatchSize, err = num("kafka-batch-size", EnvKafkaBatchSize); err != nil {
+		return cfg, err
+	}
+	if cfg.TLS.Enabled, err = boolean("kafka-tls", EnvKafkaTLS); err != nil {
+		return cfg, err
+	}
+	if cfg.TLS.InsecureSkipVerify, err = boolean("kafka-tls-insecure-skip-verify", EnvKafkaTLSInsecure); err != nil {
+		return cfg, err
+	}
+	if file := str("kafka-sasl-password-file", EnvKafkaSASLPassFile); file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return cfg, usagef("--kafka-sasl-password-file: %v", err)
+		}
+		cfg.SASL.Password = strings.TrimRight(string(b), "\r\n")
+		if cfg.SASL.Password == "" {
+			return cfg, usagef("--kafka-sasl-password-file %s is empty", file)
+		}
+	} else {
+		cfg.SASL.Password = e.getenv(EnvKafkaSASLPassword)
+	}
+	if len(cfg.Brokers) == 0 {
+		if cfg.TLS.Enabled || cfg.TLS != (kafka.TLSConfig{}) || cfg.SASL.Mechanism != "" || cfg.SASL.User != "" {
+			return cfg, usagef("Kafka TLS and SASL settings need --kafka-brokers (or %s)", EnvKafkaBrokers)
+		}
+		return cfg, nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	return cfg, nil
 }
 
 // EnvSessionKeyFile names the web session key file.

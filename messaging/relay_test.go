@@ -116,7 +116,7 @@ func TestRelayPublishesRunEventsInOrderAndRetries(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := relay.Status(); err != nil {
+	if err := relay.Status().LastError; err != nil {
 		t.Fatalf("relay status after recovery: %v", err)
 	}
 	cancel()

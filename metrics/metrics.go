@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"regexp"
 	"time"
@@ -26,6 +27,7 @@ type Metrics struct {
 	duplicates    prometheus.Counter
 	handlerErrors *prometheus.CounterVec
 	restores      *prometheus.HistogramVec
+	deadLetters   prometheus.Counter
 }
 
 // New returns the metrics of a process, registered on a registry of their
@@ -44,7 +46,7 @@ func New() *Metrics {
 		}),
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "piperun_relay_publish_errors_total",
-			Help: "Publish attempts of the relay that failed (each is retried).",
+			Help: "Publish calls of the relay that failed, wholly or partly (the events are retried, or dead-lettered when they can never be published).",
 		}),
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "piperun_messages_consumed_total",
@@ -64,7 +66,11 @@ func New() *Metrics {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 		}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.appended, m.published, m.publishErrors, m.consumed, m.duplicates, m.handlerErrors, m.restores,
+	m.deadLetters = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "piperun_relay_dead_letters_total",
+		Help: "Run events the relay of this process could not publish (too large, invalid) and sent to the dead-letter topic.",
+	})
+	m.reg.MustRegister(m.deadLetters, m.appended, m.published, m.publishErrors, m.consumed, m.duplicates, m.handlerErrors, m.restores,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,7 +90,7 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) WatchRelay(head func(ctx context.Context) (int64, error), published func() int64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "piperun_relay_lag_events",
-		Help: "Positions of the global event log not yet published by this process's relay.",
+		Help: "Positions of the global event log not yet relayed: by this process's relay, or (Kafka, standing by) by the relay group's leader as last seen.",
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -94,6 +100,31 @@ func (m *Metrics) WatchRelay(head func(ctx context.Context) (int64, error), publ
 		}
 		return float64(max(h-published(), 0))
 	}))
+}
+
+// DeadLetter counts an event sent to the dead-letter topic; it fits
+// messaging.Relay.OnDeadLetter.
+func (m *Metrics) DeadLetter(messaging.DeadLetter) { m.deadLetters.Inc() }
+
+// WatchKafka registers, computed at scrape time, whether the brokers
+// answer this process (piperun_kafka_up) and whether it leads the relay
+// group (piperun_relay_leader).
+func (m *Metrics) WatchKafka(up, leader func() bool) {
+	gauge := func(f func() bool) func() float64 {
+		return func() float64 {
+			if f() {
+				return 1
+			}
+			return 0
+		}
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "piperun_kafka_up",
+		Help: "1 while the Kafka brokers answer this process's relay and watchdog, else 0.",
+	}, gauge(up)), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "piperun_relay_leader",
+		Help: "1 while this process leads the relay group and publishes the log to Kafka, else 0.",
+	}, gauge(leader)))
 }
 
 // RestoreDone records a restore's duration; it fits
@@ -135,6 +166,10 @@ type countingPublisher struct {
 func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := p.Publisher.Publish(topic, msgs...); err != nil {
 		p.m.publishErrors.Inc()
+		var pe *messaging.PublishError
+		if errors.As(err, &pe) {
+			p.m.published.Add(float64(len(msgs) - len(pe.Failed)))
+		}
 		return err
 	}
 	p.m.published.Add(float64(len(msgs)))

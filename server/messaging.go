@@ -3,14 +3,14 @@ package server
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
+	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -30,18 +30,22 @@ import (
 // Who relays the store's log to the bus:
 //   - in-process bus (no Kafka brokers): every process that runs workers,
 //     since the bus reaches only its own process (checkpoint
-//     "relay:gochannel");
-//   - Kafka: every process that serves the HTTP API (checkpoint
-//     "relay:kafka"); 'piperun worker' only consumes. Replicas on one data
-//     directory share the checkpoint and each publish the log, so an event
-//     may be on the topic more than once: consumers recognise copies by
-//     ce_id, and the workers' handler is guarded (kafka.Dedupe) besides
-//     being idempotent. A worker's own appends reach the topic through the
-//     API replicas' relays, which poll the shared store.
+//     "relay:gochannel", in the process's read models);
+//   - Kafka: of the processes that serve the HTTP API, the one that leads
+//     the relay group (kafka.RelayLeader): leadership and checkpoint live
+//     in Kafka, so the replicas need no directory in common and a new
+//     leader resumes where the last one's acknowledged publishes ended.
+//     'piperun worker' only consumes. A worker's own appends reach the
+//     topic through the leader, which follows the shared store.
 type bus struct {
 	relay    *messaging.Relay
+	leader   *kafka.RelayLeader
 	watchdog *kafka.Watchdog
-	closers  []func()
+	store    interface {
+		HeadPosition(ctx context.Context) (int64, error)
+	}
+	workersOnly bool
+	closers     []func()
 }
 
 // startBus starts the relay, the workers' consumer and, with Kafka, the
@@ -49,19 +53,17 @@ type bus struct {
 // process stops.
 func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics, goRun func(string, func(context.Context) error)) (*bus, error) {
 	log := cfg.Logger
-	b := &bus{}
+	b := &bus{store: c.Store, workersOnly: cfg.Addr == ""}
 	// watermill narrates every subscription at Info: keep that for debugging.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	// The leases live in <data-dir>/artifacts/leases, beside the local
-	// artifacts: the directory every process that runs workers or relays
-	// to Kafka shares (a volume of their own in the compose file), also
-	// when the artifacts themselves are in a bucket.
-	leases, err := lease.Open(filepath.Join(cfg.DataDir, ArtifactsDir, "leases"))
-	if err != nil {
-		return nil, err
-	}
 	var wk *workers.Workers
 	if cfg.Workers {
+		// The workers' job leases live in <data-dir>/artifacts/leases, beside
+		// the local artifacts (also when the artifacts are in a bucket).
+		leases, err := lease.Open(filepath.Join(cfg.DataDir, ArtifactsDir, "leases"))
+		if err != nil {
+			return nil, err
+		}
 		wk = &workers.Workers{
 			Leases:        leases,
 			Svc:           c.Svc,
@@ -74,40 +76,11 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 		}
 		b.closers = append(b.closers, wk.Close)
 	}
-	// newRelay relays the log to pub. An exclusive relay runs only while
-	// this process holds the topic's relay lease: of the processes sharing
-	// the artifacts directory one publishes, the others stand by and take
-	// over when it dies (the new one publishes from its own checkpoint, so
-	// a takeover may repeat events, which consumers drop by id).
-	newRelay := func(pub message.Publisher, name, topic string, exclusive bool) {
+	newRelay := func(pub message.Publisher, name, topic string) *messaging.Relay {
 		b.relay = &messaging.Relay{Store: c.Store, Publisher: m.Publisher(pub), Topic: topic, Checkpoints: c.Read,
-			Name: name, Logger: log.With("component", "relay"), Poll: cfg.Poll}
-		relay := b.relay
-		var active atomic.Bool
-		active.Store(!exclusive)
-		m.WatchRelay(c.Store.HeadPosition, func() int64 {
-			if !active.Load() { // standing by: nothing of its own to publish
-				h, _ := c.Store.HeadPosition(context.Background())
-				return h
-			}
-			p, _ := relay.Status()
-			return p
-		})
-		run := relay.Run
-		if exclusive {
-			run = func(ctx context.Context) error {
-				held, err := awaitLease(ctx, leases, "relay-"+leaseName(topic), log)
-				if held == nil {
-					return err
-				}
-				defer held.Release(false)
-				active.Store(true)
-				defer active.Store(false)
-				log.Info("relaying to Kafka: this process holds the relay lease", "topic", topic)
-				return relay.Run(ctx)
-			}
-		}
-		goRun("relay", run)
+			Name: name, Logger: log.With("component", "relay"), Poll: cfg.Poll, OnDeadLetter: m.DeadLetter}
+		m.WatchRelay(c.Store.HeadPosition, b.relayedPosition)
+		return b.relay
 	}
 
 	if len(cfg.Kafka.Brokers) == 0 {
@@ -127,7 +100,7 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 			return nil, ctx.Err()
 		}
 		b.closers = append(b.closers, func() { router.Close() })
-		newRelay(ch, "relay:gochannel", messaging.DefaultTopic, false)
+		goRun("relay", newRelay(ch, "relay:gochannel", messaging.DefaultTopic).Run)
 		recoverPending(wk, cmp.Or(cfg.RecoverEvery, DefaultRecoverEvery), log, goRun)
 		return b, nil
 	}
@@ -146,7 +119,12 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 			return nil, err
 		}
 		b.closers = append(b.closers, func() { pub.Close() })
-		newRelay(pub, "relay:kafka", kcfg.Topic, true)
+		r := newRelay(pub, "relay:kafka", kcfg.Topic)
+		r.BatchSize = kcfg.BatchSize
+		r.DeadLetterTopic = kafka.DeadLetterTopic(kcfg.Topic)
+		b.leader = &kafka.RelayLeader{Config: kcfg, Relay: r, Logger: log.With("component", "relay")}
+		m.WatchKafka(b.brokerUp, func() bool { return b.leader.Status().Leader })
+		goRun("relay group", b.leader.Run)
 	}
 	if wk == nil {
 		return b, nil
@@ -171,42 +149,6 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	})
 	recoverPending(wk, cmp.Or(cfg.RecoverEvery, DefaultRecoverEvery), log, goRun)
 	return b, nil
-}
-
-// awaitLease takes the lease on name, trying again every second until it
-// can or ctx ends (then it returns nil and ctx's error, or nil for a
-// clean stop).
-func awaitLease(ctx context.Context, leases *lease.Dir, name string, log *slog.Logger) (*lease.Lease, error) {
-	waiting := false
-	for {
-		l, ok, err := leases.TryAcquire(name)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return l, nil
-		}
-		if !waiting {
-			log.Info("standing by: another process holds the lease", "lease", name)
-			waiting = true
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// leaseName makes a Kafka topic name (letters, digits, '.', '_', '-') a
-// lease file name.
-func leaseName(topic string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' {
-			return '_'
-		}
-		return r
-	}, topic)
 }
 
 // recoverPending re-drives the work a previous process left pending, in
@@ -236,19 +178,132 @@ func (b *bus) close() {
 	}
 }
 
-// health reports a relay that cannot publish and a consumer group that
-// does not progress.
-func (b *bus) health() error {
-	var errs []error
+// relayedPosition is the last position of the log known to be relayed:
+// the relay's own progress while it runs, else (a standby, or a leader
+// that lost the brokers) the relay group's last checkpoint this process
+// saw.
+func (b *bus) relayedPosition() int64 {
+	st := b.relay.Status()
+	if b.leader == nil || st.Running {
+		return st.Published
+	}
+	if ls := b.leader.Status(); ls.Known {
+		return max(ls.Checkpoint, st.Published)
+	}
+	return st.Published
+}
+
+// brokerUp reports whether the brokers answered the last attempts of the
+// relay (to publish, to keep its place in the relay group) and of the
+// watchdog (to read the workers' group).
+func (b *bus) brokerUp() bool { return b.brokerErr() == nil }
+
+func (b *bus) brokerErr() error {
 	if b.relay != nil {
-		if _, err := b.relay.Status(); err != nil {
-			errs = append(errs, fmt.Errorf("relay cannot publish: %w", err))
+		if err := b.relay.Status().LastError; err != nil {
+			var pe *messaging.PublishError
+			if !errors.As(err, &pe) || slices.ContainsFunc(pe.Failed, func(f messaging.PublishFailure) bool { return !f.Permanent }) {
+				return fmt.Errorf("relay cannot publish: %w", err)
+			}
+		}
+	}
+	if b.leader != nil {
+		if err := b.leader.Status().BrokerErr; err != nil {
+			return fmt.Errorf("relay group: %w", err)
 		}
 	}
 	if b.watchdog != nil {
-		errs = append(errs, b.watchdog.Health())
+		if err := b.watchdog.BrokerErr(); err != nil {
+			return err
+		}
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// ready reports the bus's part of the process's readiness, by role. A
+// process that serves the API stays ready while Kafka is down: commands
+// are stored, and the relay publishes them once the brokers are back, so
+// taking the API out of service would only refuse work. A worker-only
+// process is ready while its consumer group makes progress.
+func (b *bus) ready() error {
+	if b.workersOnly && b.watchdog != nil {
+		return b.watchdog.Health()
+	}
+	return nil
+}
+
+// BusHealth is the messaging part of /healthz.
+type BusHealth struct {
+	// Role is "api", "worker" or "api+worker".
+	Role string `json:"role"`
+	// Bus is "kafka" or "in-process".
+	Bus string `json:"bus"`
+	// Relay is "leader", "standby" (in the relay group, another process
+	// leads), "joining" (not in the group: starting, or the brokers are
+	// out of reach), "local" (in-process bus) or "none".
+	Relay string `json:"relay"`
+	// Head is the last position of the event log; Relayed the last one
+	// known relayed; Lag the difference.
+	Head    int64 `json:"head"`
+	Relayed int64 `json:"relayed"`
+	Lag     int64 `json:"lag"`
+	// Broker is "up" or "down" (Kafka only), BrokerError why.
+	Broker      string `json:"broker,omitempty"`
+	BrokerError string `json:"broker_error,omitempty"`
+	// LastPublishError is the relay's last failure, if it has not
+	// published since.
+	LastPublishError string `json:"last_publish_error,omitempty"`
+	// DeadLetters counts the events this process sent to the dead-letter
+	// topic.
+	DeadLetters int64 `json:"dead_letters"`
+	// ConsumerGroup is the workers' group's progress (Kafka only).
+	ConsumerGroup *kafka.GroupProgress `json:"consumer_group,omitempty"`
+}
+
+// health describes the bus for /healthz.
+func (b *bus) health(ctx context.Context, cfg Config) BusHealth {
+	h := BusHealth{Role: "api", Bus: "in-process", Relay: "none"}
+	switch {
+	case cfg.Addr == "":
+		h.Role = "worker"
+	case cfg.Workers:
+		h.Role = "api+worker"
+	}
+	if head, err := b.store.HeadPosition(ctx); err == nil {
+		h.Head = head
+	}
+	if b.relay != nil {
+		st := b.relay.Status()
+		h.Relay = "local"
+		h.Relayed = b.relayedPosition()
+		h.Lag = max(h.Head-h.Relayed, 0)
+		h.DeadLetters = st.DeadLetters
+		if st.LastError != nil {
+			h.LastPublishError = st.LastError.Error()
+		}
+	}
+	if len(cfg.Kafka.Brokers) > 0 {
+		h.Bus = "kafka"
+		if b.leader != nil {
+			switch ls := b.leader.Status(); {
+			case ls.Leader:
+				h.Relay = "leader"
+			case ls.InGroup:
+				h.Relay = "standby"
+			default:
+				h.Relay = "joining"
+			}
+		}
+		h.Broker = "up"
+		if err := b.brokerErr(); err != nil {
+			h.Broker, h.BrokerError = "down", err.Error()
+		}
+		if b.watchdog != nil {
+			p := b.watchdog.Progress()
+			h.ConsumerGroup = &p
+		}
+	}
+	return h
 }
 
 // awaitTopic creates the topic if missing, waiting for the brokers as long
@@ -275,14 +330,17 @@ func awaitTopic(ctx context.Context, cfg kafka.Config, log *slog.Logger) error {
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr, for a
 // process without the HTTP API.
-func serveMetrics(addr string, limits HTTPLimits, m *metrics.Metrics, ready func() error, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
+func serveMetrics(addr string, limits HTTPLimits, m *metrics.Metrics, ready func() error, health func(context.Context) any, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s for metrics: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "bus": health(r.Context())})
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)

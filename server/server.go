@@ -385,7 +385,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if cfg.Addr == "" {
 		if cfg.MetricsAddr != "" {
-			if err := serveMetrics(cfg.MetricsAddr, cfg.HTTP, m, b.health, log, goRun); err != nil {
+			if err := serveMetrics(cfg.MetricsAddr, cfg.HTTP, m, b.ready, func(ctx context.Context) any { return b.health(ctx, cfg) }, log, goRun); err != nil {
 				return err
 			}
 		}
@@ -407,7 +407,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	apiServer := &api.Server{
 		Svc: c.Svc, Read: c.Read, ParseConfig: ParseConfig(cfg.ImagesDir), Logger: log, Artifacts: c.Artifacts,
-		Ready: func(ctx context.Context) error { return ready(ctx, c, b) },
+		Ready:  func(ctx context.Context) error { return ready(ctx, c, b) },
+		Health: func(ctx context.Context) any { return b.health(ctx, cfg) },
 	}
 	router := api.NewRouter()
 	apiServer.Register(router)
@@ -542,8 +543,9 @@ func firstStartAdmin(ctx context.Context, c *Components, out io.Writer, url stri
 	return nil
 }
 
-// ready reports whether the process keeps up: read models close to the
-// log's head, the relay publishing and the Kafka consumer group moving.
+// ready reports whether the process can serve: the event store answers
+// and the read models are close to the log's head (see bus.ready for the
+// messaging's part, which depends on the process's role).
 func ready(ctx context.Context, c *Components, b *bus) error {
 	head, err := c.Store.HeadPosition(ctx)
 	if err != nil {
@@ -552,7 +554,7 @@ func ready(ctx context.Context, c *Components, b *bus) error {
 	if lag := head - c.Read.Position(); lag > 10000 {
 		return fmt.Errorf("read models are %d events behind", lag)
 	}
-	return b.health()
+	return b.ready()
 }
 
 // openEventStore opens EventStoreDB when a URL is given, else the

@@ -193,9 +193,9 @@ func TestDistributedRestore(t *testing.T) {
 		if len(recs) != len(stored) {
 			t.Fatalf("%d events of the run on the topic, %d in the store", len(recs), len(stored))
 		}
-		// The two replicas share the artifacts directory: one holds the
-		// relay lease and publishes, the other stands by, so no event is
-		// on the topic twice.
+		// The two replicas are in the relay group: the one assigned its
+		// control partition publishes, the other stands by, so with both
+		// alive no event is on the topic twice.
 		if raw := countKey(rd.records(), runName); raw != len(recs) {
 			t.Fatalf("%d records of the run on the topic for %d events: the log was published twice", raw, len(recs))
 		}
@@ -336,19 +336,38 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 	for range 12 {
 		change()
 	}
-	waitFor(t, 60*time.Second, "/readyz to report the relay's trouble", func() bool {
-		code, body := a.get("/readyz")
-		return code == http.StatusServiceUnavailable && strings.Contains(body, "relay cannot publish")
-	})
+	// The API replica stays ready: its commands are stored and relayed
+	// once the broker is back. /healthz tells what is wrong, and the lag.
+	var h healthView
+	waitFor(t, 60*time.Second, "/healthz to report the broker down", func() bool {
+		h = a.health()
+		return h.Bus.Broker == "down" && h.Bus.Lag > 0
+	}, func() string { return fmt.Sprintf("%+v", h) })
+	if code, body := a.get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz of the API replica while the broker is down: %d %s", code, body)
+	}
+	lagBefore := h.Bus.Lag
 	for range 4 {
 		change()
 	}
-	// Let the relay fail a few times, so that it is the retries, not one
-	// lucky reconnect, that bring the events over.
-	waitFor(t, 60*time.Second, "the relay to retry", func() bool {
-		_, m := a.get("/metrics")
-		return metric(m, "piperun_relay_publish_errors_total") >= 3
+	// Let the relay group's membership fail a few times (the leader loses
+	// its session with the broker, and with it the leadership), so that it
+	// is the rejoining, not one lucky reconnect, that brings the events
+	// over. The metrics tell the same as /healthz.
+	var m string
+	waitFor(t, 60*time.Second, "the metrics to show the broker down and the lag", func() bool {
+		_, m = a.get("/metrics")
+		return metric(m, "piperun_kafka_up") == 0 && metric(m, "piperun_relay_lag_events") >= float64(lagBefore+4)
+	}, func() string { return grep(m, "piperun_") })
+	a.proc.await(60*time.Second, "the relay group to be rejoined in vain", func(log string) bool {
+		return strings.Count(log, `msg="consumer group membership failed; will rejoin" component=relay`) >= 3
 	})
+	if h = a.health(); h.Bus.Lag < lagBefore+4 || h.Bus.LastPublishError == "" && h.Bus.BrokerError == "" {
+		t.Fatalf("/healthz after 4 more changes with the broker down: %+v (lag was %d)", h, lagBefore)
+	}
+	if code, body := a.get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz of the API replica while the broker is down: %d %s", code, body)
+	}
 	c.broker.start()
 	for range 8 {
 		change()
@@ -387,10 +406,34 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 		lag, err := kafka.GroupLag(context.Background(), cfg)
 		return err == nil && lag.Waiting == 0
 	})
-	waitFor(t, 30*time.Second, "/readyz to recover", func() bool {
-		code, _ := a.get("/readyz")
-		return code == http.StatusOK
-	})
+	waitFor(t, 60*time.Second, "/healthz to report the broker up and no lag", func() bool {
+		h = a.health()
+		return h.Bus.Broker == "up" && h.Bus.Lag == 0 && h.Bus.Relay == "leader"
+	}, func() string { return fmt.Sprintf("%+v", h) })
+}
+
+// healthView is /healthz as the tests read it.
+type healthView struct {
+	Status string `json:"status"`
+	Bus    struct {
+		Role             string `json:"role"`
+		Relay            string `json:"relay"`
+		Lag              int64  `json:"lag"`
+		Broker           string `json:"broker"`
+		BrokerError      string `json:"broker_error"`
+		LastPublishError string `json:"last_publish_error"`
+		DeadLetters      int64  `json:"dead_letters"`
+	} `json:"bus"`
+}
+
+func (a *api) health() healthView {
+	a.t.Helper()
+	code, body := a.get("/healthz")
+	var h healthView
+	if err := json.Unmarshal([]byte(body), &h); err != nil || code != http.StatusOK {
+		a.t.Fatalf("/healthz: %d %s (%v)", code, body, err)
+	}
+	return h
 }
 
 // replaceArtifact replaces the stored file of an artifact with what put
@@ -544,9 +587,11 @@ func countKey(recs []*kgo.Record, key string) int {
 	return n
 }
 
-// TestRelayFailover runs two API replicas: one relays the log to Kafka,
-// the other stands by. When the relaying one is killed, the other takes
-// the relay over, and events appended after the kill reach the topic.
+// TestRelayFailover runs two API replicas: one leads the relay group and
+// relays the log to Kafka, the other stands by. When the leader is
+// killed, the other takes the relay over (after the group's session
+// timeout), resumes after the group's checkpoint, not from the start of
+// the log, and events appended after the kill reach the topic.
 func TestRelayFailover(t *testing.T) {
 	vast := vastdata.VASTDir(t)
 	c := newCluster(t, vast)
@@ -554,25 +599,25 @@ func TestRelayFailover(t *testing.T) {
 	b := c.startAPI("api-2")
 	rd := startReader(t, c.broker.addr)
 	const run = "failover"
-	holds := func(p *proc) bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return strings.Contains(p.log.String(), "this process holds the relay lease")
-	}
 	var leader, standby *api
-	waitFor(t, 30*time.Second, "a replica to take the relay lease", func() bool {
+	waitFor(t, 60*time.Second, "one replica to lead the relay group and the other to stand by", func() bool {
+		ha, hb := a.health(), b.health()
 		switch {
-		case holds(a.proc):
+		case ha.Bus.Relay == "leader" && hb.Bus.Relay == "standby":
 			leader, standby = a, b
-		case holds(b.proc):
+		case hb.Bus.Relay == "leader" && ha.Bus.Relay == "standby":
 			leader, standby = b, a
 		}
 		return leader != nil
 	})
 	standby.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
 	waitFor(t, 30*time.Second, "the run's creation on the topic", func() bool { return len(firstCopies(t, rd.records(), run)) == 1 })
-	if holds(standby.proc) {
-		t.Fatalf("both replicas relay")
+	// Once the leader has checkpointed it, a takeover must not publish
+	// it again.
+	waitFor(t, 30*time.Second, "the leader to checkpoint the creation", func() bool { return leader.health().Bus.Lag == 0 })
+	_, sm := standby.get("/metrics")
+	if v := metric(sm, "piperun_relay_published_total"); v != 0 || standby.health().Bus.Relay != "standby" {
+		t.Fatalf("the standby published %v events, or does not stand by", v)
 	}
 	leader.proc.kill()
 	standby.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02", "03")}, nil)
@@ -580,7 +625,16 @@ func TestRelayFailover(t *testing.T) {
 	waitFor(t, 60*time.Second, "the event appended after the kill on the topic", func() bool {
 		return len(firstCopies(t, rd.records(), run)) == len(stored)
 	}, func() string { return standby.proc.tail(20) })
-	if !holds(standby.proc) {
-		t.Fatalf("%s publishes without saying it holds the relay lease", standby.proc.name)
+	if h := standby.health(); h.Bus.Relay != "leader" {
+		t.Fatalf("/healthz of the new leader: %+v", h)
+	}
+	standby.proc.mu.Lock()
+	resumed := strings.Contains(standby.proc.log.String(), `msg="relay resumes after the group's checkpoint"`)
+	standby.proc.mu.Unlock()
+	if !resumed {
+		t.Fatalf("the new leader did not resume after the group's checkpoint:\n%s", standby.proc.tail(20))
+	}
+	if n := countKey(rd.records(), run); n != len(stored) {
+		t.Fatalf("%d records of the run on the topic for %d events: the takeover published the log again", n, len(stored))
 	}
 }

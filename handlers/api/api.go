@@ -48,6 +48,9 @@ type Server struct {
 	Logger      *slog.Logger
 	// Ready reports whether the service can take commands (nil: always).
 	Ready func(ctx context.Context) error
+	// Health, if set, adds a detail to /healthz under "bus" (the process
+	// is alive whatever it says: /healthz answers 200).
+	Health func(ctx context.Context) any
 	// Artifacts serves product downloads (nil: downloads are 404).
 	Artifacts ArtifactOpener
 	// ReadYourWrites bounds how long a command waits for the read models
@@ -122,8 +125,12 @@ func (s *Server) Register(r *mux.Router) {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
-	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]any{"status": "ok"}
+		if s.Health != nil {
+			out["bus"] = s.Health(r.Context())
+		}
+		writeJSON(w, http.StatusOK, out)
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 

@@ -11,11 +11,11 @@ import (
 
 // Dedupe keeps duplicated run events away from a handler.
 //
-// The topic may hold an event more than once: several relays may publish
-// the same log (API replicas on one data directory), and a publish that
-// failed after the broker stored it is sent again. Copies from different
-// relays interleave, so a stale copy can arrive after newer events of the
-// same run. Dedupe remembers, per stream, the newest version the handler
+// The topic may hold an event more than once: a new relay leader
+// publishes again the batch its predecessor had in flight when it died
+// (stored, but not yet checkpointed), and a publish that failed after the
+// broker stored it is sent again. Such copies can interleave with newer
+// events, so a stale copy can arrive after newer events of the same run. Dedupe remembers, per stream, the newest version the handler
 // succeeded on in this process and acks without handling any message of
 // that stream whose version is not newer. The first copy of each event
 // still arrives in log order (every relay publishes in order), so the

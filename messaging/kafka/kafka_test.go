@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,6 +79,18 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad topic", cfg: kafka.Config{Brokers: []string{"k:1"}, Topic: "run events"}, wantErr: "topic"},
 		{name: "negative partitions", cfg: kafka.Config{Brokers: []string{"k:1"}, Partitions: -2}, wantErr: "negative"},
 		{name: "negative stall", cfg: kafka.Config{Brokers: []string{"k:1"}, StallAfter: -time.Second}, wantErr: "negative"},
+		{name: "tiny max message", cfg: kafka.Config{Brokers: []string{"k:1"}, MaxMessageBytes: 10}, wantErr: "max message bytes"},
+		{name: "huge max message", cfg: kafka.Config{Brokers: []string{"k:1"}, MaxMessageBytes: 200 << 20}, wantErr: "max message bytes"},
+		{name: "negative batch", cfg: kafka.Config{Brokers: []string{"k:1"}, BatchSize: -1}, wantErr: "batch size"},
+		{name: "relay group is the workers'", cfg: kafka.Config{Brokers: []string{"k:1"}, RelayGroup: "piperun-workers"}, wantErr: "must differ"},
+		{name: "TLS file without TLS", cfg: kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{CAFile: "/ca.pem"}}, wantErr: "TLS is not enabled"},
+		{name: "insecure without TLS", cfg: kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{InsecureSkipVerify: true}}, wantErr: "TLS is not enabled"},
+		{name: "insecure with a CA", cfg: kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, InsecureSkipVerify: true, CAFile: "/ca.pem"}}, wantErr: "contradict"},
+		{name: "certificate without key", cfg: kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CertFile: "/c.pem"}}, wantErr: "needs its key"},
+		{name: "missing CA file", cfg: kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CAFile: "/nonexistent/ca.pem"}}, wantErr: "read TLS CA file"},
+		{name: "SASL without password", cfg: kafka.Config{Brokers: []string{"k:1"}, SASL: kafka.SASLConfig{Mechanism: kafka.SASLSCRAMSHA256, User: "u"}}, wantErr: "needs a user and a password"},
+		{name: "SASL user without mechanism", cfg: kafka.Config{Brokers: []string{"k:1"}, SASL: kafka.SASLConfig{User: "u", Password: "p"}}, wantErr: "no SASL mechanism"},
+		{name: "unknown SASL mechanism", cfg: kafka.Config{Brokers: []string{"k:1"}, SASL: kafka.SASLConfig{Mechanism: "PLAIN", User: "u", Password: "p"}}, wantErr: "SCRAM-SHA-256 or SCRAM-SHA-512"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +101,8 @@ func TestConfigValidate(t *testing.T) {
 				}
 				c := tt.cfg
 				if c.Topic != messaging.DefaultTopic || c.ConsumerGroup != "piperun-workers" || c.Partitions <= 0 ||
-					c.StallAfter != 30*time.Second || c.CheckEvery <= 0 || c.CheckEvery > c.StallAfter {
+					c.StallAfter != 30*time.Second || c.CheckEvery <= 0 || c.CheckEvery > c.StallAfter ||
+					c.MaxMessageBytes != kafka.DefaultMaxMessageBytes || c.BatchSize != kafka.DefaultBatchSize || c.RelayGroup != kafka.DefaultRelayGroup {
 					t.Fatalf("defaults not filled: %+v", c)
 				}
 				return
@@ -96,6 +111,23 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+	// A CA file that holds no certificate is refused; the password never
+	// shows in the configuration's text.
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CAFile: notPEM}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("CA file without a certificate: %v", err)
+	}
+	sasl := kafka.Config{Brokers: []string{"k:1"}, SASL: kafka.SASLConfig{Mechanism: kafka.SASLSCRAMSHA512, User: "u", Password: "hunter2"}}
+	if err := sasl.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if text := fmt.Sprintf("%v %+v", sasl, sasl.SASL); strings.Contains(text, "hunter2") {
+		t.Errorf("the SASL password shows in %s", text)
 	}
 	if got := kafka.ParseBrokers(" a:1, ,b:2,"); fmt.Sprint(got) != "[a:1 b:2]" {
 		t.Errorf("ParseBrokers = %v", got)

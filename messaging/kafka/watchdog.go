@@ -32,6 +32,40 @@ type Watchdog struct {
 	lastProgress time.Time
 	committed    map[int32]int64
 	stalled      error
+	lastErr      error
+	lastLag      Lag
+}
+
+// GroupProgress is the consumer group's state at the watchdog's last
+// check, for /healthz.
+type GroupProgress struct {
+	Group string `json:"group"`
+	// Waiting is the number of records the group has not committed.
+	Waiting int64 `json:"waiting"`
+	// LastProgress is when the group was last seen to commit or be caught
+	// up.
+	LastProgress time.Time `json:"last_progress"`
+	// Stalled says why the group does not progress, if it does not.
+	Stalled string `json:"stalled,omitempty"`
+}
+
+// Progress reports the group's state at the last check.
+func (w *Watchdog) Progress() GroupProgress {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := GroupProgress{Group: w.cfg.ConsumerGroup, Waiting: w.lastLag.Waiting, LastProgress: w.lastProgress}
+	if w.stalled != nil {
+		p.Stalled = w.stalled.Error()
+	}
+	return p
+}
+
+// BrokerErr returns why the brokers could not be asked at the last check,
+// or nil when they answered.
+func (w *Watchdog) BrokerErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastErr
 }
 
 // NewWatchdog checks cfg and returns a watchdog; Run starts it.
@@ -89,13 +123,16 @@ func (w *Watchdog) observe(lag Lag, err error, now time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	idle := now.Sub(w.lastProgress)
+	w.lastErr = nil
 	if err != nil {
+		w.lastErr = fmt.Errorf("kafka brokers cannot be asked about group %s: %w", w.cfg.ConsumerGroup, err)
 		if idle >= w.cfg.StallAfter {
 			w.stalled = fmt.Errorf("kafka consumer group %s: no progress seen for %s; the brokers cannot be asked: %w",
 				w.cfg.ConsumerGroup, idle.Round(100*time.Millisecond), err)
 		}
 		return w.stalled
 	}
+	w.lastLag = lag
 	moved := lag.Waiting == 0
 	seen := make(map[int32]int64, len(lag.Partitions))
 	for _, p := range lag.Partitions {
