@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/xdg-go/scram"
 
 	"github.com/piperun/piperun/messaging"
 )
@@ -301,9 +300,9 @@ func (c Config) baseConfig() *sarama.Config {
 		sc.Net.SASL.User = c.SASL.User
 		sc.Net.SASL.Password = c.SASL.Password
 		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASL.Mechanism)
-		hash := sha256.New
+		hash := scram.SHA256
 		if c.SASL.Mechanism == SASLSCRAMSHA512 {
-			hash = sha512.New
+			hash = scram.SHA512
 		}
 		sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: hash} }
 	}
