@@ -52,10 +52,11 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	b := &bus{}
 	// watermill narrates every subscription at Info: keep that for debugging.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	// The leases live in <data-dir>/artifacts/leases, beside the local
-	// artifacts: the directory every process that runs workers or relays
-	// to Kafka shares (a volume of their own in the compose file), also
-	// when the artifacts themselves are in a bucket.
+	// The leases live in <data-dir>/artifacts/leases: they make jobs
+	// exclusive among processes that share one embedded data directory
+	// (in-process bus), and the relay among processes that share it with
+	// Kafka. With Kafka, a run's jobs belong to the owner of its partition
+	// instead (ownedSubscriber), which needs no shared directory.
 	leases, err := lease.Open(filepath.Join(cfg.DataDir, ArtifactsDir, "leases"))
 	if err != nil {
 		return nil, err
@@ -151,7 +152,10 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	if wk == nil {
 		return b, nil
 	}
-	sub, err := kafka.NewSubscriber(kcfg, klog)
+	// A run's work is the worker's that owns its partition, not the
+	// holder of a lease in a shared directory.
+	wk.Leases = nil
+	sub, err := ownedSubscriber(kcfg, wk, c, klog, goRun)
 	if err != nil {
 		return nil, err
 	}
