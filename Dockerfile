@@ -18,13 +18,12 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/piperun/piper
 # volume is mounted on (docker-compose.yml) must exist here, owned by the
 # runtime user, or the non-root process cannot write it
 # (deploy/compose_test.go checks this).
-RUN mkdir -p /out/data/artifacts /out/images /out/shared
+RUN mkdir -p /out/data /out/images
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/piperun /usr/local/bin/piperun
 COPY --from=build --chown=65532:65532 /out/data /data
 COPY --from=build --chown=65532:65532 /out/images /images
-COPY --from=build --chown=65532:65532 /out/shared /shared
 USER 65532:65532
 ENV PIPERUN_DATA_DIR=/data \
 	PIPERUN_IMAGES_DIR=/images

@@ -89,6 +89,7 @@ func commands() []command {
 	return []command{
 		{name: "serve", group: groupService, summary: "run the HTTP API and the workers on a data directory", run: cmdServe},
 		{name: "worker", group: groupService, summary: "run only the processing, restore and deletion workers", run: cmdWorker},
+		{name: "healthcheck", group: groupService, summary: "ask a piperun process whether it is ready (exit 0 on a 200)", run: cmdHealthcheck},
 
 		{name: "initpiperun", group: groupRuns, summary: "create a run from a configuration file (or print a template)", run: cmdInit},
 		{name: "runpipeline", group: groupRuns, summary: "process a run (adding new images or a full run) and follow its log", run: cmdRunPipeline},

@@ -110,6 +110,7 @@ var flagsOf = map[string][]string{
 	"user add":            {"--admin", "--data-dir", "--esdb-url", EnvDataDir, EnvESDBURL},
 	"projections rebuild": {"--data-dir", "--esdb-url", EnvDataDir, EnvESDBURL},
 	"artifacts sweep":     {"--data-dir", "--esdb-url", "--grace", EnvDataDir, EnvESDBURL},
+	"healthcheck":         {"--url", "--timeout", "/readyz"},
 	"version":             {},
 	"help":                {},
 }

@@ -42,8 +42,10 @@ Work a previous process left pending (a job, a restore, a deletion) is
 picked up in the background once the server serves, and again every
 --recover-every: a worker runs a job or a restore only while it holds its
 lease (an flock in <data-dir>/artifacts/leases, freed when its holder dies),
-so a live process's work is left alone and a dead one's taken up. Every 6
-hours the
+so a live process's work is left alone and a dead one's taken up. With
+--kafka-brokers no directory is shared: a run's jobs and restores belong to
+the worker assigned the run's partition, which takes up the pending work
+of its partitions as soon as it is assigned them. Every 6 hours the
 workers delete stored artifacts that no run uses and that are more than a
 day old ('piperun artifacts sweep' does it on demand).
 

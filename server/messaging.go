@@ -58,8 +58,10 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	var wk *workers.Workers
 	if cfg.Workers {
-		// The workers' job leases live in <data-dir>/artifacts/leases, beside
-		// the local artifacts (also when the artifacts are in a bucket).
+		// The leases live in <data-dir>/artifacts/leases: they make jobs
+		// exclusive among processes that share one embedded data directory
+		// (in-process bus). With Kafka, a run's jobs belong to the owner of
+		// its partition instead (ownedSubscriber), and no lease is taken.
 		leases, err := lease.Open(filepath.Join(cfg.DataDir, ArtifactsDir, "leases"))
 		if err != nil {
 			return nil, err
@@ -129,7 +131,10 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 	if wk == nil {
 		return b, nil
 	}
-	sub, err := kafka.NewSubscriber(kcfg, klog)
+	// A run's work is the worker's that owns its partition, not the
+	// holder of a lease in a shared directory.
+	wk.Leases = nil
+	sub, err := ownedSubscriber(kcfg, wk, c, klog, goRun)
 	if err != nil {
 		return nil, err
 	}

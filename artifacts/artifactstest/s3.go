@@ -5,8 +5,10 @@
 package artifactstest
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +28,73 @@ type S3 struct {
 	// Bucket is the bucket's name.
 	Bucket string
 	clock  *Clock
+	hold   *hold
+}
+
+// hold keeps the GET requests whose path contains one of its substrings
+// waiting until they are released.
+type hold struct {
+	mu      sync.Mutex
+	waiting map[string]chan struct{} // by substring; closed on release
+	held    chan string
+}
+
+func (h *hold) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			h.mu.Lock()
+			var gate chan struct{}
+			for sub, c := range h.waiting {
+				if strings.Contains(r.URL.Path, sub) {
+					gate = c
+				}
+			}
+			h.mu.Unlock()
+			if gate != nil {
+				select {
+				case h.held <- accessKey(r):
+				default:
+				}
+				select {
+				case <-gate:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessKey is the access key id a signed request names.
+func accessKey(r *http.Request) string {
+	_, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(cred, "/")
+	return id
+}
+
+// Hold keeps every GET of an object whose key contains sub waiting until
+// release is called (a reader thus blocks mid-work, as on a slow store).
+// held receives the access key id of each request held, when nobody has
+// taken the previous one: a test that gives each process its own key id
+// learns which process is blocked.
+func (s *S3) Hold(sub string) (held <-chan string, release func()) {
+	gate := make(chan struct{})
+	s.hold.mu.Lock()
+	s.hold.waiting[sub] = gate
+	s.hold.mu.Unlock()
+	var once sync.Once
+	return s.hold.held, func() {
+		once.Do(func() {
+			s.hold.mu.Lock()
+			delete(s.hold.waiting, sub)
+			s.hold.mu.Unlock()
+			close(gate)
+		})
+	}
 }
 
 // Clock is the server's clock: the real time plus an offset that only
@@ -65,7 +134,8 @@ func NewS3(t testing.TB) *S3 {
 		t.Fatalf("create bucket: %v", err)
 	}
 	faker := gofakes3.New(backend, gofakes3.WithTimeSource(clock), gofakes3.WithLogger(gofakes3.DiscardLog()))
-	srv := httptest.NewServer(faker.Server())
+	h := &hold{waiting: map[string]chan struct{}{}, held: make(chan string, 16)}
+	srv := httptest.NewServer(h.wrap(faker.Server()))
 	t.Cleanup(srv.Close)
 	t.Setenv("AWS_ACCESS_KEY_ID", "piperun-test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "piperun-test-secret")
@@ -83,6 +153,7 @@ func NewS3(t testing.TB) *S3 {
 		Endpoint: srv.URL,
 		Bucket:   bucket,
 		clock:    clock,
+		hold:     h,
 	}
 }
 

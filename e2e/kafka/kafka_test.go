@@ -501,7 +501,7 @@ func grep(text, prefix string) string {
 // job adds an image, and the previous run's images product is a named pipe
 // nobody writes: inputs that are not regular files are refused, products
 // are not checked that way); the other, looking for abandoned work every
-// 300 ms, leaves the job alone, since the first holds its lease. When the
+// 300 ms, leaves the job alone, since the first owns the run's partition. When the
 // first is killed, the second takes the job up and finishes it, with
 // nothing restarted.
 func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {

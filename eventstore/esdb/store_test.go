@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/eventstore/esdb/esdbfake"
 	"github.com/piperun/piperun/eventstore/eventstoretest"
 )
 
@@ -50,12 +51,12 @@ func TestContract(t *testing.T) {
 // TestContractFakeServer runs the contract suite through the real client
 // against the in-process fake node (see fakeServer).
 func TestContractFakeServer(t *testing.T) {
-	eventstoretest.Run(t, factory(newFakeServer(t).url()))
+	eventstoretest.Run(t, factory(newFakeServer(t).URL()))
 }
 
-func openFake(t *testing.T, f *fakeServer, opts Options) *Store {
+func openFake(t *testing.T, f *esdbfake.Server, opts Options) *Store {
 	t.Helper()
-	s, err := OpenWith(context.Background(), f.url(), opts)
+	s, err := OpenWith(context.Background(), f.URL(), opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -121,7 +122,7 @@ func TestAppendRefusesWhatESDBCannotStore(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one saying %q", err, tt.want)
 			}
-			if n := f.log.count(tt.stream); n != 0 {
+			if n := f.Count(tt.stream); n != 0 {
 				t.Errorf("the refused append wrote %d events", n)
 			}
 		})
@@ -135,7 +136,7 @@ func TestUnavailableServer(t *testing.T) {
 	if _, _, err := s.Append(ctx, "run-a", eventstore.NoStream, event("run.created.v1")); err != nil {
 		t.Fatal(err)
 	}
-	f.stop()
+	f.Stop()
 	// The first call sees the connection fail; the next ones the client's
 	// failed rediscovery, after which it gives up and the store renews it.
 	for i := range 3 {
@@ -147,7 +148,9 @@ func TestUnavailableServer(t *testing.T) {
 			t.Fatalf("read %d from a stopped server: err = %v, want ErrUnavailable", i, err)
 		}
 	}
-	f.start(t)
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
 	// The server is back: the store recovers without being reopened.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -166,8 +169,8 @@ func TestUnavailableServer(t *testing.T) {
 
 func TestOpenUnreachable(t *testing.T) {
 	f := newFakeServer(t)
-	f.stop()
-	_, err := Open(context.Background(), f.url())
+	f.Stop()
+	_, err := Open(context.Background(), f.URL())
 	if !errors.Is(err, eventstore.ErrUnavailable) {
 		t.Fatalf("open a stopped server: err = %v, want ErrUnavailable", err)
 	}
@@ -249,7 +252,7 @@ func TestSnapshotStreamIsCapped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := f.log.count("$$snapshot-run-a"); n != 1 {
+	if n := f.Count("$$snapshot-run-a"); n != 1 {
 		t.Errorf("metadata of the snapshot stream written %d times, want once", n)
 	}
 	// Another process saving the same stream finds the metadata set.
@@ -257,7 +260,7 @@ func TestSnapshotStreamIsCapped(t *testing.T) {
 	if err := other.SaveSnapshot(ctx, eventstore.Snapshot{Stream: "run-a", Version: 4, Data: []byte(`{"v":4}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.log.count("$$snapshot-run-a"); n != 1 {
+	if n := f.Count("$$snapshot-run-a"); n != 1 {
 		t.Errorf("metadata written %d times after a second process saved, want once", n)
 	}
 	evs, err := s.ReadStream(ctx, "snapshot-run-a", 1, 0)
@@ -296,4 +299,15 @@ func TestChangedByAnotherProcess(t *testing.T) {
 			t.Fatal("appends by another store never closed Changed")
 		}
 	}
+}
+
+// newFakeServer starts an in-process fake node for the test.
+func newFakeServer(t *testing.T) *esdbfake.Server {
+	t.Helper()
+	f := esdbfake.New("127.0.0.1:0")
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	return f
 }

@@ -51,6 +51,15 @@ type PendingRuns interface {
 	PendingRunStates(ctx context.Context) ([]domain.Run, error)
 }
 
+// Owner says which runs' jobs and restores are this process's. With
+// Kafka, it is the consumer group's assignment: a run belongs to whoever
+// is assigned the partition of its events (messaging/kafka.Ownership).
+type Owner interface {
+	// Owns reports whether this process is, now, the one to carry out
+	// the run's work.
+	Owns(run string) bool
+}
+
 // Actors that appear in events written by the workers.
 const (
 	ActorProcessing = "system:processing-worker"
@@ -82,6 +91,16 @@ type Workers struct {
 	// one's alone. Without it, a process only avoids running a job twice
 	// itself.
 	Leases *lease.Dir
+	// Owner, when set, makes each run's jobs and restores exclusive
+	// without a shared directory: a worker carries out a run's work only
+	// while Owner says the run is its own, and Recover takes up only the
+	// runs it owns. A job not running in this process while its run is
+	// owned here was left by a previous owner (dead, or revoked and
+	// stopped: see Disown), and is started again. A stale owner that has
+	// not heard of its revocation yet is fenced by the store's expected
+	// version: the job's outcome is recorded once, by whichever worker
+	// records it first.
+	Owner Owner
 	// MaxStarts bounds how many times a job is started (default
 	// domain.MaxJobStarts): Recover fails a job that was started that many
 	// times and never finished (the process stopped while running it each
@@ -91,12 +110,20 @@ type Workers struct {
 	once  sync.Once
 	slots chan struct{}
 	mu    sync.Mutex
-	// running holds the jobs executing in this process, by job ID, with
-	// what stops each.
-	running map[string]context.CancelFunc
+	// running holds the jobs executing in this process, by job ID.
+	running map[string]*runningJob
 	wg      sync.WaitGroup
 	baseCtx context.Context
 	cancel  context.CancelFunc
+}
+
+// runningJob is a job executing in this process.
+type runningJob struct {
+	run  string
+	stop context.CancelFunc
+	// disowned: the run's partition was revoked; the job is stopped and
+	// its outcome left to the new owner.
+	disowned bool
 }
 
 func (w *Workers) init() {
@@ -106,7 +133,7 @@ func (w *Workers) init() {
 			n = 2
 		}
 		w.slots = make(chan struct{}, n)
-		w.running = map[string]context.CancelFunc{}
+		w.running = map[string]*runningJob{}
 		if w.Logger == nil {
 			w.Logger = slog.Default()
 		}
@@ -183,6 +210,9 @@ func (w *Workers) Recover(ctx context.Context) error {
 	}
 	var errs []error
 	for _, r := range runs {
+		if !w.owns(r.Name) {
+			continue
+		}
 		err := w.recovering("recover run "+r.Name, func() error {
 			switch r.Status {
 			case domain.StatusQueued, domain.StatusRunning:
@@ -262,11 +292,11 @@ func (w *Workers) stopJob(env messaging.Envelope) {
 		return
 	}
 	w.mu.Lock()
-	stop := w.running[f.JobID]
+	j := w.running[f.JobID]
 	w.mu.Unlock()
-	if stop != nil {
+	if j != nil {
 		w.Logger.Info("stopping job that ended", "run", env.Run, "job", f.JobID, "reason", f.Reason)
-		stop()
+		j.stop()
 	}
 }
 
@@ -283,6 +313,9 @@ func (w *Workers) HandleProcessing(ctx context.Context, run string) error {
 // worker that started it died with the process.
 func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool) error {
 	w.init()
+	if !w.owns(run) {
+		return nil
+	}
 	r, err := w.Svc.LoadRun(ctx, run)
 	if err != nil {
 		return err
@@ -299,7 +332,7 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 	// The job's context exists from here on, so that a cancellation that
 	// arrives before the job starts stops it too.
 	jobCtx, stop := context.WithCancel(w.baseCtx)
-	w.running[job.ID] = stop
+	w.running[job.ID] = &runningJob{run: run, stop: stop}
 	w.mu.Unlock()
 	held, ok, err := w.lease("job-" + job.ID)
 	if err != nil || !ok {
@@ -313,10 +346,11 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 	res, err := w.Svc.ExecRun(ctx, run, ActorProcessing, func(r *domain.Run) ([]domain.Event, error) {
 		log.Take() // lines of an earlier decision of this command
 		evs := r.StartProcessing(job.ID)
-		if len(evs) == 0 && (resume || held != nil) {
+		if len(evs) == 0 && (resume || held != nil || w.Owner != nil) {
 			// Started before but not finished, and (with leases) no live
-			// process holds it: the worker that ran it died. Started
-			// again, unless that happened too often.
+			// process holds it, or (with an owner) the run is ours and
+			// the job not running here: the worker that ran it died or
+			// was disowned. Started again, unless that happened too often.
 			evs = r.ResumeProcessing(job.ID, w.MaxStarts)
 			if len(evs) > 0 {
 				if f, ok := evs[0].(domain.ProcessingFailed); ok {
@@ -360,6 +394,40 @@ func (w *Workers) handleProcessing(ctx context.Context, run string, resume bool)
 	return nil
 }
 
+// owns reports whether the run's work is this process's: always without
+// an Owner.
+func (w *Workers) owns(run string) bool {
+	return w.Owner == nil || w.Owner.Owns(run)
+}
+
+// Disown stops the jobs of the runs that are no longer this process's
+// (Owner has just said so: their partitions were revoked). A stopped
+// job's outcome is not recorded: the job stays pending for the run's new
+// owner, which starts it again.
+func (w *Workers) Disown() {
+	w.init()
+	if w.Owner == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, j := range w.running {
+		if !j.disowned && !w.Owner.Owns(j.run) {
+			w.Logger.Info("stopping job of a run no longer owned by this process", "run", j.run, "job", id)
+			j.disowned = true
+			j.stop()
+		}
+	}
+}
+
+// disowned reports whether Disown stopped the job.
+func (w *Workers) disowned(jobID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	j := w.running[jobID]
+	return j != nil && j.disowned
+}
+
 // lease takes the lease on name when the workers have leases (nil, true
 // when they have none).
 func (w *Workers) lease(name string) (*lease.Lease, bool, error) {
@@ -389,8 +457,8 @@ func (w *Workers) release(l *lease.Lease, finished bool) {
 
 func (w *Workers) done(jobID string) {
 	w.mu.Lock()
-	if stop := w.running[jobID]; stop != nil {
-		stop()
+	if j := w.running[jobID]; j != nil {
+		j.stop()
 	}
 	delete(w.running, jobID)
 	w.mu.Unlock()
@@ -446,8 +514,9 @@ func (w *Workers) runJob(ctx context.Context, run string, job domain.Job, previo
 	products, perr := w.process(ctx, run, job, previous, log)
 	stopFlush()
 	<-flushed
-	if w.baseCtx.Err() != nil {
-		// Shutting down: leave the job pending for Recover.
+	if w.baseCtx.Err() != nil || w.disowned(job.ID) {
+		// Shutting down, or the run is no longer ours: leave the job
+		// pending, for Recover here or at its new owner.
 		return
 	}
 	if perr != nil {
@@ -518,6 +587,9 @@ func (w *Workers) appendWithRetry(ctx context.Context, what, run, actor string, 
 // anywhere else in it is recorded as its failure too, if it can be.
 func (w *Workers) HandleRestore(ctx context.Context, run string) (err error) {
 	w.init()
+	if !w.owns(run) {
+		return nil
+	}
 	start := time.Now()
 	r, err := w.Svc.LoadRun(ctx, run)
 	if err != nil {

@@ -1,15 +1,15 @@
-package esdb
+package esdbfake
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -22,18 +22,22 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// fakeServer is an in-process stand-in for an EventStoreDB node: the
-// Streams gRPC service of the client's own protobuf definitions, enough of
-// it for this adapter (append with expected revision, stream and $all reads
-// both ways, $maxCount metadata, filtered live $all subscriptions). It models
-// the server behaviour the adapter relies on, as documented in mapping.go;
-// the real server is the authority (TestContract with PIPERUN_TEST_ESDB_URL).
-// What it gives that a mock cannot: the real client, over real gRPC, with
-// the client's real error values.
+// Server is an in-process stand-in for an EventStoreDB node: the Streams
+// gRPC service of EventStore-Client-Go's own protobuf definitions, enough
+// of it for piperun's adapter (append with expected revision, stream and
+// $all reads both ways, $maxCount metadata, filtered live $all
+// subscriptions), served over real gRPC on a TCP port. It models the
+// server behaviour the adapter relies on, as documented in
+// eventstore/esdb/mapping.go; the real server is the authority (the
+// adapter's contract test with PIPERUN_TEST_ESDB_URL). What it gives that
+// a mock cannot: the real client, over real gRPC, with the client's real
+// error values — and, for end-to-end tests, a network event store that
+// several processes share.
 //
 // Like a real node, its $all holds system events: some at the start and one
-// after every other append, so that reads page past hidden events.
-type fakeServer struct {
+// after every other append, so that reads page past hidden events. It
+// keeps its events in memory; they survive Stop and Start.
+type Server struct {
 	log  *fakeLog
 	addr string
 	srv  *grpc.Server
@@ -62,31 +66,32 @@ type fakeEvent struct {
 	data, meta  []byte
 }
 
-func newFakeServer(t *testing.T) *fakeServer {
-	t.Helper()
+// New returns a node with no events of its own, to be started on addr
+// (host:port; "127.0.0.1:0" picks a free port).
+func New(addr string) *Server {
 	log := &fakeLog{streams: map[string][]*fakeEvent{}, changed: make(chan struct{})}
 	log.mu.Lock()
 	for i := range 3 {
 		log.write("$stats-fake", "$statsCollected", []byte(`{"i":`+strconv.Itoa(i)+`}`), nil)
 	}
 	log.mu.Unlock()
-	f := &fakeServer{log: log, addr: "127.0.0.1:0"}
-	f.start(t)
-	t.Cleanup(f.stop)
-	return f
+	return &Server{log: log, addr: addr}
 }
 
-// url is a connection string with short discovery, so that tests of an
-// unreachable server take well under a second.
-func (f *fakeServer) url() string {
+// Addr is the address the node listens on, once started.
+func (f *Server) Addr() string { return f.addr }
+
+// URL is a connection string with short discovery, so that a client of
+// an unreachable node fails well under a second.
+func (f *Server) URL() string {
 	return "esdb://" + f.addr + "?tls=false&maxDiscoverAttempts=2&discoveryInterval=20&gossipTimeout=1"
 }
 
-func (f *fakeServer) start(t *testing.T) {
-	t.Helper()
+// Start serves the node; after Stop, on the same address again.
+func (f *Server) Start() error {
 	lis, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		t.Fatalf("listen on %s: %v", f.addr, err)
+		return fmt.Errorf("listen on %s: %w", f.addr, err)
 	}
 	f.addr = lis.Addr().String()
 	// The client pings every 10s even without calls; the default policy of a
@@ -94,9 +99,14 @@ func (f *fakeServer) start(t *testing.T) {
 	f.srv = grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
 	api.RegisterStreamsServer(f.srv, f.log)
 	go func() { _ = f.srv.Serve(lis) }()
+	return nil
 }
 
-func (f *fakeServer) stop() { f.srv.Stop() }
+// Stop closes every connection and stops serving; the events stay.
+func (f *Server) Stop() { f.srv.Stop() }
+
+// Count returns the number of events in stream, $maxCount ignored.
+func (f *Server) Count(stream string) int { return f.log.count(stream) }
 
 // write appends one event to stream. f.mu must be held.
 func (l *fakeLog) write(stream, typ string, data, meta []byte) *fakeEvent {
