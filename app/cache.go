@@ -5,11 +5,12 @@ import (
 	"sync"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // DefaultCacheBytes bounds the run states a Service keeps for its commands
 // unless told otherwise. A state is kept in its binary form
-// (domain.EncodeState): a run with products and a backup takes about
+// (statecodec.EncodeState): a run with products and a backup takes about
 // 10 KB, so the default holds some 25,000 such runs.
 const DefaultCacheBytes = 256 << 20
 
@@ -49,7 +50,7 @@ type proposal struct {
 type cacheEntry struct {
 	name    string
 	version int64
-	state   []byte // domain.EncodeState
+	state   []byte // statecodec.EncodeState
 	tail    int    // bytes of the run's events since its last snapshot
 }
 
@@ -63,7 +64,7 @@ func newRunCache(maxBytes, maxRuns int) *runCache {
 // command loads the run.
 func (c *runCache) decode(name string, state []byte) (domain.Run, bool) {
 	var r domain.Run
-	if err := domain.DecodeSharedState(state, &r); err != nil {
+	if err := statecodec.DecodeSharedState(state, &r); err != nil {
 		c.forget(name)
 		return domain.Run{}, false
 	}
@@ -99,7 +100,7 @@ func (c *runCache) getState(name string) ([]byte, int, bool) {
 // already. A state that cannot be encoded is not kept (and an older entry
 // is dropped).
 func (c *runCache) put(name string, r domain.Run, tail int) {
-	state, err := domain.EncodeState(r)
+	state, err := statecodec.EncodeState(r)
 	if err != nil {
 		state = nil
 	}
@@ -136,7 +137,7 @@ func (c *runCache) putStateLocked(name string, version int64, state []byte, tail
 // cache had room. Warming goes in at the back: a command's runs stay
 // ahead of it.
 func (c *runCache) warm(name string, r domain.Run) bool {
-	state, err := domain.EncodeState(r)
+	state, err := statecodec.EncodeState(r)
 	if err != nil {
 		return true // this one cannot be kept; others may
 	}
@@ -255,7 +256,7 @@ func (c *runCache) getHint(name string, version int64, eventID string) ([]byte, 
 }
 
 // CachedState returns the state of run name after its event eventID,
-// stored at version, in the binary form of domain.EncodeState, if this
+// stored at version, in the binary form of statecodec.EncodeState, if this
 // service has it in memory: having just appended that event, it usually
 // has, even before the append has returned (see runCache.propose). The
 // state is the one Apply gives on the stored events: the cache holds only

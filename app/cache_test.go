@@ -17,6 +17,7 @@ import (
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/eventstore/sqlite"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // world is one event store with two services on it, standing in for two
@@ -297,7 +298,7 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 			t.Fatalf("step %d: no cached state at version %d", i, v)
 		}
 		var cached domain.Run
-		if err := domain.DecodeState(state, &cached); err != nil {
+		if err := statecodec.DecodeState(state, &cached); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		loaded, err := app.New(store).LoadRun(ctx, "r")
@@ -483,7 +484,7 @@ func TestStateOfferedDuringAppend(t *testing.T) {
 		}
 		offered++
 		var got domain.Run
-		if err := domain.DecodeState(state, &got); err != nil {
+		if err := statecodec.DecodeState(state, &got); err != nil {
 			t.Fatal(err)
 		}
 		want, err := app.New(inner).LoadRun(ctx, "r")

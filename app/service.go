@@ -16,15 +16,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/eventstore"
-	"github.com/piperun/piperun/internal/eventjson"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // RunStream and UserStream name the aggregates' streams.
 func RunStream(name string) string  { return "run-" + name }
 func UserStream(name string) string { return "user-" + name }
 
-// A snapshot is the run's state as domain.EncodeState writes it. Older
+// A snapshot is the run's state as statecodec.EncodeState writes it. Older
 // snapshots were JSON, {"schema": 1, "run": <the Run's JSON>}; they are
 // still read. (Older programs ignore the new ones: they are not JSON.)
 const jsonSnapshotSchema = 1
@@ -137,9 +138,9 @@ func decodeSnapshot(data []byte) (r domain.Run, ok bool) {
 		if jsonv2.Unmarshal(data, &env, jsonOptions) != nil || env.Schema != jsonSnapshotSchema {
 			return r, false
 		}
-		return r, domain.DecodeState(env.Run, &r) == nil
+		return r, statecodec.DecodeState(env.Run, &r) == nil
 	}
-	return r, domain.DecodeState(data, &r) == nil
+	return r, statecodec.DecodeState(data, &r) == nil
 }
 
 // jsonOptions decode snapshots with the JSON v2 engine exactly as
@@ -245,7 +246,7 @@ func (s *Service) ExecRun(ctx context.Context, name, actor string, decide func(r
 }
 
 // execRunLight is ExecRun for a command whose decide reads and changes
-// only what domain.LightState holds of a run (its leading fields, whether
+// only what statecodec.LightState holds of a run (its leading fields, whether
 // it has a backup and the backup's version, its pending restore and its
 // logs), such as a restore request. When the run's state is in the command
 // cache and has a light form, decide is given that: the command neither
@@ -264,7 +265,7 @@ func (s *Service) execRunLight(ctx context.Context, name, actor string, decide f
 	if !ok {
 		return s.ExecRun(ctx, name, actor, decide)
 	}
-	l, err := domain.DecodeSharedLight(state)
+	l, err := statecodec.DecodeSharedLight(state)
 	if err != nil {
 		return s.ExecRun(ctx, name, actor, decide)
 	}
@@ -277,7 +278,7 @@ func (s *Service) execRunLight(ctx context.Context, name, actor string, decide f
 		return l.Encode()
 	})
 	switch {
-	case errors.Is(err, domain.ErrLightChanged):
+	case errors.Is(err, statecodec.ErrLightChanged):
 		return s.ExecRun(ctx, name, actor, decide)
 	case err != nil:
 		// As in ExecRun: the entry can no longer be trusted.
@@ -330,11 +331,11 @@ func (s *Service) runCache() *runCache {
 // runCache.propose): a projector woken by the commit can take it before
 // this command has had the time to cache it. Once stored, it is cached.
 func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Run, tail int, evs []domain.Event) (Result, error) {
-	return s.appendEncoded(ctx, name, actor, r, tail, evs, domain.EncodeState)
+	return s.appendEncoded(ctx, name, actor, r, tail, evs, statecodec.EncodeState)
 }
 
 // appendEncoded is appendRun with the state after evs encoded by encode.
-// If encode fails with domain.ErrLightChanged, nothing is appended and
+// If encode fails with statecodec.ErrLightChanged, nothing is appended and
 // that error is returned.
 func (s *Service) appendEncoded(ctx context.Context, name, actor string, r domain.Run, tail int, evs []domain.Event, encode func(domain.Run) ([]byte, error)) (Result, error) {
 	// In UTC without a monotonic reading: the state is cached as the store
@@ -342,7 +343,7 @@ func (s *Service) appendEncoded(ctx context.Context, name, actor string, r domai
 	now := s.Now().Round(0).UTC()
 	data := make([]eventstore.EventData, 0, len(evs))
 	for _, e := range evs {
-		typ, body, err := domain.Encode(e)
+		typ, body, err := eventjson.Encode(e)
 		if err != nil {
 			return Result{}, err
 		}
@@ -356,7 +357,7 @@ func (s *Service) appendEncoded(ctx context.Context, name, actor string, r domai
 	// A state that cannot be encoded is neither offered, cached nor
 	// snapshotted; the command goes ahead.
 	state, encErr := encode(r)
-	if errors.Is(encErr, domain.ErrLightChanged) {
+	if errors.Is(encErr, statecodec.ErrLightChanged) {
 		return Result{}, encErr
 	}
 	cache := s.runCache()
@@ -419,7 +420,7 @@ func (s *Service) CreateUser(ctx context.Context, name string, admin bool, actor
 	if err != nil {
 		return "", err
 	}
-	typ, body, err := domain.Encode(evs[0])
+	typ, body, err := eventjson.Encode(evs[0])
 	if err != nil {
 		return "", err
 	}
@@ -484,7 +485,7 @@ func (s *Service) decideUser(ctx context.Context, name, actor, what string, deci
 		}
 		data := make([]eventstore.EventData, 0, len(evs))
 		for _, ev := range evs {
-			typ, body, err := domain.Encode(ev)
+			typ, body, err := eventjson.Encode(ev)
 			if err != nil {
 				return 0, err
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // TestSnapshotFormats checks what loading makes of the snapshots it may
@@ -46,7 +47,7 @@ func TestSnapshotFormats(t *testing.T) {
 		t.Fatalf("the snapshot is not in the binary state form: %.40q", snap.Data)
 	}
 	var fromSnap domain.Run
-	if err := domain.DecodeState(snap.Data, &fromSnap); err != nil || !reflect.DeepEqual(fromSnap, want) {
+	if err := statecodec.DecodeState(snap.Data, &fromSnap); err != nil || !reflect.DeepEqual(fromSnap, want) {
 		t.Fatalf("the snapshot holds %+v (%v), want %+v", fromSnap, err, want)
 	}
 
@@ -62,7 +63,7 @@ func TestSnapshotFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherVersion, err := domain.EncodeState(want)
+	otherVersion, err := statecodec.EncodeState(want)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // restorableRuns creates n runs on svc, each processed, an image added and
@@ -78,7 +79,7 @@ func TestWarmCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	size, err := domain.EncodeState(one)
+	size, err := statecodec.EncodeState(one)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/runconfig"
 	"github.com/piperun/piperun/synth"
@@ -160,7 +161,7 @@ func (b *runBuilder) do(actor string, decide func(r *domain.Run) ([]domain.Event
 	}
 	now := time.Now().UTC()
 	for _, e := range evs {
-		typ, body, err := domain.Encode(e)
+		typ, body, err := eventjson.Encode(e)
 		if err != nil {
 			return err
 		}

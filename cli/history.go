@@ -8,7 +8,7 @@ import (
 
 	"github.com/piperun/piperun/client"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/eventjson"
+	"github.com/piperun/piperun/eventjson"
 )
 
 var historyHelp = help{

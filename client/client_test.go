@@ -14,6 +14,7 @@ import (
 
 	"github.com/piperun/piperun/client"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/server"
 )
@@ -301,7 +302,7 @@ func backupDigest(t *testing.T, ctx context.Context, c *client.Client) string {
 		if evs[i].Type != domain.TypeProcessingRequested {
 			continue
 		}
-		e, err := domain.Decode(evs[i].Type, evs[i].Data)
+		e, err := eventjson.Decode(evs[i].Type, evs[i].Data)
 		if err != nil {
 			t.Fatal(err)
 		}

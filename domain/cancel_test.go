@@ -204,38 +204,3 @@ func TestFailRestore(t *testing.T) {
 		t.Fatalf("a second failure was accepted: %v", evs)
 	}
 }
-
-// TestStateKeepsStarts: the binary state keeps a job's start count, and a
-// state written before starts were counted (Started alone, in the same
-// byte) reads as a started job with no count, which ResumeProcessing takes
-// for one start.
-func TestStateKeepsStarts(t *testing.T) {
-	r := runningJob(t, 2).run
-	b, err := domain.EncodeState(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got domain.Run
-	if err := domain.DecodeState(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.Job == nil || !got.Job.Started || got.Job.Starts != 2 {
-		t.Fatalf("decoded job %+v, want started twice", got.Job)
-	}
-	old := r
-	job := *r.Job
-	job.Starts = 0 // what the old encoder wrote: the Started byte alone, 1
-	old.Job = &job
-	b, err = domain.EncodeState(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := domain.DecodeState(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	if !got.Job.Started || got.Job.Starts != 0 {
-		t.Fatalf("an old state decoded as %+v, want started with no count", got.Job)
-	}
-	single[domain.ProcessingStarted](t, got.ResumeProcessing(job.ID, 2))
-	single[domain.ProcessingFailed](t, got.ResumeProcessing(job.ID, 1))
-}

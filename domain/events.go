@@ -1,14 +1,11 @@
 package domain
 
-import (
-	"encoding/json"
-	"fmt"
-	"time"
-)
+import "time"
 
 // Event is a fact about a run or a user. Its Type is a versioned name; a
 // change of shape gets a new version and an upcaster, never an edit of
-// history.
+// history. Its stored form is the JSON its struct tags give, which package
+// eventjson writes and reads (a new event type needs a case in its Decode).
 type Event interface {
 	EventType() string
 }
@@ -196,105 +193,3 @@ func (UserCreated) EventType() string         { return TypeUserCreated }
 func (UserTokenRevoked) EventType() string    { return TypeUserTokenRevoked }
 func (UserTokenRotated) EventType() string    { return TypeUserTokenRotated }
 func (SessionEnded) EventType() string        { return TypeSessionEnded }
-
-// Encode returns the event's type and JSON body.
-func Encode(e Event) (string, []byte, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return "", nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
-	}
-	return e.EventType(), data, nil
-}
-
-// Decode parses a stored event body by its type name with encoding/json.
-// Old versions are upcast to the current shape here.
-func Decode(typ string, data []byte) (Event, error) {
-	return DecodeWith(typ, data, json.Unmarshal)
-}
-
-// DecodeWith is Decode with another JSON decoder: unmarshal must fill the
-// value it is given as encoding/json's Unmarshal would. (The projector and
-// the commands decode with a faster one, internal/eventjson.)
-func DecodeWith(typ string, data []byte, unmarshal func([]byte, any) error) (Event, error) {
-	var e Event
-	switch typ {
-	case TypeRunCreated:
-		e = &RunCreated{}
-	case TypeConfigUpdated:
-		e = &ConfigUpdated{}
-	case TypeProcessingRequested:
-		e = &ProcessingRequested{}
-	case TypeProcessingStarted:
-		e = &ProcessingStarted{}
-	case TypeProcessingCompleted:
-		e = &ProcessingCompleted{}
-	case TypeProcessingFailed:
-		e = &ProcessingFailed{}
-	case TypeLogWritten:
-		e = &LogWritten{}
-	case TypeRestoreRequested:
-		e = &RestoreRequested{}
-	case TypeRunRestored:
-		e = &RunRestored{}
-	case TypeRestoreFailed:
-		e = &RestoreFailed{}
-	case TypeDeletionRequested:
-		e = &DeletionRequested{}
-	case TypeRunDeleted:
-		e = &RunDeleted{}
-	case TypeUserCreated:
-		e = &UserCreated{}
-	case TypeUserTokenRevoked:
-		e = &UserTokenRevoked{}
-	case TypeUserTokenRotated:
-		e = &UserTokenRotated{}
-	case TypeSessionEnded:
-		e = &SessionEnded{}
-	default:
-		return nil, fmt.Errorf("decode event: unknown type %q", typ)
-	}
-	if err := unmarshal(data, e); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", typ, err)
-	}
-	return deref(e), nil
-}
-
-// deref turns the pointer used for decoding back into the value type that
-// decisions produce, so Apply sees one shape.
-func deref(e Event) Event {
-	switch v := e.(type) {
-	case *RunCreated:
-		return *v
-	case *ConfigUpdated:
-		return *v
-	case *ProcessingRequested:
-		return *v
-	case *ProcessingStarted:
-		return *v
-	case *ProcessingCompleted:
-		return *v
-	case *ProcessingFailed:
-		return *v
-	case *LogWritten:
-		return *v
-	case *RestoreRequested:
-		return *v
-	case *RunRestored:
-		return *v
-	case *RestoreFailed:
-		return *v
-	case *DeletionRequested:
-		return *v
-	case *RunDeleted:
-		return *v
-	case *UserCreated:
-		return *v
-	case *UserTokenRevoked:
-		return *v
-	case *UserTokenRotated:
-		return *v
-	case *SessionEnded:
-		return *v
-	}
-	return e
-}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/piperun/piperun/cli"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/internal/vastdata"
 )
@@ -299,7 +300,7 @@ func TestRestoreScenario(t *testing.T) {
 	var recs []domain.Recorded
 	restores := 0
 	for _, e := range events.Events {
-		ev, err := domain.Decode(e.Type, e.Data)
+		ev, err := eventjson.Decode(e.Type, e.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

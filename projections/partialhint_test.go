@@ -9,6 +9,7 @@ import (
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // TestHintedRunChangedAgainInBatch covers a projector that takes a run's
@@ -37,10 +38,10 @@ func (h cutHints) CachedState(name string, version int64, id string) ([]byte, bo
 		return nil, false
 	}
 	var head domain.Run
-	if err := domain.DecodeSharedStateHead(state, &head); err != nil {
+	if err := statecodec.DecodeSharedStateHead(state, &head); err != nil {
 		panic(err)
 	}
-	b, err := domain.EncodeState(head)
+	b, err := statecodec.EncodeState(head)
 	if err != nil {
 		panic(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/internal/sqlitewal"
 	"github.com/piperun/piperun/internal/unsynced"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // ErrNotFound is returned for an unknown run, log or user.
@@ -87,7 +88,7 @@ CREATE INDEX IF NOT EXISTS runs_busy ON runs (status) WHERE status IN ('Queued',
 
 // schemaVersion is kept in PRAGMA user_version. Version 1 kept a row per
 // log line (log_lines); version 2 had no artifact_refs. Open converts both.
-// Version 4 writes run states as domain.EncodeState does (repeated
+// Version 4 writes run states as statecodec.EncodeState does (repeated
 // configurations once); it reads version 3's plain states as they are, so
 // the step changes no row, but it keeps older programs from misreading the
 // new states. Version 5 likewise: states may write a configuration as its
@@ -211,7 +212,7 @@ func fillArtifactRefs(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 		var r domain.Run
-		if err := domain.DecodeState(state, &r); err != nil {
+		if err := statecodec.DecodeState(state, &r); err != nil {
 			rows.Close()
 			return fmt.Errorf("decode run %s: %w", name, err)
 		}
@@ -297,7 +298,7 @@ type Store struct {
 	subs    map[int]chan Change
 	nextSub int
 	// cache holds run states as of position in their binary form
-	// (domain.EncodeState), pointer-free: a rebuild keeps thousands of
+	// (statecodec.EncodeState), pointer-free: a rebuild keeps thousands of
 	// them, which the garbage collector would otherwise mark on every
 	// cycle. A batch decodes a run's state once, when it first touches it.
 	cache map[string][]byte
@@ -722,7 +723,7 @@ type batchWriter struct {
 	// later events of the batch changed the run.
 	hints map[string]hint
 	// partial are the runs whose state in touched holds only the leading
-	// fields (domain.DecodeSharedStateHead) of their hinted state, after an
+	// fields (statecodec.DecodeSharedStateHead) of their hinted state, after an
 	// event that left their artifacts as they were: finish needs no more
 	// to write their rows. A later event of the run in the batch decodes
 	// the whole state first (whole).
@@ -874,7 +875,7 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 // Apply over the same stored events.
 type StateHints interface {
 	// CachedState returns the state of run name right after its event
-	// eventID, which the store holds at version, in domain.EncodeState's
+	// eventID, which the store holds at version, in statecodec.EncodeState's
 	// form; the bytes must never change.
 	CachedState(name string, version int64, eventID string) ([]byte, bool)
 }
@@ -898,9 +899,9 @@ func (b *batchWriter) hinted(ctx context.Context, name string, version int64, id
 	}
 	r := &domain.Run{}
 	partial := domain.LeavesArtifacts(rec.Event)
-	decode := domain.DecodeSharedState
+	decode := statecodec.DecodeSharedState
 	if partial {
-		decode = domain.DecodeSharedStateHead
+		decode = statecodec.DecodeSharedStateHead
 	}
 	if err := decode(state, r); err != nil || r.Version != version || partial && r.Deleted {
 		return nil, nil // not a state to trust: read the read model instead
@@ -959,7 +960,7 @@ func (b *batchWriter) whole(ctx context.Context, name string) (*domain.Run, erro
 	delete(b.partial, name)
 	delete(b.hints, name)
 	r := &domain.Run{}
-	if err := domain.DecodeSharedState(h.state, r); err != nil {
+	if err := statecodec.DecodeSharedState(h.state, r); err != nil {
 		if r, err = b.loadState(ctx, name); err != nil {
 			return nil, err
 		}
@@ -973,7 +974,7 @@ func (b *batchWriter) whole(ctx context.Context, name string) (*domain.Run, erro
 func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, error) {
 	if state, ok := b.s.cache[name]; ok {
 		r := &domain.Run{}
-		if err := domain.DecodeSharedState(state, r); err != nil {
+		if err := statecodec.DecodeSharedState(state, r); err != nil {
 			return nil, fmt.Errorf("decode cached state of run %s: %w", name, err)
 		}
 		return r, nil
@@ -992,7 +993,7 @@ func (b *batchWriter) loadState(ctx context.Context, name string) (*domain.Run, 
 	case err != nil:
 		return nil, fmt.Errorf("read run %s read model: %w", name, err)
 	default:
-		if err := domain.DecodeSharedState(state, r); err != nil {
+		if err := statecodec.DecodeSharedState(state, r); err != nil {
 			return nil, fmt.Errorf("decode run %s read model: %w", name, err)
 		}
 	}
@@ -1161,7 +1162,7 @@ func (b *batchWriter) finish(ctx context.Context) error {
 		state := h.state
 		if !ok || h.version != r.Version {
 			var err error
-			if state, err = domain.EncodeState(*r); err != nil {
+			if state, err = statecodec.EncodeState(*r); err != nil {
 				return fmt.Errorf("encode run %s read model: %w", name, err)
 			}
 		}
@@ -1260,7 +1261,7 @@ func (s *Store) ListRuns(ctx context.Context) ([]RunSummary, error) {
 			return nil, fmt.Errorf("list runs: %w", err)
 		}
 		var r domain.Run
-		if err := domain.DecodeState(state, &r); err != nil {
+		if err := statecodec.DecodeState(state, &r); err != nil {
 			return nil, fmt.Errorf("list runs: decode: %w", err)
 		}
 		out = append(out, Summary(r))
@@ -1279,7 +1280,7 @@ func (s *Store) GetRunState(ctx context.Context, name string) (domain.Run, error
 		return domain.Run{}, fmt.Errorf("read run %s: %w", name, err)
 	}
 	var r domain.Run
-	if err := domain.DecodeState(state, &r); err != nil {
+	if err := statecodec.DecodeState(state, &r); err != nil {
 		return domain.Run{}, fmt.Errorf("decode run %s: %w", name, err)
 	}
 	return r, nil
@@ -1482,7 +1483,7 @@ func (s *Store) runStates(ctx context.Context, query string) ([]domain.Run, erro
 			return nil, fmt.Errorf("list run states: %w", err)
 		}
 		var r domain.Run
-		if err := domain.DecodeState(state, &r); err != nil {
+		if err := statecodec.DecodeState(state, &r); err != nil {
 			return nil, fmt.Errorf("list run states: decode: %w", err)
 		}
 		out = append(out, r)

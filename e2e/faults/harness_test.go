@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/internal/vastdata"
 )
@@ -365,7 +366,7 @@ func (c *cluster) audit(name string) {
 	c.t.Helper()
 	var recs []domain.Recorded
 	for _, e := range c.events(name) {
-		ev, err := domain.Decode(e.Type, e.Data)
+		ev, err := eventjson.Decode(e.Type, e.Data)
 		if err != nil {
 			c.t.Fatalf("run %s event %d: %v", name, e.Version, err)
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/internal/testserver"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // armed is a run with a backup: Completed over epochs 01-04, its backup
@@ -113,7 +114,7 @@ func (c *cluster) phase(a armed) string {
 			return err
 		}
 		var r domain.Run
-		if err := domain.DecodeState(state, &r); err != nil {
+		if err := statecodec.DecodeState(state, &r); err != nil {
 			return err
 		}
 		projected = r.Version

@@ -17,7 +17,7 @@ import (
 
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/eventjson"
+	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/internal/lease"
 	"github.com/piperun/piperun/messaging"
 )

@@ -1,4 +1,4 @@
-package domain_test
+package statecodec_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // TestStateWithoutPairCount reads a state in the form written before the
@@ -28,10 +29,10 @@ func TestStateWithoutPairCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got, shared domain.Run
-	if err := domain.DecodeState(old, &got); err != nil {
+	if err := statecodec.DecodeState(old, &got); err != nil {
 		t.Fatal(err)
 	}
-	if err := domain.DecodeSharedState(old, &shared); err != nil {
+	if err := statecodec.DecodeSharedState(old, &shared); err != nil {
 		t.Fatal(err)
 	}
 	if mustJSON(t, got) != mustJSON(t, want) || mustJSON(t, shared) != mustJSON(t, want) {
@@ -40,7 +41,7 @@ func TestStateWithoutPairCount(t *testing.T) {
 	if got.Products.Figures.NMeasurementPairs != 0 {
 		t.Errorf("a state without the figure has %d pairs", got.Products.Figures.NMeasurementPairs)
 	}
-	again, err := domain.EncodeState(got)
+	again, err := statecodec.EncodeState(got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestStateWithoutPairCount(t *testing.T) {
 		t.Errorf("re-encoded as %#x, %d bytes (was %d)", again[0], len(again), len(old))
 	}
 	var back domain.Run
-	if err := domain.DecodeState(again, &back); err != nil || !reflect.DeepEqual(mustJSON(t, back), mustJSON(t, want)) {
+	if err := statecodec.DecodeState(again, &back); err != nil || !reflect.DeepEqual(mustJSON(t, back), mustJSON(t, want)) {
 		t.Errorf("the re-encoded state decodes differently: %v", err)
 	}
 }
@@ -62,7 +63,7 @@ func TestLightStateKeepsItsForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := domain.DecodeSharedLight(old)
+	l, err := statecodec.DecodeSharedLight(old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestLightStateKeepsItsForm(t *testing.T) {
 		t.Fatalf("the light form wrote %d bytes starting %#x; want the %d it read, starting %#x", len(b), b[0], len(old), old[0])
 	}
 	var r domain.Run
-	if err := domain.DecodeState(b, &r); err != nil {
+	if err := statecodec.DecodeState(b, &r); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -84,12 +85,12 @@ func TestLightStateKeepsItsForm(t *testing.T) {
 func TestStatePairCountRoundTrip(t *testing.T) {
 	r := domain.Run{Name: "p", Products: &domain.Products{Figures: domain.Figures{NMeasurementPairs: 47_300_000}},
 		Backup: &domain.Backup{Version: 3, Products: domain.Products{Figures: domain.Figures{NMeasurementPairs: 26}}}}
-	b, err := domain.EncodeState(r)
+	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got domain.Run
-	if err := domain.DecodeState(b, &got); err != nil {
+	if err := statecodec.DecodeState(b, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Products.Figures.NMeasurementPairs != 47_300_000 || got.Backup.Products.Figures.NMeasurementPairs != 26 {

@@ -1,9 +1,11 @@
-package domain
+package statecodec
 
 import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/piperun/piperun/domain"
 )
 
 // TestSameConfigIsDeepEqual checks sameConfig against reflect.DeepEqual
@@ -11,9 +13,9 @@ import (
 // by reflection: a field added to RunConfig that sameConfig ignores fails
 // here.
 func TestSameConfigIsDeepEqual(t *testing.T) {
-	base := RunConfig{YAML: "run: x\n", SettingsDigest: "abc",
-		Inputs: Inputs{Images: []string{"a.fits"}, Selavy: []string{"a.txt"}, Noise: []string{"a.noise"}, Background: []string{"a.bkg"}}}
-	variants := []RunConfig{base}
+	base := domain.RunConfig{YAML: "run: x\n", SettingsDigest: "abc",
+		Inputs: domain.Inputs{Images: []string{"a.fits"}, Selavy: []string{"a.txt"}, Noise: []string{"a.noise"}, Background: []string{"a.bkg"}}}
+	variants := []domain.RunConfig{base}
 	var walk func(v reflect.Value, set func(func(reflect.Value)))
 	walk = func(v reflect.Value, set func(func(reflect.Value))) {
 		switch v.Kind() {

@@ -1,4 +1,4 @@
-package domain_test
+package eventjson_test
 
 import (
 	"bytes"
@@ -10,12 +10,11 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/internal/eventjson"
+	"github.com/piperun/piperun/eventjson"
 )
 
-// The tests of eventjson's decoder live here, beside the domain's event
-// fixtures they use: domain itself imports only the standard library, and
-// Decode, the reference, is encoding/json.
+// Decode is checked against encoding/json, the reference: unmarshalling a
+// body into the event's type with encoding/json gives what Decode must.
 
 // decodeBodies returns, for an event, JSON bodies its type may be decoded
 // from: its encoding and its zero value's, each top-level field missing,
@@ -23,12 +22,12 @@ import (
 // fields, and a few hand-written nested variants.
 func decodeBodies(t *testing.T, e domain.Event) []string {
 	t.Helper()
-	_, full, err := domain.Encode(e)
+	_, full, err := eventjson.Encode(e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	zeroEvent := reflect.Zero(reflect.TypeOf(e)).Interface().(domain.Event)
-	_, zero, err := domain.Encode(zeroEvent)
+	_, zero, err := eventjson.Encode(zeroEvent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +207,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 // (the largest event) and of a log event (the most frequent).
 func BenchmarkDecode(b *testing.B) {
 	for _, e := range []domain.Event{sampleEvents()[2], sampleEvents()[6]} {
-		typ, data, err := domain.Encode(e)
+		typ, data, err := eventjson.Encode(e)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -228,7 +227,7 @@ func BenchmarkDecode(b *testing.B) {
 // caches are handed out as copies.
 func TestDecodedEventsShareNothing(t *testing.T) {
 	e := sampleEvents()[2].(domain.ProcessingRequested)
-	typ, data, err := domain.Encode(e)
+	typ, data, err := eventjson.Encode(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +258,7 @@ func TestDecodeCachesBounded(t *testing.T) {
 		cfg := config(fmt.Sprintf("sha256:%d", i), "epoch01")
 		cfg.YAML = fmt.Sprintf("run: %d\n%s", i, long)
 		e := domain.ConfigUpdated{Config: cfg}
-		_, data, err := domain.Encode(e)
+		_, data, err := eventjson.Encode(e)
 		if err != nil {
 			t.Fatal(err)
 		}

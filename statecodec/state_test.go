@@ -1,4 +1,4 @@
-package domain_test
+package statecodec_test
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // stateRuns returns run states met in a run's life, at every event of the
@@ -56,12 +57,12 @@ func stateRuns(t *testing.T) []domain.Run {
 // the binary form) decodes as encoding/json decodes it.
 func TestStateRoundTrip(t *testing.T) {
 	for i, r := range stateRuns(t) {
-		b, err := domain.EncodeState(r)
+		b, err := statecodec.EncodeState(r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got domain.Run
-		if err := domain.DecodeState(b, &got); err != nil {
+		if err := statecodec.DecodeState(b, &got); err != nil {
 			t.Fatalf("state %d: %v", i, err)
 		}
 		if !reflect.DeepEqual(got, r) {
@@ -69,7 +70,7 @@ func TestStateRoundTrip(t *testing.T) {
 		}
 		shared(t, "decoded state", reflect.ValueOf(got), reflect.ValueOf(r))
 		var sharing domain.Run
-		if err := domain.DecodeSharedState(b, &sharing); err != nil || !reflect.DeepEqual(sharing, r) {
+		if err := statecodec.DecodeSharedState(b, &sharing); err != nil || !reflect.DeepEqual(sharing, r) {
 			t.Fatalf("state %d: DecodeSharedState gives %+v, %v", i, sharing, err)
 		}
 		if got.Backup != nil && len(got.Backup.Config.Inputs.Images) > 0 && len(got.Config.Inputs.Images) > 0 &&
@@ -87,7 +88,7 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		var fromPlain, want domain.Run
-		if err := domain.DecodeState(plain, &fromPlain); err != nil {
+		if err := statecodec.DecodeState(plain, &fromPlain); err != nil {
 			t.Fatal(err)
 		}
 		if err := json.Unmarshal(plain, &want); err != nil {
@@ -110,12 +111,12 @@ func TestStateEveryFieldDistinct(t *testing.T) {
 	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
 	roundTrip := func(name string, r domain.Run) {
 		t.Helper()
-		b, err := domain.EncodeState(r)
+		b, err := statecodec.EncodeState(r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got domain.Run
-		if err := domain.DecodeState(b, &got); err != nil {
+		if err := statecodec.DecodeState(b, &got); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if !reflect.DeepEqual(got, r) {
@@ -147,20 +148,20 @@ func TestStateHead(t *testing.T) {
 	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
 	want := domain.Run{Name: r.Name, Description: r.Description, Owner: r.Owner, Status: r.Status,
 		Version: r.Version, Created: r.Created, Updated: r.Updated, Deleted: r.Deleted}
-	bin, err := domain.EncodeState(r)
+	bin, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string][]byte{"binary": bin, "plain JSON": []byte(mustJSON(t, r))} {
 		var got domain.Run
-		if err := domain.DecodeSharedStateHead(data, &got); err != nil {
+		if err := statecodec.DecodeSharedStateHead(data, &got); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: head\n got %s\nwant %s", name, jsonString(t, got), jsonString(t, want))
 		}
 	}
-	head, err := domain.EncodeState(want)
+	head, err := statecodec.EncodeState(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestStateHead(t *testing.T) {
 	// empty configuration takes 7 bytes, then 5 absent parts and no logs.
 	for i := 1; i < len(head)-13; i++ {
 		var got domain.Run
-		if err := domain.DecodeSharedStateHead(head[:i], &got); err == nil {
+		if err := statecodec.DecodeSharedStateHead(head[:i], &got); err == nil {
 			t.Fatalf("a state cut to %d bytes, inside its head, decoded without error", i)
 		}
 	}
@@ -188,25 +189,25 @@ func TestStateConfigDelta(t *testing.T) {
 	r.Backup.Config.YAML = strings.Replace(r.Config.YAML, "  - b.fits\n", "", 1)   // the middle
 	r.Job.Config.YAML = "run: x\n" + r.Backup.Config.YAML                          // against the backup's
 	r.Restore.Log = strings.Repeat("x", 10) + r.Config.YAML[:len(r.Config.YAML)/2] // not a configuration
-	b, err := domain.EncodeState(r)
+	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got domain.Run
-	if err := domain.DecodeState(b, &got); err != nil {
+	if err := statecodec.DecodeState(b, &got); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, r) {
 		t.Fatalf("differs after a round trip:\n got %s\nwant %s", jsonString(t, got), jsonString(t, r))
 	}
-	if shared := domain.DecodeSharedState(b, &got); shared != nil || !reflect.DeepEqual(got, r) {
+	if shared := statecodec.DecodeSharedState(b, &got); shared != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("shared decode: %v", shared)
 	}
 	if whole := len(r.Config.YAML) + len(r.Restore.Log); len(b) > whole+2000 {
 		t.Fatalf("state of %d bytes for texts of %d: the configurations were not written as differences", len(b), whole)
 	}
 	for i := 1; i < len(b); i++ {
-		if err := domain.DecodeState(b[:i], &got); err == nil {
+		if err := statecodec.DecodeState(b[:i], &got); err == nil {
 			t.Fatalf("a state cut to %d of %d bytes decoded without error", i, len(b))
 		}
 	}
@@ -214,7 +215,7 @@ func TestStateConfigDelta(t *testing.T) {
 		for _, x := range []byte{0, 1, 2, 3, 4, 5, 0x7f, 0xff} {
 			d := slices.Clone(b)
 			d[i] = x
-			_ = domain.DecodeState(d, &got)
+			_ = statecodec.DecodeState(d, &got)
 		}
 	}
 }
@@ -266,7 +267,7 @@ func TestStateSmaller(t *testing.T) {
 	}
 	r.Config.YAML = strings.Repeat("# a long commented configuration\n", 100)
 	r.Job.Config.YAML = r.Config.YAML
-	compact, err := domain.EncodeState(r)
+	compact, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,17 +287,17 @@ func TestStateDamaged(t *testing.T) {
 	var r domain.Run
 	n := 0
 	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
-	b, err := domain.EncodeState(r)
+	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i < len(b); i++ {
 		var got domain.Run
-		if err := domain.DecodeState(b[:i], &got); err == nil {
+		if err := statecodec.DecodeState(b[:i], &got); err == nil {
 			t.Fatalf("a state cut to %d of %d bytes decoded without error", i, len(b))
 		}
 	}
-	if err := domain.DecodeState(append(slices.Clone(b), 0), &r); err == nil {
+	if err := statecodec.DecodeState(append(slices.Clone(b), 0), &r); err == nil {
 		t.Fatal("a state with a byte after it decoded without error")
 	}
 	for i := 1; i < len(b); i++ {
@@ -304,7 +305,7 @@ func TestStateDamaged(t *testing.T) {
 			d := slices.Clone(b)
 			d[i] = x
 			var got domain.Run
-			_ = domain.DecodeState(d, &got)
+			_ = statecodec.DecodeState(d, &got)
 		}
 	}
 }
@@ -319,14 +320,14 @@ func addStateSeeds(f *testing.F, withJob bool) {
 	if !withJob {
 		r.Job = nil
 	}
-	b, err := domain.EncodeState(r)
+	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b)
 	r.Config.YAML = strings.Repeat("# comment\n", 60) + "inputs: [a, b]\n"
 	r.Backup.Config.YAML = strings.Repeat("# comment\n", 60) + "inputs: [a]\n"
-	if b, err = domain.EncodeState(r); err != nil {
+	if b, err = statecodec.EncodeState(r); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b) // a configuration as a difference
@@ -341,13 +342,13 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add([]byte(`{"name":"r"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got domain.Run
-		if domain.DecodeState(data, &got) == nil && len(data) > 0 && (data[0] == 0xB1 || data[0] == 0xB2) {
-			again, err := domain.EncodeState(got)
+		if statecodec.DecodeState(data, &got) == nil && len(data) > 0 && (data[0] == 0xB1 || data[0] == 0xB2) {
+			again, err := statecodec.EncodeState(got)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var back domain.Run
-			if err := domain.DecodeState(again, &back); err != nil || !reflect.DeepEqual(back, got) {
+			if err := statecodec.DecodeState(again, &back); err != nil || !reflect.DeepEqual(back, got) {
 				t.Fatalf("a decoded state does not survive a round trip: %v", err)
 			}
 		}
@@ -381,7 +382,7 @@ func BenchmarkStateCodec(b *testing.B) {
 	r.Job.Config.YAML = r.Config.YAML
 	r.LastSuccessful.YAML = comments + r.LastSuccessful.YAML
 	r.Backup.Config.YAML = r.LastSuccessful.YAML
-	bin, err := domain.EncodeState(r)
+	bin, err := statecodec.EncodeState(r)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -392,7 +393,7 @@ func BenchmarkStateCodec(b *testing.B) {
 	b.Run("encode/binary", func(b *testing.B) {
 		b.ReportMetric(float64(len(bin)), "state-bytes")
 		for b.Loop() {
-			if _, err := domain.EncodeState(r); err != nil {
+			if _, err := statecodec.EncodeState(r); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -408,7 +409,7 @@ func BenchmarkStateCodec(b *testing.B) {
 	b.Run("decode/binary", func(b *testing.B) {
 		for b.Loop() {
 			var got domain.Run
-			if err := domain.DecodeState(bin, &got); err != nil {
+			if err := statecodec.DecodeState(bin, &got); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -416,14 +417,14 @@ func BenchmarkStateCodec(b *testing.B) {
 	// The light form of the state after its job ended (a state with a
 	// job has none), decoded and encoded back as a restore request does.
 	r.Job, r.Status = nil, domain.StatusCompleted
-	done, err := domain.EncodeState(r)
+	done, err := statecodec.EncodeState(r)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("decode/shared-whole", func(b *testing.B) {
 		for b.Loop() {
 			var got domain.Run
-			if err := domain.DecodeSharedState(done, &got); err != nil {
+			if err := statecodec.DecodeSharedState(done, &got); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -431,7 +432,7 @@ func BenchmarkStateCodec(b *testing.B) {
 	b.Run("decode-encode/light", func(b *testing.B) {
 		b.ReportMetric(float64(len(done)), "state-bytes")
 		for b.Loop() {
-			l, err := domain.DecodeSharedLight(done)
+			l, err := statecodec.DecodeSharedLight(done)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -443,77 +444,44 @@ func BenchmarkStateCodec(b *testing.B) {
 	b.Run("decode/json", func(b *testing.B) {
 		for b.Loop() {
 			var got domain.Run
-			if err := domain.DecodeState(plain, &got); err != nil {
+			if err := statecodec.DecodeState(plain, &got); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 }
 
-// TestLeavesArtifacts applies every kind of event to run states met in a
-// run's life and to a state with every field filled: an event
-// LeavesArtifacts names must never change the products or the backup,
-// and each event it does not name must change them in some state (so the
-// list is not shorter than it could be by mistake, nor longer).
-func TestLeavesArtifacts(t *testing.T) {
-	states := stateRuns(t)
-	var full domain.Run
-	n := 0
-	fillDistinct(reflect.ValueOf(&full).Elem(), &n)
-	full.Status = domain.StatusCompleted
-	full.Job.ID, full.Restore.ID = "job", "restore"
-	states = append(states, full)
-	events := everyKindOfEvent()
-	artifacts := func(r domain.Run) string {
-		var s []string
-		if r.Products != nil {
-			s = append(s, jsonString(t, r.Products.Artifacts))
-		}
-		if r.Backup != nil {
-			s = append(s, "backup "+jsonString(t, r.Backup.Products.Artifacts))
-		}
-		if r.Deleted {
-			s = append(s, "deleted")
-		}
-		return strings.Join(s, "\n")
+// TestStateKeepsStarts: the binary state keeps a job's start count, and a
+// state written before starts were counted (Started alone, in the same
+// byte) reads as a started job with no count, which ResumeProcessing takes
+// for one start.
+func TestStateKeepsStarts(t *testing.T) {
+	r := runningJob(t, 2).run
+	b, err := statecodec.EncodeState(r)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, e := range events {
-		changed := false
-		for _, st := range states {
-			before := artifacts(st)
-			r := snapshot(t, st)
-			r.Apply(domain.Recorded{Version: r.Version + 1, Event: e})
-			if artifacts(r) != before {
-				changed = true
-				if domain.LeavesArtifacts(e) {
-					t.Errorf("%T (%+v) changed the artifacts of a run in state %s", e, e, st.Status)
-				}
-			}
-		}
-		if !changed && !domain.LeavesArtifacts(e) {
-			t.Errorf("%T (%+v) changed no run's artifacts here, yet LeavesArtifacts does not name it", e, e)
-		}
+	var got domain.Run
+	if err := statecodec.DecodeState(b, &got); err != nil {
+		t.Fatal(err)
 	}
-}
-
-// everyKindOfEvent returns an event of each kind (two processing requests:
-// a full re-run and an addition), with the IDs the states of
-// TestLeavesArtifacts use.
-func everyKindOfEvent() []domain.Event {
-	p := products("epoch09")
-	return []domain.Event{
-		domain.RunCreated{Name: "r", Config: config(settings, "epoch01")},
-		domain.ConfigUpdated{Config: config(settings, "epoch01", "epoch02")},
-		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeFull, Config: config(settings, "epoch01")},
-		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeAdd, Config: config(settings, "epoch01"), Backup: &domain.Backup{Products: p}},
-		domain.ProcessingStarted{JobID: "job"},
-		domain.ProcessingCompleted{JobID: "job", Products: p},
-		domain.ProcessingFailed{JobID: "job"},
-		domain.LogWritten{Log: "l", Lines: []string{"x"}},
-		domain.RestoreRequested{RequestID: "restore"},
-		domain.RunRestored{RequestID: "restore"},
-		domain.RestoreFailed{RequestID: "restore"},
-		domain.DeletionRequested{},
-		domain.RunDeleted{},
+	if got.Job == nil || !got.Job.Started || got.Job.Starts != 2 {
+		t.Fatalf("decoded job %+v, want started twice", got.Job)
 	}
+	old := r
+	job := *r.Job
+	job.Starts = 0 // what the old encoder wrote: the Started byte alone, 1
+	old.Job = &job
+	b, err = statecodec.EncodeState(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := statecodec.DecodeState(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Job.Started || got.Job.Starts != 0 {
+		t.Fatalf("an old state decoded as %+v, want started with no count", got.Job)
+	}
+	single[domain.ProcessingStarted](t, got.ResumeProcessing(job.ID, 2))
+	single[domain.ProcessingFailed](t, got.ResumeProcessing(job.ID, 1))
 }

@@ -1,10 +1,12 @@
-package domain
+package statecodec
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"unsafe"
+
+	"github.com/piperun/piperun/domain"
 )
 
 // LightState is a run's state decoded but for its configurations and
@@ -24,7 +26,7 @@ import (
 // nothing else, and Encode refuses a Run whose configurations, products,
 // backup or job were changed.
 type LightState struct {
-	Run Run
+	Run domain.Run
 	// body is the encoded configurations, products and backup, as the
 	// state held them.
 	body string
@@ -32,7 +34,7 @@ type LightState struct {
 	magic byte
 	// backup is what Run.Backup was decoded as, and backupVersion its
 	// version, to tell a change.
-	backup        *Backup
+	backup        *domain.Backup
 	backupVersion int64
 }
 
@@ -56,10 +58,10 @@ func DecodeSharedLight(data []byte) (LightState, error) {
 	}
 	whole := unsafe.String(&data[1], len(data)-1)
 	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole, figures: figuresOf(data[0])}
-	var s Run
+	var s domain.Run
 	d.head(&s)
 	bodyStart := len(whole) - len(d.buf)
-	var backup *Backup
+	var backup *domain.Backup
 	// The lengths of the texts of the configurations written so far, by
 	// the tag that refers to them (-1: not written), to check references
 	// as decodeBinary does.
@@ -71,7 +73,7 @@ func DecodeSharedLight(data []byte) (LightState, error) {
 		d.skipProducts()
 	}
 	if d.bool() {
-		backup = &Backup{Version: d.int()}
+		backup = &domain.Backup{Version: d.int()}
 		lengths[configSameAsBackup] = d.skipConfigRef(&lengths)
 		d.skipProducts()
 	}
@@ -102,7 +104,7 @@ func DecodeSharedLight(data []byte) (LightState, error) {
 // any of them or gave the run a job.
 func (l *LightState) Encode() ([]byte, error) {
 	r := &l.Run
-	if r.Job != nil || r.LastSuccessful != nil || r.Products != nil || !sameConfig(&r.Config, &RunConfig{}) ||
+	if r.Job != nil || r.LastSuccessful != nil || r.Products != nil || !sameConfig(&r.Config, &domain.RunConfig{}) ||
 		r.Backup != l.backup || r.Backup != nil && (r.Backup.Version != l.backupVersion || !lightBackup(r.Backup)) {
 		return nil, ErrLightChanged
 	}
@@ -129,9 +131,9 @@ func (l *LightState) Encode() ([]byte, error) {
 
 // lightBackup reports whether b holds no more than the light form of a
 // state keeps of a backup: its version.
-func lightBackup(b *Backup) bool {
+func lightBackup(b *domain.Backup) bool {
 	p := &b.Products
-	return sameConfig(&b.Config, &RunConfig{}) && p.Artifacts == nil && p.Images == nil && p.Figures == Figures{}
+	return sameConfig(&b.Config, &domain.RunConfig{}) && p.Artifacts == nil && p.Images == nil && p.Figures == domain.Figures{}
 }
 
 // skipConfig reads past a configuration written whole and returns the

@@ -1,4 +1,4 @@
-package domain_test
+package statecodec_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/statecodec"
 )
 
 // lightStates returns the states of stateRuns, one with every field
@@ -54,14 +55,14 @@ func lightOf(r domain.Run) domain.Run {
 func TestLightState(t *testing.T) {
 	withJob, without := 0, 0
 	for i, r := range lightStates(t) {
-		b, err := domain.EncodeState(r)
+		b, err := statecodec.EncodeState(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := domain.DecodeSharedLight(b)
+		l, err := statecodec.DecodeSharedLight(b)
 		if r.Job != nil {
 			withJob++
-			if !errors.Is(err, domain.ErrNoLightForm) {
+			if !errors.Is(err, statecodec.ErrNoLightForm) {
 				t.Fatalf("state %d has a job: got %v, want ErrNoLightForm", i, err)
 			}
 			continue
@@ -71,7 +72,7 @@ func TestLightState(t *testing.T) {
 			t.Fatalf("state %d: %v", i, err)
 		}
 		var whole domain.Run
-		if err := domain.DecodeState(b, &whole); err != nil {
+		if err := statecodec.DecodeState(b, &whole); err != nil {
 			t.Fatal(err)
 		}
 		if want := lightOf(whole); !reflect.DeepEqual(l.Run, want) {
@@ -88,7 +89,7 @@ func TestLightState(t *testing.T) {
 	if withJob == 0 || without < 5 {
 		t.Fatalf("%d states with a job and %d without: the test needs both", withJob, without)
 	}
-	if _, err := domain.DecodeSharedLight([]byte(`{"name":"r"}`)); !errors.Is(err, domain.ErrNoLightForm) {
+	if _, err := statecodec.DecodeSharedLight([]byte(`{"name":"r"}`)); !errors.Is(err, statecodec.ErrNoLightForm) {
 		t.Fatalf("a plain JSON state: got %v, want ErrNoLightForm", err)
 	}
 }
@@ -108,7 +109,7 @@ func TestLightStateApply(t *testing.T) {
 		if st.Job != nil {
 			continue
 		}
-		b, err := domain.EncodeState(st)
+		b, err := statecodec.EncodeState(st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,14 +119,14 @@ func TestLightStateApply(t *testing.T) {
 			before, lightBefore := whole, skipped(l.Run)
 			whole.Apply(rec)
 			l.Run.Apply(rec)
-			want, err := domain.EncodeState(whole)
+			want, err := statecodec.EncodeState(whole)
 			if err != nil {
 				t.Fatal(err)
 			}
 			got, err := l.Encode()
 			bodyChanged := !reflect.DeepEqual(skipped(before), skipped(whole))
 			switch {
-			case errors.Is(err, domain.ErrLightChanged):
+			case errors.Is(err, statecodec.ErrLightChanged):
 				// An event that sets a configuration to what it was is
 				// refused too: the light form cannot tell.
 				if !bodyChanged && reflect.DeepEqual(lightBefore, skipped(l.Run)) {
@@ -152,13 +153,13 @@ func TestLightStateApply(t *testing.T) {
 }
 
 // decodeBoth decodes state b whole and in its light form.
-func decodeBoth(t *testing.T, b []byte) (domain.Run, domain.LightState) {
+func decodeBoth(t *testing.T, b []byte) (domain.Run, statecodec.LightState) {
 	t.Helper()
 	var whole domain.Run
-	if err := domain.DecodeState(b, &whole); err != nil {
+	if err := statecodec.DecodeState(b, &whole); err != nil {
 		t.Fatal(err)
 	}
-	l, err := domain.DecodeSharedLight(b)
+	l, err := statecodec.DecodeSharedLight(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestLightDecisions(t *testing.T) {
 			continue
 		}
 		st.Owner = "alice"
-		b, err := domain.EncodeState(st)
+		b, err := statecodec.EncodeState(st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,23 +208,23 @@ func TestLightDecisions(t *testing.T) {
 func TestLightDamaged(t *testing.T) {
 	states := lightStates(t)
 	r := states[len(states)-1]
-	b, err := domain.EncodeState(r)
+	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i < len(b); i++ {
-		if _, err := domain.DecodeSharedLight(b[:i]); err == nil {
+		if _, err := statecodec.DecodeSharedLight(b[:i]); err == nil {
 			t.Fatalf("a state cut to %d of %d bytes decoded without error", i, len(b))
 		}
 	}
-	if _, err := domain.DecodeSharedLight(append(slices.Clone(b), 0)); err == nil {
+	if _, err := statecodec.DecodeSharedLight(append(slices.Clone(b), 0)); err == nil {
 		t.Fatal("a state with a byte after it decoded without error")
 	}
 	for i := 1; i < len(b); i++ {
 		for _, x := range []byte{0, 1, 2, 3, 4, 0x7f, 0xff} {
 			d := slices.Clone(b)
 			d[i] = x
-			_, _ = domain.DecodeSharedLight(d)
+			_, _ = statecodec.DecodeSharedLight(d)
 		}
 	}
 }
@@ -235,12 +236,12 @@ func TestLightDamaged(t *testing.T) {
 func FuzzDecodeSharedLight(f *testing.F) {
 	addStateSeeds(f, false)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		l, err := domain.DecodeSharedLight(data)
+		l, err := statecodec.DecodeSharedLight(data)
 		if err != nil {
 			return
 		}
 		var whole domain.Run
-		if err := domain.DecodeState(data, &whole); err != nil {
+		if err := statecodec.DecodeState(data, &whole); err != nil {
 			t.Fatalf("the light form accepted a state DecodeState refuses: %v", err)
 		}
 		if whole.Job != nil {
@@ -254,7 +255,7 @@ func FuzzDecodeSharedLight(f *testing.F) {
 			t.Fatal(err)
 		}
 		var back domain.Run
-		if err := domain.DecodeState(again, &back); err != nil || !reflect.DeepEqual(back, whole) {
+		if err := statecodec.DecodeState(again, &back); err != nil || !reflect.DeepEqual(back, whole) {
 			t.Fatalf("the light form's encoding does not decode to the state: %v", err)
 		}
 	})
@@ -265,7 +266,7 @@ func FuzzDecodeSharedLight(f *testing.F) {
 // so TestLightStateApply cannot show it).
 func TestLightRefusesChanges(t *testing.T) {
 	states := lightStates(t)
-	b, err := domain.EncodeState(states[len(states)-1])
+	b, err := statecodec.EncodeState(states[len(states)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestLightRefusesChanges(t *testing.T) {
 		"job":                  func(r *domain.Run) { r.Job = &domain.Job{} },
 	}
 	for name, change := range changes {
-		l, err := domain.DecodeSharedLight(b)
+		l, err := statecodec.DecodeSharedLight(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +293,7 @@ func TestLightRefusesChanges(t *testing.T) {
 			t.Fatal("the state has no backup: the test needs one")
 		}
 		change(&l.Run)
-		if _, err := l.Encode(); !errors.Is(err, domain.ErrLightChanged) {
+		if _, err := l.Encode(); !errors.Is(err, statecodec.ErrLightChanged) {
 			t.Errorf("%s changed: Encode gave %v, want ErrLightChanged", name, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package domain
+package statecodec
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/piperun/piperun/domain"
 )
 
 // Snapshots and the read models store run states. EncodeState writes a
@@ -69,7 +71,7 @@ const minDeltaSaving = 256
 
 // EncodeState returns r in the binary state form. DecodeState of it equals
 // r exactly (nil and empty slices apart, times with their locations).
-func EncodeState(r Run) ([]byte, error) {
+func EncodeState(r domain.Run) ([]byte, error) {
 	// Written into a pooled buffer, then copied to one of the exact size:
 	// a buffer sized ahead (room for the configuration twice) was twice
 	// the state, and was allocated and cleared whole for every state, which
@@ -95,13 +97,13 @@ var scratchStates = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); re
 
 const maxScratchState = 1 << 20
 
-func (e *stateEncoder) state(r *Run) error {
+func (e *stateEncoder) state(r *domain.Run) error {
 	if err := e.head(r); err != nil {
 		return err
 	}
 
 	written := []writtenConfig{{&r.Config, configSameAsCurrent}}
-	config := func(c *RunConfig, as byte) {
+	config := func(c *domain.RunConfig, as byte) {
 		for _, w := range written {
 			if sameConfig(w.c, c) {
 				e.buf = append(e.buf, w.tag)
@@ -150,12 +152,12 @@ func (e *stateEncoder) state(r *Run) error {
 }
 
 // head writes the magic byte and the fields a state starts with.
-func (e *stateEncoder) head(r *Run) error {
+func (e *stateEncoder) head(r *domain.Run) error {
 	return e.headAs(r, stateMagic)
 }
 
 // headAs is head with the given magic byte.
-func (e *stateEncoder) headAs(r *Run, magic byte) error {
+func (e *stateEncoder) headAs(r *domain.Run, magic byte) error {
 	e.buf = append(e.buf, magic)
 	e.str(r.Name)
 	e.str(r.Description)
@@ -174,7 +176,7 @@ func (e *stateEncoder) headAs(r *Run, magic byte) error {
 
 // restoreAndLogs writes the fields a state ends with: the pending restore
 // and the logs.
-func (e *stateEncoder) restoreAndLogs(r *Run) error {
+func (e *stateEncoder) restoreAndLogs(r *domain.Run) error {
 	if e.present(r.Restore != nil) {
 		p := r.Restore
 		e.str(p.ID)
@@ -200,7 +202,7 @@ type stateEncoder struct{ buf []byte }
 // sameConfig reports whether a and b are equal field by field, nil slices
 // apart from empty ones (as reflect.DeepEqual has it, which a test checks
 // this against): a configuration written once stands for both.
-func sameConfig(a, b *RunConfig) bool {
+func sameConfig(a, b *domain.RunConfig) bool {
 	if a == b {
 		return true
 	}
@@ -264,14 +266,14 @@ func (e *stateEncoder) strs(s []string) {
 // writtenConfig is a configuration already in the state, and the tag that
 // refers to it.
 type writtenConfig struct {
-	c   *RunConfig
+	c   *domain.RunConfig
 	tag byte
 }
 
 // configAgainst writes c, not equal to any of written, as a configDelta
 // against the one of written whose text it shares the most of, if that
 // saves minDeltaSaving bytes; else whole.
-func (e *stateEncoder) configAgainst(c *RunConfig, written []writtenConfig) {
+func (e *stateEncoder) configAgainst(c *domain.RunConfig, written []writtenConfig) {
 	var best writtenConfig
 	bestPrefix, bestSuffix := 0, 0
 	for _, w := range written {
@@ -315,13 +317,13 @@ func sharedEnds(a, b string) (prefix, suffix int) {
 	return prefix, suffix
 }
 
-func (e *stateEncoder) config(c *RunConfig) {
+func (e *stateEncoder) config(c *domain.RunConfig) {
 	e.str(c.YAML)
 	e.configRest(c)
 }
 
 // configRest writes what follows a configuration's text.
-func (e *stateEncoder) configRest(c *RunConfig) {
+func (e *stateEncoder) configRest(c *domain.RunConfig) {
 	e.strs(c.Inputs.Images)
 	e.strs(c.Inputs.Selavy)
 	e.strs(c.Inputs.Noise)
@@ -330,7 +332,7 @@ func (e *stateEncoder) configRest(c *RunConfig) {
 	e.str(c.SettingsDigest)
 }
 
-func (e *stateEncoder) products(p *Products) error {
+func (e *stateEncoder) products(p *domain.Products) error {
 	e.length(p.Artifacts == nil, len(p.Artifacts))
 	for _, a := range p.Artifacts {
 		e.str(a.Name)
@@ -359,7 +361,7 @@ func (e *stateEncoder) products(p *Products) error {
 
 // DecodeState parses a state written by EncodeState, or a Run's plain JSON
 // (as states were stored before), into *r.
-func DecodeState(data []byte, r *Run) error {
+func DecodeState(data []byte, r *domain.Run) error {
 	if len(data) > 0 && figuresOf(data[0]) > 0 {
 		return decodeBinary(string(data[1:]), figuresOf(data[0]), r)
 	}
@@ -371,7 +373,7 @@ func DecodeState(data []byte, r *Run) error {
 // copy of it (an allocation and a copy of some kilobytes less per decode,
 // which the command cache does for every command). data must stay as it
 // is for as long as *r or any string taken from it lives.
-func DecodeSharedState(data []byte, r *Run) error {
+func DecodeSharedState(data []byte, r *domain.Run) error {
 	if len(data) > 1 && figuresOf(data[0]) > 0 {
 		return decodeBinary(unsafe.String(&data[1], len(data)-1), figuresOf(data[0]), r)
 	}
@@ -384,11 +386,11 @@ func DecodeSharedState(data []byte, r *Run) error {
 // state of kilobytes, for a reader that needs just those (the projector,
 // writing a run's row from a state it stores as it is). A plain JSON state
 // is decoded whole, then cut to the same fields.
-func DecodeSharedStateHead(data []byte, r *Run) error {
+func DecodeSharedStateHead(data []byte, r *domain.Run) error {
 	if len(data) > 1 && figuresOf(data[0]) > 0 {
 		whole := unsafe.String(&data[1], len(data)-1)
 		d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
-		var s Run
+		var s domain.Run
 		d.head(&s)
 		if d.err != nil {
 			return fmt.Errorf("decode run state: %w", d.err)
@@ -396,17 +398,17 @@ func DecodeSharedStateHead(data []byte, r *Run) error {
 		*r = s
 		return nil
 	}
-	var whole Run
+	var whole domain.Run
 	if err := decodePlain(data, &whole); err != nil {
 		return err
 	}
-	*r = Run{Name: whole.Name, Description: whole.Description, Owner: whole.Owner, Status: whole.Status,
+	*r = domain.Run{Name: whole.Name, Description: whole.Description, Owner: whole.Owner, Status: whole.Status,
 		Version: whole.Version, Created: whole.Created, Updated: whole.Updated, Deleted: whole.Deleted}
 	return nil
 }
 
-func decodePlain(data []byte, r *Run) error {
-	var plain Run
+func decodePlain(data []byte, r *domain.Run) error {
+	var plain domain.Run
 	if err := json.Unmarshal(data, &plain); err != nil {
 		return fmt.Errorf("decode run state: %w", err)
 	}
@@ -415,13 +417,13 @@ func decodePlain(data []byte, r *Run) error {
 }
 
 // decodeBinary decodes a binary state without its magic byte.
-func decodeBinary(whole string, figures int, r *Run) error {
+func decodeBinary(whole string, figures int, r *domain.Run) error {
 	d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole, figures: figures}
-	var s Run
+	var s domain.Run
 	d.head(&s)
 
-	var backupConfig *RunConfig
-	config := func(dst *RunConfig) {
+	var backupConfig *domain.RunConfig
+	config := func(dst *domain.RunConfig) {
 		switch tag := d.byte(); tag {
 		case configInline:
 			d.config(dst)
@@ -440,7 +442,7 @@ func decodeBinary(whole string, figures int, r *Run) error {
 			}
 			*dst = backupConfig.ExactClone()
 		case configDelta:
-			var base *RunConfig
+			var base *domain.RunConfig
 			switch tag := d.byte(); tag {
 			case configSameAsCurrent:
 				base = &s.Config
@@ -463,24 +465,24 @@ func decodeBinary(whole string, figures int, r *Run) error {
 	}
 	d.config(&s.Config)
 	if d.bool() {
-		s.LastSuccessful = &RunConfig{}
+		s.LastSuccessful = &domain.RunConfig{}
 		config(s.LastSuccessful)
 	}
 	if d.bool() {
-		s.Products = &Products{}
+		s.Products = &domain.Products{}
 		d.products(s.Products)
 	}
 	if d.bool() {
-		s.Backup = &Backup{Version: d.int()}
+		s.Backup = &domain.Backup{Version: d.int()}
 		config(&s.Backup.Config)
 		backupConfig = &s.Backup.Config
 		d.products(&s.Backup.Products)
 	}
 	if d.bool() {
-		j := &Job{ID: d.str(), Mode: JobMode(d.str()), Debug: d.bool()}
+		j := &domain.Job{ID: d.str(), Mode: domain.JobMode(d.str()), Debug: d.bool()}
 		config(&j.Config)
 		j.Log = d.str()
-		j.PreviousStatus = Status(d.str())
+		j.PreviousStatus = domain.Status(d.str())
 		started := d.uint()
 		j.Started = started&1 == 1
 		j.Starts = int(started >> 1)
@@ -511,11 +513,11 @@ type stateDecoder struct {
 var errStateTruncated = errors.New("truncated")
 
 // head reads the fields a state starts with (see DecodeSharedStateHead).
-func (d *stateDecoder) head(s *Run) {
+func (d *stateDecoder) head(s *domain.Run) {
 	s.Name = d.str()
 	s.Description = d.str()
 	s.Owner = d.str()
-	s.Status = Status(d.str())
+	s.Status = domain.Status(d.str())
 	s.Version = d.int()
 	s.Created = d.time()
 	s.Updated = d.time()
@@ -523,14 +525,14 @@ func (d *stateDecoder) head(s *Run) {
 }
 
 // restoreAndLogs reads the fields a state ends with.
-func (d *stateDecoder) restoreAndLogs(s *Run) {
+func (d *stateDecoder) restoreAndLogs(s *domain.Run) {
 	if d.bool() {
-		s.Restore = &PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
+		s.Restore = &domain.PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: domain.Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
 	}
 	if n, ok := d.length(); ok {
-		s.Logs = make([]LogRef, n)
+		s.Logs = make([]domain.LogRef, n)
 		for i := range s.Logs {
-			s.Logs[i] = LogRef{Name: d.str(), Kind: LogKind(d.str()), Created: d.time()}
+			s.Logs[i] = domain.LogRef{Name: d.str(), Kind: domain.LogKind(d.str()), Created: d.time()}
 		}
 	}
 }
@@ -651,13 +653,13 @@ func (d *stateDecoder) strs() []string {
 	return out
 }
 
-func (d *stateDecoder) config(c *RunConfig) {
+func (d *stateDecoder) config(c *domain.RunConfig) {
 	c.YAML = d.str()
 	d.configRest(c)
 }
 
 // configDelta reads a configDelta's text, after its tag, against base.
-func (d *stateDecoder) configDelta(c *RunConfig, base string) {
+func (d *stateDecoder) configDelta(c *domain.RunConfig, base string) {
 	prefix, suffix := d.uint(), d.uint()
 	middle := d.str()
 	if d.err != nil {
@@ -671,7 +673,7 @@ func (d *stateDecoder) configDelta(c *RunConfig, base string) {
 	d.configRest(c)
 }
 
-func (d *stateDecoder) configRest(c *RunConfig) {
+func (d *stateDecoder) configRest(c *domain.RunConfig) {
 	c.Inputs.Images = d.strs()
 	c.Inputs.Selavy = d.strs()
 	c.Inputs.Noise = d.strs()
@@ -680,21 +682,21 @@ func (d *stateDecoder) configRest(c *RunConfig) {
 	c.SettingsDigest = d.str()
 }
 
-func (d *stateDecoder) products(p *Products) {
+func (d *stateDecoder) products(p *domain.Products) {
 	if n, ok := d.length(); ok {
-		p.Artifacts = make([]Artifact, n)
+		p.Artifacts = make([]domain.Artifact, n)
 		for i := range p.Artifacts {
-			p.Artifacts[i] = Artifact{Name: d.str(), Digest: d.str(), Size: d.int()}
+			p.Artifacts[i] = domain.Artifact{Name: d.str(), Digest: d.str(), Size: d.int()}
 		}
 	}
-	p.Figures = Figures{NImages: int(d.int()), NSources: int(d.int()), NSelavyMeasurements: int(d.int()), NForcedMeasurements: int(d.int()), NNewSources: int(d.int())}
+	p.Figures = domain.Figures{NImages: int(d.int()), NSources: int(d.int()), NSelavyMeasurements: int(d.int()), NForcedMeasurements: int(d.int()), NNewSources: int(d.int())}
 	if d.figures > 5 {
 		p.Figures.NMeasurementPairs = int(d.int())
 	}
 	if n, ok := d.length(); ok {
-		p.Images = make([]ImageSummary, n)
+		p.Images = make([]domain.ImageSummary, n)
 		for i := range p.Images {
-			p.Images[i] = ImageSummary{
+			p.Images[i] = domain.ImageSummary{
 				Name: d.str(), Path: d.str(), Epoch: d.str(), DateTime: d.time(),
 				FrequencyMHz: d.float(), BMajDeg: d.float(), BMinDeg: d.float(), BPADeg: d.float(), RADeg: d.float(), DecDeg: d.float(),
 				NMeasurements: int(d.int()),

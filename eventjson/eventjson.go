@@ -1,6 +1,8 @@
 package eventjson
 
 import (
+	"encoding/json"
+	"fmt"
 	"reflect"
 	"sync"
 
@@ -10,13 +12,67 @@ import (
 	"github.com/piperun/piperun/domain"
 )
 
-// Decode parses a stored event body by its type name, as domain.Decode
-// does.
-func Decode(typ string, data []byte) (domain.Event, error) {
-	return domain.DecodeWith(typ, data, unmarshal)
+// Encode returns the event's type name and JSON body, as encoding/json
+// writes it (the form every stored event has, and outside consumers of
+// the published events read).
+func Encode(e domain.Event) (string, []byte, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
+	}
+	return e.EventType(), data, nil
 }
 
-func unmarshal(data []byte, v any) error { return jsonv2.Unmarshal(data, v, decodeOptions) }
+// Decode parses a stored event body by its type name into the event's
+// value type (as decisions produce it, so that Apply sees one shape). A
+// change of an event's shape gets a new type name, and its old versions
+// are upcast to the current shape here.
+func Decode(typ string, data []byte) (domain.Event, error) {
+	switch typ {
+	case domain.TypeRunCreated:
+		return decode[domain.RunCreated](typ, data)
+	case domain.TypeConfigUpdated:
+		return decode[domain.ConfigUpdated](typ, data)
+	case domain.TypeProcessingRequested:
+		return decode[domain.ProcessingRequested](typ, data)
+	case domain.TypeProcessingStarted:
+		return decode[domain.ProcessingStarted](typ, data)
+	case domain.TypeProcessingCompleted:
+		return decode[domain.ProcessingCompleted](typ, data)
+	case domain.TypeProcessingFailed:
+		return decode[domain.ProcessingFailed](typ, data)
+	case domain.TypeLogWritten:
+		return decode[domain.LogWritten](typ, data)
+	case domain.TypeRestoreRequested:
+		return decode[domain.RestoreRequested](typ, data)
+	case domain.TypeRunRestored:
+		return decode[domain.RunRestored](typ, data)
+	case domain.TypeRestoreFailed:
+		return decode[domain.RestoreFailed](typ, data)
+	case domain.TypeDeletionRequested:
+		return decode[domain.DeletionRequested](typ, data)
+	case domain.TypeRunDeleted:
+		return decode[domain.RunDeleted](typ, data)
+	case domain.TypeUserCreated:
+		return decode[domain.UserCreated](typ, data)
+	case domain.TypeUserTokenRevoked:
+		return decode[domain.UserTokenRevoked](typ, data)
+	case domain.TypeUserTokenRotated:
+		return decode[domain.UserTokenRotated](typ, data)
+	case domain.TypeSessionEnded:
+		return decode[domain.SessionEnded](typ, data)
+	}
+	return nil, fmt.Errorf("decode event: unknown type %q", typ)
+}
+
+// decode parses data as an E.
+func decode[E domain.Event](typ string, data []byte) (domain.Event, error) {
+	var e E
+	if err := jsonv2.Unmarshal(data, &e, decodeOptions); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", typ, err)
+	}
+	return e, nil
+}
 
 // plainOptions make the JSON v2 engine decode exactly as encoding/json
 // does (case-insensitive names, duplicate names and invalid UTF-8
