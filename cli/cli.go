@@ -387,3 +387,39 @@ func isTerminal(r io.Reader) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
+
+// subcommand is a command of a group such as "user".
+type subcommand struct {
+	name    string
+	summary string
+	run     func(e *env, args []string) error
+}
+
+// dispatch runs the subcommand named by args[0].
+func (e *env) dispatch(subs []subcommand, args []string) error {
+	list := func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Usage: piperun %s SUBCOMMAND [ARGS] [FLAGS]\n\nSubcommands:\n", e.path)
+		for _, s := range subs {
+			fmt.Fprintf(&b, "  %-10s%s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(&b, "\nRun 'piperun %s SUBCOMMAND --help' for its flags and examples.\n", e.path)
+		return b.String()
+	}
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, list())
+		return usagef("missing subcommand")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(e.stdout, list())
+		return errHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			e.path += " " + s.name
+			return s.run(e, args[1:])
+		}
+	}
+	return usagef("unknown subcommand %q", args[0])
+}

@@ -124,3 +124,46 @@ func cmdUserRotate(e *env, args []string) error {
 	fmt.Fprintln(e.stdout, token)
 	return nil
 }
+
+func cmdUser(e *env, args []string) error {
+	return e.dispatch([]subcommand{
+		{name: "add", summary: "create a user and print its API token", run: cmdUserAdd},
+		{name: "revoke", summary: "withdraw a user's API token and end their web sessions", run: cmdUserRevoke},
+		{name: "rotate", summary: "give a user a new API token (printed once); the old one stops working", run: cmdUserRotate},
+	}, args)
+}
+
+var userAddHelp = help{
+	usage: []string{"user add NAME [--admin] [--data-dir DIR]"},
+	description: `
+Creates the user NAME in a data directory and prints its API token, and
+only the token, on standard output: it is shown this once (the service
+keeps only its hash). Works whether or not a server is running on the data
+directory; a running server accepts the token at once.
+
+User names have 1 to 64 ASCII letters, digits, '.', '_' and '-', and start
+with a letter or a digit. Administrators may change any run; other users
+only the runs they created. 'piperun user revoke' and 'piperun user rotate'
+withdraw or replace a token.`,
+	env: []string{dataDirEnv, esdbEnv},
+	examples: `
+TOKEN=$(piperun user add alice --data-dir /srv/piperun)
+piperun user add bob --admin`,
+}
+
+func cmdUserAdd(e *env, args []string) error {
+	fs := e.flagSet()
+	dataDirFlag(fs)
+	esdbFlag(fs)
+	admin := fs.Bool("admin", false, "make the user an administrator")
+	pos, err := e.parse(fs, userAddHelp, args, 1, 1, "the user NAME")
+	if err != nil {
+		return err
+	}
+	token, err := server.AddUser(e.ctx, e.storage(fs), pos[0], *admin)
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", pos[0], err)
+	}
+	fmt.Fprintln(e.stdout, token)
+	return nil
+}
