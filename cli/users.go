@@ -167,3 +167,32 @@ func cmdUserAdd(e *env, args []string) error {
 	fmt.Fprintln(e.stdout, token)
 	return nil
 }
+
+var whoamiHelp = help{
+	usage:       []string{"whoami"},
+	description: `Prints the name of the user the API token belongs to, and whether it is an administrator.`,
+	env:         clientEnv,
+	examples:    `PIPERUN_TOKEN=... piperun whoami`,
+}
+
+func cmdWhoAmI(e *env, args []string) error {
+	fs := e.flagSet()
+	clientFlags(fs)
+	if _, err := e.parse(fs, whoamiHelp, args, 0, 0, ""); err != nil {
+		return err
+	}
+	r, err := e.client(fs)
+	if err != nil {
+		return err
+	}
+	u, err := r.WhoAmI(e.ctx)
+	if err != nil {
+		return r.explain(err)
+	}
+	role := "user"
+	if u.Admin {
+		role = "administrator"
+	}
+	fmt.Fprintf(e.stdout, "%s (%s) on %s\n", u.Name, role, r.server)
+	return nil
+}
