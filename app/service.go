@@ -3,16 +3,11 @@ package app
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
-	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/google/uuid"
 
 	"github.com/piperun/piperun/domain"
@@ -24,11 +19,6 @@ import (
 // RunStream and UserStream name the aggregates' streams.
 func RunStream(name string) string  { return "run-" + name }
 func UserStream(name string) string { return "user-" + name }
-
-// A snapshot is the run's state as statecodec.EncodeState writes it. Older
-// snapshots were JSON, {"schema": 1, "run": <the Run's JSON>}; they are
-// still read. (Older programs ignore the new ones: they are not JSON.)
-const jsonSnapshotSchema = 1
 
 // Service runs commands against the event store.
 type Service struct {
@@ -75,103 +65,6 @@ func New(store eventstore.Store) *Service {
 
 // DefaultSnapshotBytes is Service.SnapshotBytes unless set.
 const DefaultSnapshotBytes = 16 << 10
-
-type snapshotEnvelope struct {
-	Schema int            `json:"schema"`
-	Run    jsontext.Value `json:"run"`
-}
-
-// LoadRun returns the current state of a run (the zero Run if its stream is
-// empty): the command cache's copy when the store says the stream is at
-// the cached version (one index lookup), else its newest snapshot plus the
-// events after it.
-func (s *Service) LoadRun(ctx context.Context, name string) (domain.Run, error) {
-	if cache := s.runCache(); cache != nil {
-		if v, err := s.Store.StreamVersion(ctx, RunStream(name)); err == nil && v > 0 {
-			if r, ok := cache.getVersion(name, v); ok {
-				return r, nil
-			}
-		}
-	}
-	r, _, err := s.loadRun(ctx, name)
-	return r, err
-}
-
-// loadRun is LoadRun, also returning the bytes of the events read after
-// the snapshot.
-func (s *Service) loadRun(ctx context.Context, name string) (domain.Run, int, error) {
-	stream := RunStream(name)
-	var r domain.Run
-	from := int64(1)
-	snap, err := s.Store.LoadSnapshot(ctx, stream)
-	switch {
-	case err == nil:
-		if sr, ok := decodeSnapshot(snap.Data); ok && sr.Version == snap.Version {
-			r = sr
-			from = snap.Version + 1
-		}
-	case errors.Is(err, eventstore.ErrNotFound):
-	default:
-		return domain.Run{}, 0, fmt.Errorf("load snapshot of run %s: %w", name, err)
-	}
-	evs, err := s.Store.ReadStream(ctx, stream, from, 0)
-	if err != nil {
-		return domain.Run{}, 0, fmt.Errorf("read run %s: %w", name, err)
-	}
-	tail := 0
-	for _, ev := range evs {
-		rec, err := Recorded(ev)
-		if err != nil {
-			return domain.Run{}, 0, fmt.Errorf("load run %s: %w", name, err)
-		}
-		r.Apply(rec)
-		tail += len(ev.Data)
-	}
-	return r, tail, nil
-}
-
-// decodeSnapshot returns the run a snapshot holds; ok is false for a
-// snapshot it cannot read, which loading then ignores.
-func decodeSnapshot(data []byte) (r domain.Run, ok bool) {
-	if len(data) > 0 && data[0] == '{' {
-		var env snapshotEnvelope
-		if jsonv2.Unmarshal(data, &env, jsonOptions) != nil || env.Schema != jsonSnapshotSchema {
-			return r, false
-		}
-		return r, statecodec.DecodeState(env.Run, &r) == nil
-	}
-	return r, statecodec.DecodeState(data, &r) == nil
-}
-
-// jsonOptions decode snapshots with the JSON v2 engine exactly as
-// encoding/json would, about twice as fast.
-var jsonOptions = jsonv1.DefaultOptionsV1()
-
-// History returns every recorded event of a run, decoded.
-func (s *Service) History(ctx context.Context, name string) ([]domain.Recorded, []eventstore.Event, error) {
-	evs, err := s.Store.ReadStream(ctx, RunStream(name), 1, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read run %s: %w", name, err)
-	}
-	recs := make([]domain.Recorded, 0, len(evs))
-	for _, ev := range evs {
-		rec, err := Recorded(ev)
-		if err != nil {
-			return nil, nil, fmt.Errorf("history of run %s: %w", name, err)
-		}
-		recs = append(recs, rec)
-	}
-	return recs, evs, nil
-}
-
-// Recorded decodes a stored event for the domain.
-func Recorded(ev eventstore.Event) (domain.Recorded, error) {
-	e, err := eventjson.Decode(ev.Type, ev.Data)
-	if err != nil {
-		return domain.Recorded{}, fmt.Errorf("event %d of %s: %w", ev.Version, ev.Stream, err)
-	}
-	return domain.Recorded{Version: ev.Version, Time: ev.Time, Actor: ev.Actor, Event: e}, nil
-}
 
 // Result tells what a command appended.
 type Result struct {
@@ -386,136 +279,6 @@ func (s *Service) appendEncoded(ctx context.Context, name, actor string, r domai
 		cache.settle(name, version, lastID, state, tail)
 	}
 	return Result{Run: r, Events: evs, Position: pos, tail: tail}, nil
-}
-
-// LoadUser returns a user's state (zero if absent).
-func (s *Service) LoadUser(ctx context.Context, name string) (domain.User, error) {
-	evs, err := s.Store.ReadStream(ctx, UserStream(name), 1, 0)
-	if err != nil {
-		return domain.User{}, fmt.Errorf("read user %s: %w", name, err)
-	}
-	var u domain.User
-	for _, ev := range evs {
-		rec, err := Recorded(ev)
-		if err != nil {
-			return domain.User{}, fmt.Errorf("load user %s: %w", name, err)
-		}
-		u.Apply(rec)
-	}
-	return u, nil
-}
-
-// CreateUser creates a user with a fresh API token and returns the token.
-// Only the token's SHA-256 is stored.
-func (s *Service) CreateUser(ctx context.Context, name string, admin bool, actor string) (string, error) {
-	u, err := s.LoadUser(ctx, name)
-	if err != nil {
-		return "", err
-	}
-	token, err := NewToken()
-	if err != nil {
-		return "", err
-	}
-	evs, err := u.Create(name, admin, HashToken(token))
-	if err != nil {
-		return "", err
-	}
-	typ, body, err := eventjson.Encode(evs[0])
-	if err != nil {
-		return "", err
-	}
-	if _, _, err := s.Store.Append(ctx, UserStream(name), u.Version, eventstore.EventData{
-		ID: s.NewID(), Type: typ, Data: body, Actor: actor, Time: s.Now(),
-	}); err != nil {
-		if errors.Is(err, eventstore.ErrConcurrency) {
-			return "", fmt.Errorf("create user %s: %w: user %q already exists", name, domain.ErrExists, name)
-		}
-		return "", fmt.Errorf("create user %s: %w", name, err)
-	}
-	return token, nil
-}
-
-// RevokeToken withdraws a user's API token (administrators only) and
-// returns the log position of the revocation. The token and the user's web
-// sessions stop working on a replica as soon as its read models reach that
-// position.
-func (s *Service) RevokeToken(ctx context.Context, name string, actor domain.Actor) (int64, error) {
-	return s.decideUser(ctx, name, actor.Name, "revoke the token of", func(u *domain.User) ([]domain.Event, error) {
-		return u.RevokeToken(name, actor)
-	})
-}
-
-// RotateToken gives a user a new API token (administrators only), revoked
-// or not, and returns it with the log position of the change. Only its
-// SHA-256 is stored.
-func (s *Service) RotateToken(ctx context.Context, name string, actor domain.Actor) (token string, pos int64, err error) {
-	token, err = NewToken()
-	if err != nil {
-		return "", 0, err
-	}
-	pos, err = s.decideUser(ctx, name, actor.Name, "rotate the token of", func(u *domain.User) ([]domain.Event, error) {
-		return u.RotateToken(name, HashToken(token), actor)
-	})
-	if err != nil {
-		return "", 0, err
-	}
-	return token, pos, nil
-}
-
-// EndSession records that the web session id of user name was signed out
-// of; until is when it would have expired anyway. It returns the log
-// position of the record.
-func (s *Service) EndSession(ctx context.Context, name, session string, until time.Time) (int64, error) {
-	return s.decideUser(ctx, name, name, "end a session of", func(u *domain.User) ([]domain.Event, error) {
-		return u.EndSession(session, until)
-	})
-}
-
-// decideUser loads user name, decides with decide and appends the events
-// at the version read, trying again on a concurrent change of the user.
-func (s *Service) decideUser(ctx context.Context, name, actor, what string, decide func(*domain.User) ([]domain.Event, error)) (int64, error) {
-	for attempt := 0; ; attempt++ {
-		u, err := s.LoadUser(ctx, name)
-		if err != nil {
-			return 0, err
-		}
-		evs, err := decide(&u)
-		if err != nil {
-			return 0, fmt.Errorf("%s user %s: %w", what, name, err)
-		}
-		data := make([]eventstore.EventData, 0, len(evs))
-		for _, ev := range evs {
-			typ, body, err := eventjson.Encode(ev)
-			if err != nil {
-				return 0, err
-			}
-			data = append(data, eventstore.EventData{ID: s.NewID(), Type: typ, Data: body, Actor: actor, Time: s.Now()})
-		}
-		_, pos, err := s.Store.Append(ctx, UserStream(name), u.Version, data...)
-		if errors.Is(err, eventstore.ErrConcurrency) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("%s user %s: %w", what, name, err)
-		}
-		return pos, nil
-	}
-}
-
-// HashToken returns the hex SHA-256 of an API token, the only form in which
-// tokens are stored.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-// NewToken returns a new random API token.
-func NewToken() (string, error) {
-	var b [24]byte
-	if _, err := randRead(b[:]); err != nil {
-		return "", fmt.Errorf("generate token: %w", err)
-	}
-	return "prt_" + hex.EncodeToString(b[:]), nil
 }
 
 // newEventID returns a UUIDv7: time-ordered, so new ids land at the end of
