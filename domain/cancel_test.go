@@ -6,22 +6,8 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 )
-
-// runningJob is completedRun with a full re-run job-2 requested, and
-// started n times (0: still Queued).
-func runningJob(t *testing.T, n int) *stream {
-	t.Helper()
-	s := completedRun(t)
-	s.requestFullRerun("job-2")
-	if n > 0 {
-		s.start("job-2")
-	}
-	for range n - 1 {
-		s.reported(s.run.ResumeProcessing("job-2", 100))
-	}
-	return s
-}
 
 func TestResumeProcessing(t *testing.T) {
 	tests := []struct {
@@ -43,11 +29,11 @@ func TestResumeProcessing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := runningJob(t, tc.starts)
-			if s.run.Job.Starts != tc.starts {
-				t.Fatalf("after %d starts the job counts %d", tc.starts, s.run.Job.Starts)
+			s := domaintest.RunningJob(t, tc.starts)
+			if s.Run.Job.Starts != tc.starts {
+				t.Fatalf("after %d starts the job counts %d", tc.starts, s.Run.Job.Starts)
 			}
-			evs := s.run.ResumeProcessing(tc.job, tc.maxStarts)
+			evs := s.Run.ResumeProcessing(tc.job, tc.maxStarts)
 			switch tc.want {
 			case "":
 				if len(evs) != 0 {
@@ -55,20 +41,20 @@ func TestResumeProcessing(t *testing.T) {
 				}
 				return
 			case domain.TypeProcessingStarted:
-				single[domain.ProcessingStarted](t, evs)
-				s.reported(evs)
-				if s.run.Status != domain.StatusRunning || s.run.Job.Starts != tc.wantCount {
-					t.Fatalf("after the start the run is %s with %d starts, want Running with %d", s.run.Status, s.run.Job.Starts, tc.wantCount)
+				domaintest.Single[domain.ProcessingStarted](t, evs)
+				s.Reported(evs)
+				if s.Run.Status != domain.StatusRunning || s.Run.Job.Starts != tc.wantCount {
+					t.Fatalf("after the start the run is %s with %d starts, want Running with %d", s.Run.Status, s.Run.Job.Starts, tc.wantCount)
 				}
 			case domain.TypeProcessingFailed:
-				f := single[domain.ProcessingFailed](t, evs)
+				f := domaintest.Single[domain.ProcessingFailed](t, evs)
 				want := fmt.Sprintf("job job-2 was interrupted %d times (the process stopped while running it); giving up", tc.starts)
 				if f.JobID != "job-2" || !strings.HasPrefix(f.Reason, want) {
 					t.Fatalf("got %+v, want job-2 failed with %q", f, want)
 				}
-				s.reported(evs)
-				if s.run.Status != domain.StatusError || s.run.Job != nil {
-					t.Fatalf("after giving up the run is %s with job %v", s.run.Status, s.run.Job)
+				s.Reported(evs)
+				if s.Run.Status != domain.StatusError || s.Run.Job != nil {
+					t.Fatalf("after giving up the run is %s with job %v", s.Run.Status, s.Run.Job)
 				}
 			}
 		})
@@ -78,72 +64,72 @@ func TestResumeProcessing(t *testing.T) {
 // TestResumeProcessingOldState: a state stored before starts were counted
 // says only that the job was started; it counts as one start.
 func TestResumeProcessingOldState(t *testing.T) {
-	r := runningJob(t, 1).run
+	r := domaintest.RunningJob(t, 1).Run
 	r.Job.Starts = 0 // as decoded from such a state
-	single[domain.ProcessingStarted](t, r.ResumeProcessing("job-2", 2))
-	single[domain.ProcessingFailed](t, r.ResumeProcessing("job-2", 1))
+	domaintest.Single[domain.ProcessingStarted](t, r.ResumeProcessing("job-2", 2))
+	domaintest.Single[domain.ProcessingFailed](t, r.ResumeProcessing("job-2", 1))
 }
 
 func TestCancelJob(t *testing.T) {
 	tests := []struct {
 		name   string
-		setup  func(*testing.T) *stream
+		setup  func(*testing.T) *domaintest.Stream
 		actor  domain.Actor
 		want   error
 		reason string
 	}{
-		{"queued, by its creator", func(t *testing.T) *stream { return runningJob(t, 0) }, alice, nil, "cancelled by alice"},
-		{"running, by its creator", func(t *testing.T) *stream { return runningJob(t, 1) }, alice, nil, "cancelled by alice"},
-		{"running, by an administrator", func(t *testing.T) *stream { return runningJob(t, 2) }, admin, nil, "cancelled by root"},
-		{"running, by another user", func(t *testing.T) *stream { return runningJob(t, 1) }, bob, domain.ErrForbidden, ""},
-		{"completed", completedRun, alice, domain.ErrNotRunning, ""},
-		{"failed", failedAddition, admin, domain.ErrNotRunning, ""},
-		{"restoring", func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.requestRestore("restore-1")
+		{"queued, by its creator", func(t *testing.T) *domaintest.Stream { return domaintest.RunningJob(t, 0) }, domaintest.Alice, nil, "cancelled by alice"},
+		{"running, by its creator", func(t *testing.T) *domaintest.Stream { return domaintest.RunningJob(t, 1) }, domaintest.Alice, nil, "cancelled by alice"},
+		{"running, by an administrator", func(t *testing.T) *domaintest.Stream { return domaintest.RunningJob(t, 2) }, domaintest.Admin, nil, "cancelled by root"},
+		{"running, by another user", func(t *testing.T) *domaintest.Stream { return domaintest.RunningJob(t, 1) }, domaintest.Bob, domain.ErrForbidden, ""},
+		{"completed", domaintest.CompletedRun, domaintest.Alice, domain.ErrNotRunning, ""},
+		{"failed", domaintest.FailedAddition, domaintest.Admin, domain.ErrNotRunning, ""},
+		{"restoring", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.RequestRestore("restore-1")
 			return s
-		}, alice, domain.ErrNotRunning, ""},
-		{"deleting", func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.accepted(s.run.RequestDeletion(alice))
+		}, domaintest.Alice, domain.ErrNotRunning, ""},
+		{"deleting", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Accepted(s.Run.RequestDeletion(domaintest.Alice))
 			return s
-		}, alice, domain.ErrNotRunning, ""},
-		{"deleted", func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.delete()
+		}, domaintest.Alice, domain.ErrNotRunning, ""},
+		{"deleted", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Delete()
 			return s
-		}, alice, domain.ErrNotFound, ""},
+		}, domaintest.Alice, domain.ErrNotFound, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.setup(t)
-			evs, err := s.run.CancelJob(tc.actor)
-			checkErr(t, err, tc.want)
+			evs, err := s.Run.CancelJob(tc.actor)
+			domaintest.CheckErr(t, err, tc.want)
 			if tc.want != nil {
 				return
 			}
-			jobID := s.run.Job.ID
-			f := single[domain.ProcessingFailed](t, evs)
+			jobID := s.Run.Job.ID
+			f := domaintest.Single[domain.ProcessingFailed](t, evs)
 			if f.JobID != jobID || f.Reason != tc.reason {
 				t.Fatalf("got %+v, want job %s failed with %q", f, jobID, tc.reason)
 			}
-			s.happened(tc.actor, evs...)
-			if s.run.Status != domain.StatusError || s.run.Job != nil {
-				t.Fatalf("after the cancellation the run is %s with job %v", s.run.Status, s.run.Job)
+			s.Happened(tc.actor, evs...)
+			if s.Run.Status != domain.StatusError || s.Run.Job != nil {
+				t.Fatalf("after the cancellation the run is %s with job %v", s.Run.Status, s.Run.Job)
 			}
 			// The stopped job's late outcome is refused, success or failure.
-			p := products("epoch01", "epoch02")
-			if evs := s.run.FinishProcessing(jobID, &p, nil); len(evs) != 0 {
+			p := domaintest.Products("epoch01", "epoch02")
+			if evs := s.Run.FinishProcessing(jobID, &p, nil); len(evs) != 0 {
 				t.Fatalf("a late completion after the cancellation was accepted: %v", evs)
 			}
-			if evs := s.run.FinishProcessing(jobID, nil, fmt.Errorf("context canceled")); len(evs) != 0 {
+			if evs := s.Run.FinishProcessing(jobID, nil, fmt.Errorf("context canceled")); len(evs) != 0 {
 				t.Fatalf("a late failure after the cancellation was accepted: %v", evs)
 			}
-			if evs := s.run.ResumeProcessing(jobID, 3); len(evs) != 0 {
+			if evs := s.Run.ResumeProcessing(jobID, 3); len(evs) != 0 {
 				t.Fatalf("a cancelled job was started again: %v", evs)
 			}
 			// The run can be processed again.
-			s.requestFullRerun("job-3")
+			s.RequestFullRerun("job-3")
 		})
 	}
 }
@@ -152,13 +138,13 @@ func TestCancelJob(t *testing.T) {
 // in the same decision; a late outcome of the job is refused.
 func TestDeletionCancelsJob(t *testing.T) {
 	for _, starts := range []int{0, 1, 3} {
-		for _, a := range []domain.Actor{alice, admin} {
+		for _, a := range []domain.Actor{domaintest.Alice, domaintest.Admin} {
 			t.Run(fmt.Sprintf("%d starts by %s", starts, a.Name), func(t *testing.T) {
-				s := runningJob(t, starts)
-				_, err := s.run.RequestDeletion(bob)
-				checkErr(t, err, domain.ErrForbidden)
-				evs, err := s.run.RequestDeletion(a)
-				checkErr(t, err, nil)
+				s := domaintest.RunningJob(t, starts)
+				_, err := s.Run.RequestDeletion(domaintest.Bob)
+				domaintest.CheckErr(t, err, domain.ErrForbidden)
+				evs, err := s.Run.RequestDeletion(a)
+				domaintest.CheckErr(t, err, nil)
 				if len(evs) != 2 {
 					t.Fatalf("got %v, want the job's failure and the deletion request", evs)
 				}
@@ -166,19 +152,19 @@ func TestDeletionCancelsJob(t *testing.T) {
 				if _, del := evs[1].(domain.DeletionRequested); !ok || !del || f.JobID != "job-2" || !strings.HasPrefix(f.Reason, "cancelled by "+a.Name) {
 					t.Fatalf("got %+v, want job-2 cancelled by %s then DeletionRequested", evs, a.Name)
 				}
-				s.happened(a, evs...)
-				if s.run.Status != domain.StatusDeleting || s.run.Job != nil {
-					t.Fatalf("after the request the run is %s with job %v", s.run.Status, s.run.Job)
+				s.Happened(a, evs...)
+				if s.Run.Status != domain.StatusDeleting || s.Run.Job != nil {
+					t.Fatalf("after the request the run is %s with job %v", s.Run.Status, s.Run.Job)
 				}
-				p := products("epoch01", "epoch02")
-				if evs := s.run.FinishProcessing("job-2", &p, nil); len(evs) != 0 {
+				p := domaintest.Products("epoch01", "epoch02")
+				if evs := s.Run.FinishProcessing("job-2", &p, nil); len(evs) != 0 {
 					t.Fatalf("a late completion of the cancelled job was accepted: %v", evs)
 				}
-				s.reported(s.run.FinishDeletion())
-				if s.run.Exists() {
+				s.Reported(s.Run.FinishDeletion())
+				if s.Run.Exists() {
 					t.Fatal("the run still exists")
 				}
-				if findings := domain.Audit(s.recs); len(findings) > 0 {
+				if findings := domain.Audit(s.Recs); len(findings) > 0 {
 					t.Fatalf("audit: %v", findings)
 				}
 			})
@@ -187,20 +173,20 @@ func TestDeletionCancelsJob(t *testing.T) {
 }
 
 func TestFailRestore(t *testing.T) {
-	s := addedRun(t)
-	s.requestRestore("restore-1")
-	if evs := s.run.FailRestore("restore-0", "boom"); len(evs) != 0 {
+	s := domaintest.AddedRun(t)
+	s.RequestRestore("restore-1")
+	if evs := s.Run.FailRestore("restore-0", "boom"); len(evs) != 0 {
 		t.Fatalf("another request's failure was accepted: %v", evs)
 	}
-	f := single[domain.RestoreFailed](t, s.run.FailRestore("restore-1", "the restore worker panicked"))
+	f := domaintest.Single[domain.RestoreFailed](t, s.Run.FailRestore("restore-1", "the restore worker panicked"))
 	if f.RequestID != "restore-1" || f.Reason != "the restore worker panicked" {
 		t.Fatalf("got %+v", f)
 	}
-	s.reported([]domain.Event{f})
-	if s.run.Status != domain.StatusCompleted || s.run.Backup == nil || s.run.Restore != nil {
-		t.Fatalf("after the failure the run is %s, backup %v, restore %v", s.run.Status, s.run.Backup != nil, s.run.Restore)
+	s.Reported([]domain.Event{f})
+	if s.Run.Status != domain.StatusCompleted || s.Run.Backup == nil || s.Run.Restore != nil {
+		t.Fatalf("after the failure the run is %s, backup %v, restore %v", s.Run.Status, s.Run.Backup != nil, s.Run.Restore)
 	}
-	if evs := s.run.FailRestore("restore-1", "again"); len(evs) != 0 {
+	if evs := s.Run.FailRestore("restore-1", "again"); len(evs) != 0 {
 		t.Fatalf("a second failure was accepted: %v", evs)
 	}
 }

@@ -9,83 +9,84 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 )
 
 func TestRequestRestoreRefused(t *testing.T) {
 	tests := []struct {
 		name   string
-		setup  func(*testing.T) *stream
+		setup  func(*testing.T) *domaintest.Stream
 		actor  domain.Actor
 		want   error
 		reason string // part of the error message that says why
 	}{
-		{name: "never had images added", setup: completedRun, actor: alice, want: domain.ErrNotRestorable, reason: "backup"},
-		{name: "never processed", setup: func(t *testing.T) *stream {
-			s := newStream(t)
-			s.create(config(settings, "epoch01"))
+		{name: "never had images added", setup: domaintest.CompletedRun, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: "backup"},
+		{name: "never processed", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.NewStream(t)
+			s.Create(domaintest.Config(domaintest.Settings, "epoch01"))
 			return s
-		}, actor: alice, want: domain.ErrNotRestorable, reason: string(domain.StatusInitialised)},
-		{name: "addition queued", setup: func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-			s.requestProcessing("job-2")
+		}, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: string(domain.StatusInitialised)},
+		{name: "addition queued", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+			s.RequestProcessing("job-2")
 			return s
-		}, actor: alice, want: domain.ErrNotRestorable, reason: string(domain.StatusQueued)},
-		{name: "addition running", setup: func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-			s.requestProcessing("job-2")
-			s.start("job-2")
+		}, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: string(domain.StatusQueued)},
+		{name: "addition running", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+			s.RequestProcessing("job-2")
+			s.Start("job-2")
 			return s
-		}, actor: alice, want: domain.ErrNotRestorable, reason: string(domain.StatusRunning)},
-		{name: "already restoring", setup: func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.requestRestore("restore-1")
+		}, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: string(domain.StatusRunning)},
+		{name: "already restoring", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.RequestRestore("restore-1")
 			return s
-		}, actor: alice, want: domain.ErrNotRestorable, reason: string(domain.StatusRestoring)},
-		{name: "being deleted", setup: func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.accepted(s.run.RequestDeletion(alice))
+		}, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: string(domain.StatusRestoring)},
+		{name: "being deleted", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.Accepted(s.Run.RequestDeletion(domaintest.Alice))
 			return s
-		}, actor: alice, want: domain.ErrNotRestorable, reason: string(domain.StatusDeleting)},
-		{name: "backup used up", setup: func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.restore("restore-1")
+		}, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: string(domain.StatusDeleting)},
+		{name: "backup used up", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.Restore("restore-1")
 			return s
-		}, actor: alice, want: domain.ErrNotRestorable, reason: "backup"},
-		{name: "full re-run after an addition", setup: func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.requestFullRerun("job-3")
-			s.start("job-3")
-			s.complete("job-3", products("epoch01", "epoch02", "epoch03"))
+		}, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: "backup"},
+		{name: "full re-run after an addition", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.RequestFullRerun("job-3")
+			s.Start("job-3")
+			s.Complete("job-3", domaintest.Products("epoch01", "epoch02", "epoch03"))
 			return s
-		}, actor: alice, want: domain.ErrNotRestorable, reason: "backup"},
-		{name: "deleted", setup: func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.delete()
+		}, actor: domaintest.Alice, want: domain.ErrNotRestorable, reason: "backup"},
+		{name: "deleted", setup: func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.Delete()
 			return s
-		}, actor: alice, want: domain.ErrNotFound},
-		{name: "by someone else", setup: addedRun, actor: bob, want: domain.ErrForbidden},
-		{name: "anonymous", setup: addedRun, actor: domain.Actor{}, want: domain.ErrForbidden},
-		{name: "by the creator", setup: addedRun, actor: alice},
-		{name: "by an administrator", setup: addedRun, actor: admin},
-		{name: "after a failed addition", setup: failedAddition, actor: alice},
+		}, actor: domaintest.Alice, want: domain.ErrNotFound},
+		{name: "by someone else", setup: domaintest.AddedRun, actor: domaintest.Bob, want: domain.ErrForbidden},
+		{name: "anonymous", setup: domaintest.AddedRun, actor: domain.Actor{}, want: domain.ErrForbidden},
+		{name: "by the creator", setup: domaintest.AddedRun, actor: domaintest.Alice},
+		{name: "by an administrator", setup: domaintest.AddedRun, actor: domaintest.Admin},
+		{name: "after a failed addition", setup: domaintest.FailedAddition, actor: domaintest.Alice},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.setup(t)
-			events, err := s.run.RequestRestore(restoring("restore-9", tc.actor))
-			checkErr(t, err, tc.want)
+			events, err := s.Run.RequestRestore(domaintest.Restoring("restore-9", tc.actor))
+			domaintest.CheckErr(t, err, tc.want)
 			if err != nil {
 				if !strings.Contains(err.Error(), tc.reason) {
 					t.Errorf("error %q does not say why (%q)", err, tc.reason)
 				}
 				return
 			}
-			got := single[domain.RestoreRequested](t, events)
+			got := domaintest.Single[domain.RestoreRequested](t, events)
 			want := domain.RestoreRequested{
 				RequestID: "restore-9", Log: "restore-9_restore_log.txt",
-				PreviousStatus: s.run.Status, BackupVersion: s.run.Backup.Version,
+				PreviousStatus: s.Run.Status, BackupVersion: s.Run.Backup.Version,
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
@@ -97,56 +98,56 @@ func TestRequestRestoreRefused(t *testing.T) {
 func TestRestore(t *testing.T) {
 	tests := []struct {
 		name      string
-		setup     func(*testing.T) *stream
+		setup     func(*testing.T) *domaintest.Stream
 		abandoned []domain.Artifact
 	}{
-		{"after an addition", addedRun, []domain.Artifact{measurements("epoch03"), sources("epoch01", "epoch02", "epoch03")}},
-		{"after an addition and a later edit", func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.configure(config(settings, "epoch01", "epoch02", "epoch03", "epoch04"))
+		{"after an addition", domaintest.AddedRun, []domain.Artifact{domaintest.Measurements("epoch03"), domaintest.Sources("epoch01", "epoch02", "epoch03")}},
+		{"after an addition and a later edit", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03", "epoch04"))
 			return s
-		}, []domain.Artifact{measurements("epoch03"), sources("epoch01", "epoch02", "epoch03")}},
-		{"after a failed addition", failedAddition, nil},
-		{"after a retried addition", func(t *testing.T) *stream {
-			s := failedAddition(t)
-			s.requestProcessing("job-3")
-			s.start("job-3")
-			s.complete("job-3", products("epoch01", "epoch02", "epoch03"))
+		}, []domain.Artifact{domaintest.Measurements("epoch03"), domaintest.Sources("epoch01", "epoch02", "epoch03")}},
+		{"after a failed addition", domaintest.FailedAddition, nil},
+		{"after a retried addition", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.FailedAddition(t)
+			s.RequestProcessing("job-3")
+			s.Start("job-3")
+			s.Complete("job-3", domaintest.Products("epoch01", "epoch02", "epoch03"))
 			return s
-		}, []domain.Artifact{measurements("epoch03"), sources("epoch01", "epoch02", "epoch03")}},
-		{"by an administrator", func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.happened(admin, mustEvents(t)(s.run.RequestRestore(restoring("restore-1", admin)))...)
+		}, []domain.Artifact{domaintest.Measurements("epoch03"), domaintest.Sources("epoch01", "epoch02", "epoch03")}},
+		{"by an administrator", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.Happened(domaintest.Admin, mustEvents(t)(s.Run.RequestRestore(domaintest.Restoring("restore-1", domaintest.Admin)))...)
 			return s
-		}, []domain.Artifact{measurements("epoch03"), sources("epoch01", "epoch02", "epoch03")}},
+		}, []domain.Artifact{domaintest.Measurements("epoch03"), domaintest.Sources("epoch01", "epoch02", "epoch03")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.setup(t)
-			if s.run.Restore == nil {
-				s.requestRestore("restore-1")
+			if s.Run.Restore == nil {
+				s.RequestRestore("restore-1")
 			}
-			backupVersion := s.run.Backup.Version
-			got := single[domain.RunRestored](t, s.run.FinishRestore("restore-1", nil))
+			backupVersion := s.Run.Backup.Version
+			got := domaintest.Single[domain.RunRestored](t, s.Run.FinishRestore("restore-1", nil))
 			want := domain.RunRestored{RequestID: "restore-1", BackupVersion: backupVersion, Abandoned: tc.abandoned}
 			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("got\n%s\nwant\n%s", jsonString(t, got), jsonString(t, want))
+				t.Fatalf("got\n%s\nwant\n%s", domaintest.JSONString(t, got), domaintest.JSONString(t, want))
 			}
-			s.happened(worker, got)
+			s.Happened(domaintest.Worker, got)
 
-			r := s.run
-			pre := preAddition(backupVersion)
+			r := s.Run
+			pre := domaintest.PreAddition(backupVersion)
 			if r.Status != domain.StatusCompleted {
 				t.Errorf("status %s, want %s", r.Status, domain.StatusCompleted)
 			}
 			if !reflect.DeepEqual(r.Config, pre.Config) {
-				t.Errorf("config not restored: %s", jsonString(t, r.Config))
+				t.Errorf("config not restored: %s", domaintest.JSONString(t, r.Config))
 			}
 			if r.LastSuccessful == nil || !reflect.DeepEqual(*r.LastSuccessful, pre.Config) {
-				t.Errorf("last successful config not restored: %s", jsonString(t, r.LastSuccessful))
+				t.Errorf("last successful config not restored: %s", domaintest.JSONString(t, r.LastSuccessful))
 			}
 			if r.Products == nil || !reflect.DeepEqual(*r.Products, pre.Products) {
-				t.Errorf("products not restored: %s", jsonString(t, r.Products))
+				t.Errorf("products not restored: %s", domaintest.JSONString(t, r.Products))
 			}
 			if r.Figures() != pre.Products.Figures {
 				t.Errorf("figures %+v, want %+v", r.Figures(), pre.Products.Figures)
@@ -162,48 +163,48 @@ func TestRestore(t *testing.T) {
 func mustEvents(t *testing.T) func([]domain.Event, error) []domain.Event {
 	return func(events []domain.Event, err error) []domain.Event {
 		t.Helper()
-		checkErr(t, err, nil)
+		domaintest.CheckErr(t, err, nil)
 		return events
 	}
 }
 
 func TestRestoreRecordsRequester(t *testing.T) {
-	s := addedRun(t)
-	s.happened(admin, mustEvents(t)(s.run.RequestRestore(restoring("restore-1", admin)))...)
+	s := domaintest.AddedRun(t)
+	s.Happened(domaintest.Admin, mustEvents(t)(s.Run.RequestRestore(domaintest.Restoring("restore-1", domaintest.Admin)))...)
 	want := domain.PendingRestore{
 		ID: "restore-1", Log: "restore-1_restore_log.txt", PreviousStatus: domain.StatusCompleted,
-		BackupVersion: s.run.Backup.Version, RequestedBy: admin.Name,
+		BackupVersion: s.Run.Backup.Version, RequestedBy: domaintest.Admin.Name,
 	}
-	if s.run.Restore == nil || *s.run.Restore != want {
-		t.Errorf("pending restore %+v, want %+v", s.run.Restore, want)
+	if s.Run.Restore == nil || *s.Run.Restore != want {
+		t.Errorf("pending restore %+v, want %+v", s.Run.Restore, want)
 	}
 }
 
 func TestBackupUsedUpUntilNextAddition(t *testing.T) {
-	s := addedRun(t)
-	s.restore("restore-1")
-	_, err := s.run.RequestRestore(restoring("restore-2", alice))
-	checkErr(t, err, domain.ErrNotRestorable)
+	s := domaintest.AddedRun(t)
+	s.Restore("restore-1")
+	_, err := s.Run.RequestRestore(domaintest.Restoring("restore-2", domaintest.Alice))
+	domaintest.CheckErr(t, err, domain.ErrNotRestorable)
 
-	s.configure(config(settings, "epoch01", "epoch02", "epoch04"))
-	s.process("job-3", products("epoch01", "epoch02", "epoch04"))
-	s.restore("restore-3")
-	if !reflect.DeepEqual(*s.run.Products, products("epoch01", "epoch02")) {
-		t.Errorf("second restore brought back %s", jsonString(t, s.run.Products))
+	s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch04"))
+	s.Process("job-3", domaintest.Products("epoch01", "epoch02", "epoch04"))
+	s.Restore("restore-3")
+	if !reflect.DeepEqual(*s.Run.Products, domaintest.Products("epoch01", "epoch02")) {
+		t.Errorf("second restore brought back %s", domaintest.JSONString(t, s.Run.Products))
 	}
 }
 
 func TestFailedAdditionIsRestorable(t *testing.T) {
-	s := failedAddition(t)
-	r := s.run
+	s := domaintest.FailedAddition(t)
+	r := s.Run
 	if r.Status != domain.StatusError {
 		t.Fatalf("status %s, want %s", r.Status, domain.StatusError)
 	}
-	if want := preAddition(r.Backup.Version); !reflect.DeepEqual(*r.Backup, want) {
-		t.Errorf("backup\n%s\nwant\n%s", jsonString(t, r.Backup), jsonString(t, want))
+	if want := domaintest.PreAddition(r.Backup.Version); !reflect.DeepEqual(*r.Backup, want) {
+		t.Errorf("backup\n%s\nwant\n%s", domaintest.JSONString(t, r.Backup), domaintest.JSONString(t, want))
 	}
-	if !reflect.DeepEqual(*r.Products, products("epoch01", "epoch02")) {
-		t.Errorf("a failed addition changed the products: %s", jsonString(t, r.Products))
+	if !reflect.DeepEqual(*r.Products, domaintest.Products("epoch01", "epoch02")) {
+		t.Errorf("a failed addition changed the products: %s", domaintest.JSONString(t, r.Products))
 	}
 	if !r.RestoreAvailable() {
 		t.Error("a failed addition is not restorable")
@@ -212,13 +213,13 @@ func TestFailedAdditionIsRestorable(t *testing.T) {
 
 // inconsistentBackup is a run whose backup lists other images in its
 // products than in its configuration, as a faulty worker could leave it.
-func inconsistentBackup(got ...string) func(*testing.T) *stream {
-	return func(t *testing.T) *stream {
-		s := newStream(t)
-		s.create(config(settings, "epoch01", "epoch02"))
-		s.process("job-1", products(got...))
-		s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-		s.process("job-2", products("epoch01", "epoch02", "epoch03"))
+func inconsistentBackup(got ...string) func(*testing.T) *domaintest.Stream {
+	return func(t *testing.T) *domaintest.Stream {
+		s := domaintest.NewStream(t)
+		s.Create(domaintest.Config(domaintest.Settings, "epoch01", "epoch02"))
+		s.Process("job-1", domaintest.Products(got...))
+		s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+		s.Process("job-2", domaintest.Products("epoch01", "epoch02", "epoch03"))
 		return s
 	}
 }
@@ -227,33 +228,33 @@ func TestRestoreFailureChangesNothing(t *testing.T) {
 	verifyErr := errors.New("artifact sha256:meas-epoch01 is missing")
 	tests := []struct {
 		name   string
-		setup  func(*testing.T) *stream
+		setup  func(*testing.T) *domaintest.Stream
 		verify error
 		// retryable: the backup itself is sound, so a later restore whose
 		// verification passes succeeds.
 		retryable bool
 	}{
-		{"verification fails on a completed run", addedRun, verifyErr, true},
-		{"verification fails after a failed addition", failedAddition, verifyErr, true},
+		{"verification fails on a completed run", domaintest.AddedRun, verifyErr, true},
+		{"verification fails after a failed addition", domaintest.FailedAddition, verifyErr, true},
 		{"backup misses an image of its configuration", inconsistentBackup("epoch01"), nil, false},
 		{"backup holds another image than its configuration", inconsistentBackup("epoch01", "epoch09"), nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.setup(t)
-			before := snapshot(t, s.run)
-			s.requestRestore("restore-1")
-			requested := s.recs[len(s.recs)-1]
+			before := domaintest.Snapshot(t, s.Run)
+			s.RequestRestore("restore-1")
+			requested := s.Recs[len(s.Recs)-1]
 
-			failed := single[domain.RestoreFailed](t, s.run.FinishRestore("restore-1", tc.verify))
+			failed := domaintest.Single[domain.RestoreFailed](t, s.Run.FinishRestore("restore-1", tc.verify))
 			if failed.RequestID != "restore-1" || failed.Reason == "" {
 				t.Errorf("failure %+v names no request or reason", failed)
 			}
 			if tc.verify != nil && !strings.Contains(failed.Reason, tc.verify.Error()) {
 				t.Errorf("reason %q does not say why verification failed", failed.Reason)
 			}
-			s.happened(worker, failed)
-			after := snapshot(t, s.run)
+			s.Happened(domaintest.Worker, failed)
+			after := domaintest.Snapshot(t, s.Run)
 
 			if after.Status != before.Status {
 				t.Errorf("status %s, want %s", after.Status, before.Status)
@@ -270,13 +271,13 @@ func TestRestoreFailureChangesNothing(t *testing.T) {
 				r.Version, r.Updated, r.Restore, r.Logs = 0, time.Time{}, nil, nil
 			}
 			if !reflect.DeepEqual(after, before) {
-				t.Errorf("a failed restore changed the run:\n%s\nwas\n%s", jsonString(t, after), jsonString(t, before))
+				t.Errorf("a failed restore changed the run:\n%s\nwas\n%s", domaintest.JSONString(t, after), domaintest.JSONString(t, before))
 			}
 
 			if tc.retryable {
-				s.restore("restore-2")
-				if !reflect.DeepEqual(*s.run.Products, products("epoch01", "epoch02")) {
-					t.Errorf("retried restore brought back %s", jsonString(t, s.run.Products))
+				s.Restore("restore-2")
+				if !reflect.DeepEqual(*s.Run.Products, domaintest.Products("epoch01", "epoch02")) {
+					t.Errorf("retried restore brought back %s", domaintest.JSONString(t, s.Run.Products))
 				}
 			}
 		})
@@ -284,11 +285,11 @@ func TestRestoreFailureChangesNothing(t *testing.T) {
 }
 
 func TestRestoreWithoutBackupFails(t *testing.T) {
-	s := addedRun(t)
-	s.requestRestore("restore-1")
-	r := s.run
+	s := domaintest.AddedRun(t)
+	s.RequestRestore("restore-1")
+	r := s.Run
 	r.Backup = nil // not reachable by events; FinishRestore must still not restore
-	failed := single[domain.RestoreFailed](t, r.FinishRestore("restore-1", nil))
+	failed := domaintest.Single[domain.RestoreFailed](t, r.FinishRestore("restore-1", nil))
 	if failed.Reason == "" {
 		t.Error("no reason given")
 	}
@@ -297,66 +298,66 @@ func TestRestoreWithoutBackupFails(t *testing.T) {
 // TestRedeliveryIsIgnored: workers may see a message again after its outcome
 // was recorded; deciding on it again must record nothing.
 func TestRedeliveryIsIgnored(t *testing.T) {
-	done := products("epoch01", "epoch02")
+	done := domaintest.Products("epoch01", "epoch02")
 	tests := []struct {
 		name   string
-		setup  func(*testing.T) *stream
+		setup  func(*testing.T) *domaintest.Stream
 		decide func(r *domain.Run) []domain.Event
 	}{
-		{"start of an unknown job", completedRun, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-9") }},
-		{"start of a started job", func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.requestFullRerun("job-2")
-			s.start("job-2")
+		{"start of an unknown job", domaintest.CompletedRun, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-9") }},
+		{"start of a started job", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.RequestFullRerun("job-2")
+			s.Start("job-2")
 			return s
 		}, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-2") }},
-		{"start of a completed job", completedRun, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-1") }},
-		{"start of a failed job", failedAddition, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-2") }},
-		{"start of another job than the queued one", func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.requestFullRerun("job-2")
+		{"start of a completed job", domaintest.CompletedRun, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-1") }},
+		{"start of a failed job", domaintest.FailedAddition, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-2") }},
+		{"start of another job than the queued one", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.RequestFullRerun("job-2")
 			return s
 		}, func(r *domain.Run) []domain.Event { return r.StartProcessing("job-1") }},
-		{"end of an unknown job", completedRun, func(r *domain.Run) []domain.Event { return r.FinishProcessing("job-9", &done, nil) }},
-		{"end of a completed job", completedRun, func(r *domain.Run) []domain.Event { return r.FinishProcessing("job-1", &done, nil) }},
-		{"failure of a completed job", completedRun, func(r *domain.Run) []domain.Event {
+		{"end of an unknown job", domaintest.CompletedRun, func(r *domain.Run) []domain.Event { return r.FinishProcessing("job-9", &done, nil) }},
+		{"end of a completed job", domaintest.CompletedRun, func(r *domain.Run) []domain.Event { return r.FinishProcessing("job-1", &done, nil) }},
+		{"failure of a completed job", domaintest.CompletedRun, func(r *domain.Run) []domain.Event {
 			return r.FinishProcessing("job-1", nil, errors.New("late failure"))
 		}},
-		{"end of a failed job", failedAddition, func(r *domain.Run) []domain.Event { return r.FinishProcessing("job-2", &done, nil) }},
-		{"end of an old job while a new one runs", func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.requestFullRerun("job-2")
-			s.start("job-2")
+		{"end of a failed job", domaintest.FailedAddition, func(r *domain.Run) []domain.Event { return r.FinishProcessing("job-2", &done, nil) }},
+		{"end of an old job while a new one runs", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.RequestFullRerun("job-2")
+			s.Start("job-2")
 			return s
 		}, func(r *domain.Run) []domain.Event { return r.FinishProcessing("job-1", &done, nil) }},
-		{"end of an unknown restore", func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.requestRestore("restore-1")
+		{"end of an unknown restore", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.RequestRestore("restore-1")
 			return s
 		}, func(r *domain.Run) []domain.Event { return r.FinishRestore("restore-9", nil) }},
-		{"end of a finished restore", func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.restore("restore-1")
+		{"end of a finished restore", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.Restore("restore-1")
 			return s
 		}, func(r *domain.Run) []domain.Event { return r.FinishRestore("restore-1", nil) }},
-		{"end of a failed restore", func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.requestRestore("restore-1")
-			s.reported(s.run.FinishRestore("restore-1", errors.New("artifact missing")))
+		{"end of a failed restore", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.RequestRestore("restore-1")
+			s.Reported(s.Run.FinishRestore("restore-1", errors.New("artifact missing")))
 			return s
 		}, func(r *domain.Run) []domain.Event { return r.FinishRestore("restore-1", nil) }},
-		{"restore never requested", addedRun, func(r *domain.Run) []domain.Event { return r.FinishRestore("restore-1", nil) }},
-		{"deletion never requested", completedRun, func(r *domain.Run) []domain.Event { return r.FinishDeletion() }},
-		{"deletion already done", func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.delete()
+		{"restore never requested", domaintest.AddedRun, func(r *domain.Run) []domain.Event { return r.FinishRestore("restore-1", nil) }},
+		{"deletion never requested", domaintest.CompletedRun, func(r *domain.Run) []domain.Event { return r.FinishDeletion() }},
+		{"deletion already done", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Delete()
 			return s
 		}, func(r *domain.Run) []domain.Event { return r.FinishDeletion() }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.setup(t)
-			if events := tc.decide(&s.run); len(events) != 0 {
+			if events := tc.decide(&s.Run); len(events) != 0 {
 				t.Errorf("got events %+v, want none", events)
 			}
 		})
@@ -364,7 +365,7 @@ func TestRedeliveryIsIgnored(t *testing.T) {
 }
 
 func TestFinishProcessing(t *testing.T) {
-	p := products("epoch01", "epoch02")
+	p := domaintest.Products("epoch01", "epoch02")
 	tests := []struct {
 		name     string
 		products *domain.Products
@@ -378,10 +379,10 @@ func TestFinishProcessing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newStream(t)
-			s.create(config(settings, "epoch01", "epoch02"))
-			s.requestProcessing("job-1")
-			events := s.run.FinishProcessing("job-1", tc.products, tc.failure)
+			s := domaintest.NewStream(t)
+			s.Create(domaintest.Config(domaintest.Settings, "epoch01", "epoch02"))
+			s.RequestProcessing("job-1")
+			events := s.Run.FinishProcessing("job-1", tc.products, tc.failure)
 			if len(events) != 1 || !reflect.DeepEqual(events[0], tc.want) {
 				t.Errorf("got %+v, want %+v", events, tc.want)
 			}
@@ -390,10 +391,10 @@ func TestFinishProcessing(t *testing.T) {
 }
 
 func TestFullRerunDiscardsHistory(t *testing.T) {
-	s := addedRun(t)
-	s.configure(config(otherSettings, "epoch01", "epoch02", "epoch03"))
-	s.requestFullRerun("job-3")
-	r := s.run
+	s := domaintest.AddedRun(t)
+	s.Configure(domaintest.Config(domaintest.OtherSettings, "epoch01", "epoch02", "epoch03"))
+	s.RequestFullRerun("job-3")
+	r := s.Run
 	if r.Status != domain.StatusQueued || r.Job == nil || r.Job.Mode != domain.ModeFull {
 		t.Fatalf("status %s, job %+v", r.Status, r.Job)
 	}
@@ -410,47 +411,47 @@ func TestAdditionRequiresCompletedRun(t *testing.T) {
 	// Error without a backup cannot be reached through decisions today (a
 	// failed full run also drops the last successful config), so the state
 	// is set by hand: a run whose last processing failed outside an addition.
-	s := completedRun(t)
-	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-	r := s.run
+	s := domaintest.CompletedRun(t)
+	s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+	r := s.Run
 	r.Status = domain.StatusError
 
-	_, err := r.RequestProcessing(processing("job-2", false, alice))
-	checkErr(t, err, domain.ErrConflict)
-	events, err := r.RequestProcessing(processing("job-2", true, alice))
-	checkErr(t, err, nil)
-	if mode := single[domain.ProcessingRequested](t, events).Mode; mode != domain.ModeFull {
+	_, err := r.RequestProcessing(domaintest.Processing("job-2", false, domaintest.Alice))
+	domaintest.CheckErr(t, err, domain.ErrConflict)
+	events, err := r.RequestProcessing(domaintest.Processing("job-2", true, domaintest.Alice))
+	domaintest.CheckErr(t, err, nil)
+	if mode := domaintest.Single[domain.ProcessingRequested](t, events).Mode; mode != domain.ModeFull {
 		t.Errorf("mode %s, want %s", mode, domain.ModeFull)
 	}
 }
 
 func TestRetryFailedAddition(t *testing.T) {
-	s := failedAddition(t)
-	events, err := s.run.RequestProcessing(processing("job-3", false, alice))
-	checkErr(t, err, nil)
-	ev := single[domain.ProcessingRequested](t, events)
+	s := domaintest.FailedAddition(t)
+	events, err := s.Run.RequestProcessing(domaintest.Processing("job-3", false, domaintest.Alice))
+	domaintest.CheckErr(t, err, nil)
+	ev := domaintest.Single[domain.ProcessingRequested](t, events)
 	if ev.Mode != domain.ModeAdd || ev.PreviousStatus != domain.StatusError {
 		t.Errorf("mode %s from %s, want %s from %s", ev.Mode, ev.PreviousStatus, domain.ModeAdd, domain.StatusError)
 	}
-	if want := preAddition(s.version() + 1); ev.Backup == nil || !reflect.DeepEqual(*ev.Backup, want) {
-		t.Errorf("backup\n%s\nwant\n%s", jsonString(t, ev.Backup), jsonString(t, want))
+	if want := domaintest.PreAddition(s.Version() + 1); ev.Backup == nil || !reflect.DeepEqual(*ev.Backup, want) {
+		t.Errorf("backup\n%s\nwant\n%s", domaintest.JSONString(t, ev.Backup), domaintest.JSONString(t, want))
 	}
 }
 
 func TestBackupIsACopy(t *testing.T) {
-	s := completedRun(t)
-	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-	events, err := s.run.RequestProcessing(processing("job-2", false, alice))
-	checkErr(t, err, nil)
-	ev := single[domain.ProcessingRequested](t, events)
+	s := domaintest.CompletedRun(t)
+	s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+	events, err := s.Run.RequestProcessing(domaintest.Processing("job-2", false, domaintest.Alice))
+	domaintest.CheckErr(t, err, nil)
+	ev := domaintest.Single[domain.ProcessingRequested](t, events)
 	ev.Backup.Products.Artifacts[0].Digest = "sha256:tampered"
 	ev.Backup.Config.Inputs.Images[0] = "img/tampered.fits"
-	if s.run.Products.Artifacts[0].Digest == "sha256:tampered" || s.run.LastSuccessful.Inputs.Images[0] == "img/tampered.fits" {
+	if s.Run.Products.Artifacts[0].Digest == "sha256:tampered" || s.Run.LastSuccessful.Inputs.Images[0] == "img/tampered.fits" {
 		t.Fatal("the backup in the event shares memory with the run")
 	}
-	s.happened(alice, ev)
+	s.Happened(domaintest.Alice, ev)
 	ev.Backup.Products.Artifacts[1].Digest = "sha256:tampered-later"
-	if slices.ContainsFunc(s.run.Backup.Products.Artifacts, func(a domain.Artifact) bool { return a.Digest == "sha256:tampered-later" }) {
+	if slices.ContainsFunc(s.Run.Backup.Products.Artifacts, func(a domain.Artifact) bool { return a.Digest == "sha256:tampered-later" }) {
 		t.Fatal("the run's backup shares memory with the event")
 	}
 }
@@ -460,28 +461,28 @@ func TestDeletion(t *testing.T) {
 		for _, tc := range []struct {
 			actor domain.Actor
 			want  error
-		}{{alice, nil}, {admin, nil}, {bob, domain.ErrForbidden}} {
-			r := completedRun(t).run
+		}{{domaintest.Alice, nil}, {domaintest.Admin, nil}, {domaintest.Bob, domain.ErrForbidden}} {
+			r := domaintest.CompletedRun(t).Run
 			_, err := r.RequestDeletion(tc.actor)
-			checkErr(t, err, tc.want)
+			domaintest.CheckErr(t, err, tc.want)
 		}
 	})
 	t.Run("artifacts of products and backup", func(t *testing.T) {
-		s := addedRun(t)
-		s.accepted(s.run.RequestDeletion(alice))
-		got := single[domain.RunDeleted](t, s.run.FinishDeletion())
-		want := append(products("epoch01", "epoch02", "epoch03").Artifacts, products("epoch01", "epoch02").Artifacts...)
+		s := domaintest.AddedRun(t)
+		s.Accepted(s.Run.RequestDeletion(domaintest.Alice))
+		got := domaintest.Single[domain.RunDeleted](t, s.Run.FinishDeletion())
+		want := append(domaintest.Products("epoch01", "epoch02", "epoch03").Artifacts, domaintest.Products("epoch01", "epoch02").Artifacts...)
 		if !reflect.DeepEqual(got.Artifacts, want) {
 			t.Errorf("artifacts %+v, want %+v", got.Artifacts, want)
 		}
 	})
 	t.Run("deleted run is gone", func(t *testing.T) {
-		s := completedRun(t)
-		s.delete()
-		if s.run.Exists() {
+		s := domaintest.CompletedRun(t)
+		s.Delete()
+		if s.Run.Exists() {
 			t.Fatal("deleted run exists")
 		}
-		_, err := s.run.RequestDeletion(alice)
-		checkErr(t, err, domain.ErrNotFound)
+		_, err := s.Run.RequestDeletion(domaintest.Alice)
+		domaintest.CheckErr(t, err, domain.ErrNotFound)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 )
 
 func TestValidateRunName(t *testing.T) {
@@ -55,10 +56,10 @@ func TestValidateRunName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := domain.ValidateRunName(tc.run)
 			if tc.want == "" {
-				checkErr(t, err, nil)
+				domaintest.CheckErr(t, err, nil)
 				return
 			}
-			checkErr(t, err, domain.ErrInvalid)
+			domaintest.CheckErr(t, err, domain.ErrInvalid)
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
@@ -104,10 +105,10 @@ func TestValidateDescription(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := domain.ValidateDescription(tc.description)
 			if tc.want == "" {
-				checkErr(t, err, nil)
+				domaintest.CheckErr(t, err, nil)
 				return
 			}
-			checkErr(t, err, domain.ErrInvalid)
+			domaintest.CheckErr(t, err, domain.ErrInvalid)
 			if !strings.Contains(err.Error(), "description") || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
@@ -116,9 +117,9 @@ func TestValidateDescription(t *testing.T) {
 }
 
 func TestCreate(t *testing.T) {
-	existing := completedRun(t).run
-	deleted := completedRun(t)
-	deleted.delete()
+	existing := domaintest.CompletedRun(t).Run
+	deleted := domaintest.CompletedRun(t)
+	deleted.Delete()
 
 	tests := []struct {
 		name  string
@@ -127,16 +128,16 @@ func TestCreate(t *testing.T) {
 		want  error
 	}{
 		{name: "new run"},
-		{name: "name of a deleted run", state: deleted.run},
+		{name: "name of a deleted run", state: deleted.Run},
 		// Callers name the zero Run so that errors can name it.
-		{name: "named but never created", state: domain.Run{Name: runName}},
+		{name: "named but never created", state: domain.Run{Name: domaintest.RunName}},
 		{name: "without background maps", edit: func(c *domain.CreateRun) { c.Config.Inputs.Background = nil }},
 		{name: "with epochs", edit: func(c *domain.CreateRun) { c.Config.Inputs.Epochs = []string{"epoch01", "epoch02"} }},
 		{name: "name taken", state: existing, want: domain.ErrExists},
 		{name: "bad name", edit: func(c *domain.CreateRun) { c.Name = "vast pilot" }, want: domain.ErrInvalid},
 		{name: "long description", edit: func(c *domain.CreateRun) { c.Description = strings.Repeat("d", 241) }, want: domain.ErrInvalid},
 		{name: "anonymous", edit: func(c *domain.CreateRun) { c.Actor = domain.Actor{} }, want: domain.ErrForbidden},
-		{name: "no images", edit: func(c *domain.CreateRun) { c.Config = config(settings) }, want: domain.ErrInvalid},
+		{name: "no images", edit: func(c *domain.CreateRun) { c.Config = domaintest.Config(domaintest.Settings) }, want: domain.ErrInvalid},
 		{name: "a selavy file missing", edit: func(c *domain.CreateRun) { c.Config.Inputs.Selavy = c.Config.Inputs.Selavy[:1] }, want: domain.ErrInvalid},
 		{name: "a noise map missing", edit: func(c *domain.CreateRun) { c.Config.Inputs.Noise = c.Config.Inputs.Noise[:1] }, want: domain.ErrInvalid},
 		{name: "a background map missing", edit: func(c *domain.CreateRun) { c.Config.Inputs.Background = c.Config.Inputs.Background[:1] }, want: domain.ErrInvalid},
@@ -145,17 +146,17 @@ func TestCreate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := domain.CreateRun{Name: runName, Description: "pilot", Config: config(settings, "epoch01", "epoch02"), Actor: alice}
+			cmd := domain.CreateRun{Name: domaintest.RunName, Description: "pilot", Config: domaintest.Config(domaintest.Settings, "epoch01", "epoch02"), Actor: domaintest.Alice}
 			if tc.edit != nil {
 				tc.edit(&cmd)
 			}
 			events, err := tc.state.Create(cmd)
-			checkErr(t, err, tc.want)
+			domaintest.CheckErr(t, err, tc.want)
 			if tc.want != nil {
 				return
 			}
 			want := domain.RunCreated{Name: cmd.Name, Description: cmd.Description, Owner: "alice", Config: cmd.Config}
-			if got := single[domain.RunCreated](t, events); !reflect.DeepEqual(got, want) {
+			if got := domaintest.Single[domain.RunCreated](t, events); !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
@@ -163,9 +164,9 @@ func TestCreate(t *testing.T) {
 }
 
 func TestUpdateConfig(t *testing.T) {
-	next := config(settings, "epoch01", "epoch02", "epoch03")
-	deleted := completedRun(t)
-	deleted.delete()
+	next := domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03")
+	deleted := domaintest.CompletedRun(t)
+	deleted.Delete()
 	tests := []struct {
 		name  string
 		state domain.Run
@@ -173,19 +174,19 @@ func TestUpdateConfig(t *testing.T) {
 		actor domain.Actor
 		want  error
 	}{
-		{"by the creator", completedRun(t).run, next, alice, nil},
-		{"by an administrator", completedRun(t).run, next, admin, nil},
-		{"by someone else", completedRun(t).run, next, bob, domain.ErrForbidden},
-		{"unusable configuration", completedRun(t).run, config(settings), alice, domain.ErrInvalid},
-		{"deleted run", deleted.run, next, alice, domain.ErrNotFound},
-		{"no run", domain.Run{}, next, alice, domain.ErrNotFound},
-		{"named but never created", domain.Run{Name: runName, Owner: "alice"}, next, alice, domain.ErrNotFound},
+		{"by the creator", domaintest.CompletedRun(t).Run, next, domaintest.Alice, nil},
+		{"by an administrator", domaintest.CompletedRun(t).Run, next, domaintest.Admin, nil},
+		{"by someone else", domaintest.CompletedRun(t).Run, next, domaintest.Bob, domain.ErrForbidden},
+		{"unusable configuration", domaintest.CompletedRun(t).Run, domaintest.Config(domaintest.Settings), domaintest.Alice, domain.ErrInvalid},
+		{"deleted run", deleted.Run, next, domaintest.Alice, domain.ErrNotFound},
+		{"no run", domain.Run{}, next, domaintest.Alice, domain.ErrNotFound},
+		{"named but never created", domain.Run{Name: domaintest.RunName, Owner: "alice"}, next, domaintest.Alice, domain.ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			events, err := tc.state.UpdateConfig(tc.cfg, tc.actor)
-			checkErr(t, err, tc.want)
-			if tc.want == nil && !reflect.DeepEqual(single[domain.ConfigUpdated](t, events).Config, tc.cfg) {
+			domaintest.CheckErr(t, err, tc.want)
+			if tc.want == nil && !reflect.DeepEqual(domaintest.Single[domain.ConfigUpdated](t, events).Config, tc.cfg) {
 				t.Error("the event does not carry the new configuration")
 			}
 		})
@@ -195,96 +196,96 @@ func TestUpdateConfig(t *testing.T) {
 // TestStatusTransitions walks a run through every event and checks the
 // status each one leads to.
 func TestStatusTransitions(t *testing.T) {
-	s := newStream(t)
-	three := config(settings, "epoch01", "epoch02", "epoch03")
+	s := domaintest.NewStream(t)
+	three := domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03")
 	steps := []struct {
 		event string
 		do    func()
 		want  domain.Status
 	}{
-		{domain.TypeRunCreated, func() { s.create(config(settings, "epoch01", "epoch02")) }, domain.StatusInitialised},
-		{domain.TypeConfigUpdated, func() { s.configure(config(settings, "epoch01", "epoch02")) }, domain.StatusInitialised},
-		{domain.TypeProcessingRequested, func() { s.requestProcessing("job-1") }, domain.StatusQueued},
-		{domain.TypeProcessingStarted, func() { s.start("job-1") }, domain.StatusRunning},
+		{domain.TypeRunCreated, func() { s.Create(domaintest.Config(domaintest.Settings, "epoch01", "epoch02")) }, domain.StatusInitialised},
+		{domain.TypeConfigUpdated, func() { s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02")) }, domain.StatusInitialised},
+		{domain.TypeProcessingRequested, func() { s.RequestProcessing("job-1") }, domain.StatusQueued},
+		{domain.TypeProcessingStarted, func() { s.Start("job-1") }, domain.StatusRunning},
 		{domain.TypeLogWritten, func() {
-			s.happened(worker, domain.LogWritten{Log: "job-1_log.txt", Kind: domain.LogRun, Lines: []string{"2024-05-01 12:00:00,000 INFO reading images"}})
+			s.Happened(domaintest.Worker, domain.LogWritten{Log: "job-1_log.txt", Kind: domain.LogRun, Lines: []string{"2024-05-01 12:00:00,000 INFO reading images"}})
 		}, domain.StatusRunning},
-		{domain.TypeProcessingCompleted, func() { s.complete("job-1", products("epoch01", "epoch02")) }, domain.StatusCompleted},
-		{domain.TypeConfigUpdated, func() { s.configure(three) }, domain.StatusCompleted},
-		{domain.TypeProcessingRequested, func() { s.requestProcessing("job-2") }, domain.StatusQueued},
-		{domain.TypeProcessingStarted, func() { s.start("job-2") }, domain.StatusRunning},
-		{domain.TypeProcessingFailed, func() { s.fail("job-2") }, domain.StatusError},
-		{domain.TypeRestoreRequested, func() { s.requestRestore("restore-1") }, domain.StatusRestoring},
-		{domain.TypeRestoreFailed, func() { s.reported(s.run.FinishRestore("restore-1", fmt.Errorf("artifact missing"))) }, domain.StatusError},
-		{domain.TypeRestoreRequested, func() { s.requestRestore("restore-2") }, domain.StatusRestoring},
-		{domain.TypeRunRestored, func() { s.reported(s.run.FinishRestore("restore-2", nil)) }, domain.StatusCompleted},
-		{domain.TypeDeletionRequested, func() { s.accepted(s.run.RequestDeletion(alice)) }, domain.StatusDeleting},
-		{domain.TypeRunDeleted, func() { s.reported(s.run.FinishDeletion()) }, domain.StatusDeleting},
-		{domain.TypeRunCreated, func() { s.create(three) }, domain.StatusInitialised},
+		{domain.TypeProcessingCompleted, func() { s.Complete("job-1", domaintest.Products("epoch01", "epoch02")) }, domain.StatusCompleted},
+		{domain.TypeConfigUpdated, func() { s.Configure(three) }, domain.StatusCompleted},
+		{domain.TypeProcessingRequested, func() { s.RequestProcessing("job-2") }, domain.StatusQueued},
+		{domain.TypeProcessingStarted, func() { s.Start("job-2") }, domain.StatusRunning},
+		{domain.TypeProcessingFailed, func() { s.Fail("job-2") }, domain.StatusError},
+		{domain.TypeRestoreRequested, func() { s.RequestRestore("restore-1") }, domain.StatusRestoring},
+		{domain.TypeRestoreFailed, func() { s.Reported(s.Run.FinishRestore("restore-1", fmt.Errorf("artifact missing"))) }, domain.StatusError},
+		{domain.TypeRestoreRequested, func() { s.RequestRestore("restore-2") }, domain.StatusRestoring},
+		{domain.TypeRunRestored, func() { s.Reported(s.Run.FinishRestore("restore-2", nil)) }, domain.StatusCompleted},
+		{domain.TypeDeletionRequested, func() { s.Accepted(s.Run.RequestDeletion(domaintest.Alice)) }, domain.StatusDeleting},
+		{domain.TypeRunDeleted, func() { s.Reported(s.Run.FinishDeletion()) }, domain.StatusDeleting},
+		{domain.TypeRunCreated, func() { s.Create(three) }, domain.StatusInitialised},
 	}
 	for i, step := range steps {
 		step.do()
-		last := s.recs[len(s.recs)-1].Event.EventType()
+		last := s.Recs[len(s.Recs)-1].Event.EventType()
 		if last != step.event {
 			t.Fatalf("step %d: recorded %s, want %s", i, last, step.event)
 		}
-		if s.run.Status != step.want {
-			t.Fatalf("step %d: after %s the run is %s, want %s", i, step.event, s.run.Status, step.want)
+		if s.Run.Status != step.want {
+			t.Fatalf("step %d: after %s the run is %s, want %s", i, step.event, s.Run.Status, step.want)
 		}
-		if wantExists := step.event != domain.TypeRunDeleted; s.run.Exists() != wantExists {
-			t.Fatalf("step %d: after %s Exists() = %v", i, step.event, s.run.Exists())
+		if wantExists := step.event != domain.TypeRunDeleted; s.Run.Exists() != wantExists {
+			t.Fatalf("step %d: after %s Exists() = %v", i, step.event, s.Run.Exists())
 		}
 	}
-	if s.run.LastSuccessful != nil || s.run.Products != nil || s.run.Backup != nil || len(s.run.Logs) != 0 {
-		t.Errorf("a run created again kept the deleted run's state: %s", jsonString(t, s.run))
+	if s.Run.LastSuccessful != nil || s.Run.Products != nil || s.Run.Backup != nil || len(s.Run.Logs) != 0 {
+		t.Errorf("a run created again kept the deleted run's state: %s", domaintest.JSONString(t, s.Run))
 	}
 }
 
 func TestBusyRunRefusesChanges(t *testing.T) {
 	tests := []struct {
 		status domain.Status
-		setup  func(*testing.T) *stream
+		setup  func(*testing.T) *domaintest.Stream
 	}{
-		{domain.StatusQueued, func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-			s.requestProcessing("job-2")
+		{domain.StatusQueued, func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+			s.RequestProcessing("job-2")
 			return s
 		}},
-		{domain.StatusRunning, func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.requestFullRerun("job-2")
-			s.start("job-2")
+		{domain.StatusRunning, func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.RequestFullRerun("job-2")
+			s.Start("job-2")
 			return s
 		}},
-		{domain.StatusRestoring, func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.requestRestore("restore-1")
+		{domain.StatusRestoring, func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.RequestRestore("restore-1")
 			return s
 		}},
-		{domain.StatusDeleting, func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.accepted(s.run.RequestDeletion(alice))
+		{domain.StatusDeleting, func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Accepted(s.Run.RequestDeletion(domaintest.Alice))
 			return s
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.status), func(t *testing.T) {
-			r := tc.setup(t).run
+			r := tc.setup(t).Run
 			if r.Status != tc.status {
 				t.Fatalf("setup left the run %s", r.Status)
 			}
-			_, err := r.RequestProcessing(processing("job-9", true, alice))
-			checkErr(t, err, domain.ErrRunBusy)
-			_, err = r.RequestProcessing(processing("job-9", false, admin))
-			checkErr(t, err, domain.ErrRunBusy)
-			_, err = r.UpdateConfig(config(settings, "epoch01", "epoch02", "epoch04"), alice)
-			checkErr(t, err, domain.ErrRunBusy)
+			_, err := r.RequestProcessing(domaintest.Processing("job-9", true, domaintest.Alice))
+			domaintest.CheckErr(t, err, domain.ErrRunBusy)
+			_, err = r.RequestProcessing(domaintest.Processing("job-9", false, domaintest.Admin))
+			domaintest.CheckErr(t, err, domain.ErrRunBusy)
+			_, err = r.UpdateConfig(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch04"), domaintest.Alice)
+			domaintest.CheckErr(t, err, domain.ErrRunBusy)
 			if tc.status == domain.StatusRestoring || tc.status == domain.StatusDeleting {
 				// A Queued or Running run's deletion cancels its job
 				// (TestDeletionCancelsJob).
-				_, err = r.RequestDeletion(alice)
-				checkErr(t, err, domain.ErrRunBusy)
+				_, err = r.RequestDeletion(domaintest.Alice)
+				domaintest.CheckErr(t, err, domain.ErrRunBusy)
 			}
 		})
 	}
@@ -293,25 +294,25 @@ func TestBusyRunRefusesChanges(t *testing.T) {
 func TestIdleRunAcceptsProcessing(t *testing.T) {
 	tests := []struct {
 		status domain.Status
-		setup  func(*testing.T) *stream
+		setup  func(*testing.T) *domaintest.Stream
 	}{
-		{domain.StatusInitialised, func(t *testing.T) *stream {
-			s := newStream(t)
-			s.create(config(settings, "epoch01"))
+		{domain.StatusInitialised, func(t *testing.T) *domaintest.Stream {
+			s := domaintest.NewStream(t)
+			s.Create(domaintest.Config(domaintest.Settings, "epoch01"))
 			return s
 		}},
-		{domain.StatusCompleted, completedRun},
-		{domain.StatusError, failedAddition},
+		{domain.StatusCompleted, domaintest.CompletedRun},
+		{domain.StatusError, domaintest.FailedAddition},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.status), func(t *testing.T) {
-			r := tc.setup(t).run
+			r := tc.setup(t).Run
 			if r.Status != tc.status {
 				t.Fatalf("setup left the run %s", r.Status)
 			}
-			events, err := r.RequestProcessing(processing("job-9", true, alice))
-			checkErr(t, err, nil)
-			if got := single[domain.ProcessingRequested](t, events).PreviousStatus; got != tc.status {
+			events, err := r.RequestProcessing(domaintest.Processing("job-9", true, domaintest.Alice))
+			domaintest.CheckErr(t, err, nil)
+			if got := domaintest.Single[domain.ProcessingRequested](t, events).PreviousStatus; got != tc.status {
 				t.Errorf("PreviousStatus = %s, want %s", got, tc.status)
 			}
 		})
@@ -319,24 +320,24 @@ func TestIdleRunAcceptsProcessing(t *testing.T) {
 }
 
 func TestRequestProcessingPermissions(t *testing.T) {
-	deleted := completedRun(t)
-	deleted.delete()
+	deleted := domaintest.CompletedRun(t)
+	deleted.Delete()
 	tests := []struct {
 		name  string
 		state domain.Run
 		actor domain.Actor
 		want  error
 	}{
-		{"creator", completedRun(t).run, alice, nil},
-		{"administrator", completedRun(t).run, admin, nil},
-		{"someone else", completedRun(t).run, bob, domain.ErrForbidden},
-		{"anonymous", completedRun(t).run, domain.Actor{}, domain.ErrForbidden},
-		{"deleted run", deleted.run, alice, domain.ErrNotFound},
+		{"creator", domaintest.CompletedRun(t).Run, domaintest.Alice, nil},
+		{"administrator", domaintest.CompletedRun(t).Run, domaintest.Admin, nil},
+		{"someone else", domaintest.CompletedRun(t).Run, domaintest.Bob, domain.ErrForbidden},
+		{"anonymous", domaintest.CompletedRun(t).Run, domain.Actor{}, domain.ErrForbidden},
+		{"deleted run", deleted.Run, domaintest.Alice, domain.ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.state.RequestProcessing(processing("job-9", true, tc.actor))
-			checkErr(t, err, tc.want)
+			_, err := tc.state.RequestProcessing(domaintest.Processing("job-9", true, tc.actor))
+			domaintest.CheckErr(t, err, tc.want)
 		})
 	}
 }
@@ -344,17 +345,17 @@ func TestRequestProcessingPermissions(t *testing.T) {
 // TestAddMode covers what a re-processing without FullRerun may change.
 func TestAddMode(t *testing.T) {
 	withSelavy := func(i int, path string) domain.RunConfig {
-		c := config(settings, "epoch01", "epoch02", "epoch03")
+		c := domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03")
 		c.Inputs.Selavy[i] = path
 		return c
 	}
-	withNoise := config(settings, "epoch01", "epoch02", "epoch03")
+	withNoise := domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03")
 	withNoise.Inputs.Noise[1] = "noise/epoch02.v2.fits"
-	withBackground := config(settings, "epoch01", "epoch02", "epoch03")
+	withBackground := domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03")
 	withBackground.Inputs.Background[0] = "bkg/epoch01.v2.fits"
-	withoutBackgrounds := config(settings, "epoch01", "epoch02", "epoch03")
+	withoutBackgrounds := domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03")
 	withoutBackgrounds.Inputs.Background = nil
-	reordered := config(settings, "epoch04", "epoch02", "epoch03", "epoch01")
+	reordered := domaintest.Config(domaintest.Settings, "epoch04", "epoch02", "epoch03", "epoch01")
 
 	tests := []struct {
 		name      string
@@ -364,34 +365,34 @@ func TestAddMode(t *testing.T) {
 		mode      domain.JobMode
 		added     []string
 	}{
-		{name: "one image added", next: config(settings, "epoch01", "epoch02", "epoch03"),
-			mode: domain.ModeAdd, added: []string{image("epoch03")}},
+		{name: "one image added", next: domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"),
+			mode: domain.ModeAdd, added: []string{domaintest.Image("epoch03")}},
 		{name: "images added and reordered", next: reordered,
-			mode: domain.ModeAdd, added: []string{image("epoch04"), image("epoch03")}},
+			mode: domain.ModeAdd, added: []string{domaintest.Image("epoch04"), domaintest.Image("epoch03")}},
 		{name: "a new image's own files are free", next: withSelavy(2, "selavy/other.txt"),
-			mode: domain.ModeAdd, added: []string{image("epoch03")}},
-		{name: "settings changed", next: config(otherSettings, "epoch01", "epoch02", "epoch03"), want: domain.ErrConflict},
-		{name: "a previous image removed", next: config(settings, "epoch01", "epoch03"), want: domain.ErrConflict},
+			mode: domain.ModeAdd, added: []string{domaintest.Image("epoch03")}},
+		{name: "settings changed", next: domaintest.Config(domaintest.OtherSettings, "epoch01", "epoch02", "epoch03"), want: domain.ErrConflict},
+		{name: "a previous image removed", next: domaintest.Config(domaintest.Settings, "epoch01", "epoch03"), want: domain.ErrConflict},
 		{name: "a previous selavy catalogue changed", next: withSelavy(0, "selavy/epoch01.v2.txt"), want: domain.ErrConflict},
 		{name: "a previous noise map changed", next: withNoise, want: domain.ErrConflict},
 		{name: "a previous background map changed", next: withBackground, want: domain.ErrConflict},
 		{name: "background maps dropped", next: withoutBackgrounds, want: domain.ErrConflict},
-		{name: "no new image", next: config(settings, "epoch01", "epoch02"), want: domain.ErrConflict},
-		{name: "settings changed, full re-run", next: config(otherSettings, "epoch01", "epoch02", "epoch03"), fullRerun: true, mode: domain.ModeFull},
-		{name: "a previous image removed, full re-run", next: config(settings, "epoch01", "epoch03"), fullRerun: true, mode: domain.ModeFull},
+		{name: "no new image", next: domaintest.Config(domaintest.Settings, "epoch01", "epoch02"), want: domain.ErrConflict},
+		{name: "settings changed, full re-run", next: domaintest.Config(domaintest.OtherSettings, "epoch01", "epoch02", "epoch03"), fullRerun: true, mode: domain.ModeFull},
+		{name: "a previous image removed, full re-run", next: domaintest.Config(domaintest.Settings, "epoch01", "epoch03"), fullRerun: true, mode: domain.ModeFull},
 		{name: "a previous selavy catalogue changed, full re-run", next: withSelavy(0, "selavy/epoch01.v2.txt"), fullRerun: true, mode: domain.ModeFull},
-		{name: "no new image, full re-run", next: config(settings, "epoch01", "epoch02"), fullRerun: true, mode: domain.ModeFull},
+		{name: "no new image, full re-run", next: domaintest.Config(domaintest.Settings, "epoch01", "epoch02"), fullRerun: true, mode: domain.ModeFull},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := completedRun(t)
-			s.configure(tc.next)
-			events, err := s.run.RequestProcessing(processing("job-2", tc.fullRerun, alice))
-			checkErr(t, err, tc.want)
+			s := domaintest.CompletedRun(t)
+			s.Configure(tc.next)
+			events, err := s.Run.RequestProcessing(domaintest.Processing("job-2", tc.fullRerun, domaintest.Alice))
+			domaintest.CheckErr(t, err, tc.want)
 			if tc.want != nil {
 				return
 			}
-			ev := single[domain.ProcessingRequested](t, events)
+			ev := domaintest.Single[domain.ProcessingRequested](t, events)
 			if ev.Mode != tc.mode {
 				t.Errorf("mode %s, want %s", ev.Mode, tc.mode)
 			}
@@ -411,45 +412,45 @@ func TestAddMode(t *testing.T) {
 func TestAdditionTakesBackup(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(*testing.T) *stream
+		setup func(*testing.T) *domaintest.Stream
 	}{
-		{"of a run processed once", completedRun},
-		{"of a run that had images added", func(t *testing.T) *stream {
-			s := addedRun(t)
-			s.configure(config(settings, "epoch01", "epoch02", "epoch03", "epoch04"))
+		{"of a run processed once", domaintest.CompletedRun},
+		{"of a run that had images added", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.AddedRun(t)
+			s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03", "epoch04"))
 			return s
 		}},
-		{"after log lines were written", func(t *testing.T) *stream {
-			s := completedRun(t)
-			s.happened(worker, domain.LogWritten{Log: "job-1_log.txt", Kind: domain.LogRun, Lines: []string{"2024-05-01 12:00:00,000 INFO done"}})
+		{"after log lines were written", func(t *testing.T) *domaintest.Stream {
+			s := domaintest.CompletedRun(t)
+			s.Happened(domaintest.Worker, domain.LogWritten{Log: "job-1_log.txt", Kind: domain.LogRun, Lines: []string{"2024-05-01 12:00:00,000 INFO done"}})
 			return s
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.setup(t)
-			before := snapshot(t, s.run)
+			before := domaintest.Snapshot(t, s.Run)
 			want := domain.Backup{Config: *before.LastSuccessful, Products: *before.Products}
 			// The current configuration adds an image, so it differs from the
 			// one the backup must hold.
-			cfg := s.run.Config
-			cfg.Inputs.Images = append(slices.Clone(cfg.Inputs.Images), image("epoch09"))
+			cfg := s.Run.Config
+			cfg.Inputs.Images = append(slices.Clone(cfg.Inputs.Images), domaintest.Image("epoch09"))
 			cfg.Inputs.Selavy = append(slices.Clone(cfg.Inputs.Selavy), "selavy/epoch09.txt")
 			cfg.Inputs.Noise = append(slices.Clone(cfg.Inputs.Noise), "noise/epoch09.fits")
 			cfg.Inputs.Background = append(slices.Clone(cfg.Inputs.Background), "bkg/epoch09.fits")
-			s.configure(cfg)
+			s.Configure(cfg)
 
-			s.requestProcessing("job-9")
-			ev, ok := s.recs[len(s.recs)-1].Event.(domain.ProcessingRequested)
+			s.RequestProcessing("job-9")
+			ev, ok := s.Recs[len(s.Recs)-1].Event.(domain.ProcessingRequested)
 			if !ok || ev.Backup == nil {
-				t.Fatalf("recorded %+v, want an addition with a backup", s.recs[len(s.recs)-1].Event)
+				t.Fatalf("recorded %+v, want an addition with a backup", s.Recs[len(s.Recs)-1].Event)
 			}
-			want.Version = s.version()
+			want.Version = s.Version()
 			if !reflect.DeepEqual(*ev.Backup, want) {
-				t.Errorf("backup in the event:\n%s\nwant:\n%s", jsonString(t, ev.Backup), jsonString(t, want))
+				t.Errorf("backup in the event:\n%s\nwant:\n%s", domaintest.JSONString(t, ev.Backup), domaintest.JSONString(t, want))
 			}
-			if !reflect.DeepEqual(*s.run.Backup, want) {
-				t.Errorf("backup of the run:\n%s\nwant:\n%s", jsonString(t, s.run.Backup), jsonString(t, want))
+			if !reflect.DeepEqual(*s.Run.Backup, want) {
+				t.Errorf("backup of the run:\n%s\nwant:\n%s", domaintest.JSONString(t, s.Run.Backup), domaintest.JSONString(t, want))
 			}
 		})
 	}

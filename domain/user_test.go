@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 )
 
 func TestValidateUserName(t *testing.T) {
@@ -29,9 +30,9 @@ func TestValidateUserName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := domain.ValidateUserName(tc.user)
 			if tc.valid {
-				checkErr(t, err, nil)
+				domaintest.CheckErr(t, err, nil)
 			} else {
-				checkErr(t, err, domain.ErrInvalid)
+				domaintest.CheckErr(t, err, domain.ErrInvalid)
 			}
 		})
 	}
@@ -52,12 +53,12 @@ func TestCreateUser(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var u domain.User
 			events, err := u.Create(tc.user, true, tc.tokenHash)
-			checkErr(t, err, tc.want)
+			domaintest.CheckErr(t, err, tc.want)
 			if tc.want != nil {
 				return
 			}
 			want := domain.UserCreated{Name: tc.user, Admin: true, TokenHash: tc.tokenHash}
-			if got := single[domain.UserCreated](t, events); got != want {
+			if got := domaintest.Single[domain.UserCreated](t, events); got != want {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
@@ -67,13 +68,13 @@ func TestCreateUser(t *testing.T) {
 func TestCreateUserTwice(t *testing.T) {
 	var u domain.User
 	events, err := u.Create("alice", false, "sha256:token")
-	checkErr(t, err, nil)
-	u.Apply(domain.Recorded{Version: 1, Event: single[domain.UserCreated](t, events)})
+	domaintest.CheckErr(t, err, nil)
+	u.Apply(domain.Recorded{Version: 1, Event: domaintest.Single[domain.UserCreated](t, events)})
 	if want := (domain.User{Name: "alice", TokenHash: "sha256:token", Version: 1}); u != want {
 		t.Fatalf("user %+v, want %+v", u, want)
 	}
 	_, err = u.Create("alice", true, "sha256:other")
-	checkErr(t, err, domain.ErrExists)
+	domaintest.CheckErr(t, err, domain.ErrExists)
 }
 
 func TestRevokeAndRotateToken(t *testing.T) {
@@ -115,7 +116,7 @@ func TestRevokeAndRotateToken(t *testing.T) {
 			} else {
 				events, err = u.RotateToken("alice", tc.rotate, tc.actor)
 			}
-			checkErr(t, err, tc.want)
+			domaintest.CheckErr(t, err, tc.want)
 			if tc.want != nil {
 				return
 			}

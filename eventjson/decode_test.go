@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 	"github.com/piperun/piperun/eventjson"
 )
 
@@ -155,14 +156,14 @@ var handBodies = map[string][]string{
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
 	samples := sampleEvents()
 	// Events as a run's history writes them, fields left zero included.
-	s := newStream(t)
-	s.create(config(settings, "epoch01"))
-	s.requestProcessing("job-1")
-	samples = append(samples, s.run.StartProcessing("job-1")...)
-	p := products("epoch01")
-	samples = append(samples, s.run.FinishProcessing("job-1", &p, nil)...)
-	samples = append(samples, s.run.FinishProcessing("job-1", nil, fmt.Errorf("boom"))...)
-	for _, r := range s.recs {
+	s := domaintest.NewStream(t)
+	s.Create(domaintest.Config(domaintest.Settings, "epoch01"))
+	s.RequestProcessing("job-1")
+	samples = append(samples, s.Run.StartProcessing("job-1")...)
+	p := domaintest.Products("epoch01")
+	samples = append(samples, s.Run.FinishProcessing("job-1", &p, nil)...)
+	samples = append(samples, s.Run.FinishProcessing("job-1", nil, fmt.Errorf("boom"))...)
+	for _, r := range s.Recs {
 		samples = append(samples, r.Event)
 	}
 	type typedBody struct {
@@ -255,7 +256,7 @@ func TestDecodeCachesBounded(t *testing.T) {
 	var bodies [][]byte
 	var want []domain.Event
 	for i := range 300 {
-		cfg := config(fmt.Sprintf("sha256:%d", i), "epoch01")
+		cfg := domaintest.Config(fmt.Sprintf("sha256:%d", i), "epoch01")
 		cfg.YAML = fmt.Sprintf("run: %d\n%s", i, long)
 		e := domain.ConfigUpdated{Config: cfg}
 		_, data, err := eventjson.Encode(e)

@@ -10,22 +10,23 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 	"github.com/piperun/piperun/eventjson"
 )
 
 // sampleEvents holds one event of every type, every field set.
 func sampleEvents() []domain.Event {
-	cfg := config(settings, "epoch01", "epoch02")
+	cfg := domaintest.Config(domaintest.Settings, "epoch01", "epoch02")
 	cfg.Inputs.Epochs = []string{"epoch01", "epoch02"}
-	p := products("epoch01", "epoch02")
+	p := domaintest.Products("epoch01", "epoch02")
 	return []domain.Event{
-		domain.RunCreated{Name: runName, Description: "VAST pilot survey", Owner: "alice", Config: cfg},
+		domain.RunCreated{Name: domaintest.RunName, Description: "VAST pilot survey", Owner: "alice", Config: cfg},
 		domain.ConfigUpdated{Config: cfg},
 		domain.ProcessingRequested{
 			JobID: "job-2", Mode: domain.ModeAdd, Debug: true, FullRerun: true, Config: cfg,
 			Log: "2024-05-01-12-00-00_log.txt", PreviousStatus: domain.StatusCompleted,
-			AddedImages: []string{image("epoch02")},
-			Backup:      &domain.Backup{Version: 6, Config: config(settings, "epoch01"), Products: products("epoch01")},
+			AddedImages: []string{domaintest.Image("epoch02")},
+			Backup:      &domain.Backup{Version: 6, Config: domaintest.Config(domaintest.Settings, "epoch01"), Products: domaintest.Products("epoch01")},
 		},
 		domain.ProcessingStarted{JobID: "job-2"},
 		domain.ProcessingCompleted{JobID: "job-2", Products: p},
@@ -35,7 +36,7 @@ func sampleEvents() []domain.Event {
 			RequestID: "restore-1", Debug: true, Log: "2024-05-01-13-00-00_restore_log.txt",
 			PreviousStatus: domain.StatusError, BackupVersion: 6,
 		},
-		domain.RunRestored{RequestID: "restore-1", BackupVersion: 6, Abandoned: []domain.Artifact{measurements("epoch02")}},
+		domain.RunRestored{RequestID: "restore-1", BackupVersion: 6, Abandoned: []domain.Artifact{domaintest.Measurements("epoch02")}},
 		domain.RestoreFailed{RequestID: "restore-1", Reason: "artifact sha256:meas-epoch01 is missing"},
 		domain.DeletionRequested{},
 		domain.RunDeleted{Artifacts: p.Artifacts},

@@ -10,27 +10,28 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 	"github.com/piperun/piperun/statecodec"
 )
 
-// lightStates returns the states of stateRuns, one with every field
+// lightStates returns the states of domaintest.StateRuns, one with every field
 // filled and distinct (without its job), and restorable runs whose
 // configurations and products are of the sizes the service meets.
 func lightStates(t *testing.T) []domain.Run {
 	t.Helper()
-	states := stateRuns(t)
+	states := domaintest.StateRuns(t)
 	var full domain.Run
 	n := 0
-	fillDistinct(reflect.ValueOf(&full).Elem(), &n)
+	domaintest.FillDistinct(reflect.ValueOf(&full).Elem(), &n)
 	full.Status = domain.StatusCompleted
 	full.Job = nil
 	states = append(states, full)
-	s := addedRun(t)
+	s := domaintest.AddedRun(t)
 	var r domain.Run
-	for _, rec := range s.recs {
+	for _, rec := range s.Recs {
 		r.Apply(rec)
 	}
-	long := snapshot(t, r)
+	long := domaintest.Snapshot(t, r)
 	comments := strings.Repeat("# Review every setting before processing.\n", 60)
 	long.Config.YAML = comments + long.Config.YAML
 	long.LastSuccessful.YAML = long.Config.YAML
@@ -76,7 +77,7 @@ func TestLightState(t *testing.T) {
 			t.Fatal(err)
 		}
 		if want := lightOf(whole); !reflect.DeepEqual(l.Run, want) {
-			t.Fatalf("state %d: light form\n got %s\nwant %s", i, jsonString(t, l.Run), jsonString(t, want))
+			t.Fatalf("state %d: light form\n got %s\nwant %s", i, domaintest.JSONString(t, l.Run), domaintest.JSONString(t, want))
 		}
 		again, err := l.Encode()
 		if err != nil {
@@ -102,7 +103,7 @@ func TestLightState(t *testing.T) {
 // restore request on a restorable run is never refused (else the light
 // path would serve nothing).
 func TestLightStateApply(t *testing.T) {
-	events := append(everyKindOfEvent(), domain.RestoreRequested{RequestID: "restore-2", Log: "2026-11-27-00-00-00_restore_log.txt", PreviousStatus: domain.StatusCompleted, BackupVersion: 3})
+	events := append(domaintest.EveryKindOfEvent(), domain.RestoreRequested{RequestID: "restore-2", Log: "2026-11-27-00-00-00_restore_log.txt", PreviousStatus: domain.StatusCompleted, BackupVersion: 3})
 	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	restorable := 0
 	for i, st := range lightStates(t) {

@@ -2,7 +2,6 @@ package statecodec_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,45 +9,9 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/domain/domaintest"
 	"github.com/piperun/piperun/statecodec"
 )
-
-// stateRuns returns run states met in a run's life, at every event of the
-// streams the decision tests use, plus a state with every field filled
-// and one with empty (not nil) slices.
-func stateRuns(t *testing.T) []domain.Run {
-	t.Helper()
-	var out []domain.Run
-	collect := func(s *stream) {
-		var r domain.Run
-		for _, rec := range s.recs {
-			r.Apply(rec)
-			out = append(out, snapshot(t, r))
-		}
-	}
-	collect(addedRun(t))
-	collect(failedAddition(t))
-	s := addedRun(t)
-	s.restore("restore-1")
-	collect(s)
-	s = completedRun(t)
-	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-	s.requestProcessing("job-2") // the job's configuration equals the current one, not the last successful
-	collect(s)
-
-	var full domain.Run
-	fill(reflect.ValueOf(&full).Elem(), 0)
-	out = append(out, full)
-	same := snapshot(t, full)
-	*same.LastSuccessful = same.Config.Clone()
-	same.Backup.Config = same.LastSuccessful.Clone()
-	same.Job.Config = same.Config.Clone()
-	out = append(out, same)
-	empty := domain.Run{Name: "e", Logs: []domain.LogRef{}, Products: &domain.Products{Artifacts: []domain.Artifact{}}}
-	empty.Config.Inputs.Images = []string{}
-	out = append(out, empty, domain.Run{})
-	return out
-}
 
 // TestStateRoundTrip checks that a state encoded and decoded is equal to
 // the original (nil and empty slices apart), that the decoded state shares
@@ -56,7 +19,7 @@ func stateRuns(t *testing.T) []domain.Run {
 // written once, and that a state stored as a plain Run's JSON (as before
 // the binary form) decodes as encoding/json decodes it.
 func TestStateRoundTrip(t *testing.T) {
-	for i, r := range stateRuns(t) {
+	for i, r := range domaintest.StateRuns(t) {
 		b, err := statecodec.EncodeState(r)
 		if err != nil {
 			t.Fatal(err)
@@ -66,9 +29,9 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatalf("state %d: %v", i, err)
 		}
 		if !reflect.DeepEqual(got, r) {
-			t.Fatalf("state %d differs after a round trip:\n got %s\nwant %s", i, jsonString(t, got), jsonString(t, r))
+			t.Fatalf("state %d differs after a round trip:\n got %s\nwant %s", i, domaintest.JSONString(t, got), domaintest.JSONString(t, r))
 		}
-		shared(t, "decoded state", reflect.ValueOf(got), reflect.ValueOf(r))
+		domaintest.CheckUnshared(t, "decoded state", reflect.ValueOf(got), reflect.ValueOf(r))
 		var sharing domain.Run
 		if err := statecodec.DecodeSharedState(b, &sharing); err != nil || !reflect.DeepEqual(sharing, r) {
 			t.Fatalf("state %d: DecodeSharedState gives %+v, %v", i, sharing, err)
@@ -95,7 +58,7 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(fromPlain, want) {
-			t.Fatalf("state %d: a plain Run decodes differently from encoding/json:\n got %s\nwant %s", i, jsonString(t, fromPlain), jsonString(t, want))
+			t.Fatalf("state %d: a plain Run decodes differently from encoding/json:\n got %s\nwant %s", i, domaintest.JSONString(t, fromPlain), domaintest.JSONString(t, want))
 		}
 	}
 }
@@ -108,7 +71,7 @@ func TestStateRoundTrip(t *testing.T) {
 func TestStateEveryFieldDistinct(t *testing.T) {
 	var r domain.Run
 	n := 0
-	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
 	roundTrip := func(name string, r domain.Run) {
 		t.Helper()
 		b, err := statecodec.EncodeState(r)
@@ -120,20 +83,20 @@ func TestStateEveryFieldDistinct(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if !reflect.DeepEqual(got, r) {
-			t.Fatalf("%s differs after a round trip:\n got %s\nwant %s", name, jsonString(t, got), jsonString(t, r))
+			t.Fatalf("%s differs after a round trip:\n got %s\nwant %s", name, domaintest.JSONString(t, got), domaintest.JSONString(t, r))
 		}
 	}
 	roundTrip("distinct fields", r)
-	same := snapshot(t, r)
+	same := domaintest.Snapshot(t, r)
 	*same.LastSuccessful = same.Config.Clone()
 	same.Backup.Config = same.Config.Clone()
 	same.Job.Config = same.Config.Clone()
 	roundTrip("equal configurations", same)
-	chain := snapshot(t, r)
+	chain := domaintest.Snapshot(t, r)
 	chain.Backup.Config = chain.LastSuccessful.Clone()
 	chain.Job.Config = chain.Backup.Config.Clone()
 	roundTrip("configurations equal to the last successful", chain)
-	zoned := snapshot(t, r)
+	zoned := domaintest.Snapshot(t, r)
 	zoned.Created = zoned.Created.In(time.FixedZone("", 10*3600)) // as a decoded "+10:00" is
 	zoned.Updated = zoned.Updated.In(time.Local)
 	roundTrip("times in other locations", zoned)
@@ -145,7 +108,7 @@ func TestStateEveryFieldDistinct(t *testing.T) {
 func TestStateHead(t *testing.T) {
 	var r domain.Run
 	n := 0
-	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
 	want := domain.Run{Name: r.Name, Description: r.Description, Owner: r.Owner, Status: r.Status,
 		Version: r.Version, Created: r.Created, Updated: r.Updated, Deleted: r.Deleted}
 	bin, err := statecodec.EncodeState(r)
@@ -158,7 +121,7 @@ func TestStateHead(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s: head\n got %s\nwant %s", name, jsonString(t, got), jsonString(t, want))
+			t.Fatalf("%s: head\n got %s\nwant %s", name, domaintest.JSONString(t, got), domaintest.JSONString(t, want))
 		}
 	}
 	head, err := statecodec.EncodeState(want)
@@ -182,7 +145,7 @@ func TestStateHead(t *testing.T) {
 func TestStateConfigDelta(t *testing.T) {
 	var r domain.Run
 	n := 0
-	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
 	text := strings.Repeat("# a comment line of the configuration, as the template has many\n", 80)
 	r.Config.YAML = text + "inputs:\n  image:\n  - a.fits\n  - b.fits\n" + text
 	r.LastSuccessful.YAML = r.Config.YAML + "# edited at the end\n"                // a suffix more
@@ -198,7 +161,7 @@ func TestStateConfigDelta(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, r) {
-		t.Fatalf("differs after a round trip:\n got %s\nwant %s", jsonString(t, got), jsonString(t, r))
+		t.Fatalf("differs after a round trip:\n got %s\nwant %s", domaintest.JSONString(t, got), domaintest.JSONString(t, r))
 	}
 	if shared := statecodec.DecodeSharedState(b, &got); shared != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("shared decode: %v", shared)
@@ -220,49 +183,14 @@ func TestStateConfigDelta(t *testing.T) {
 	}
 }
 
-// fillDistinct sets every field under v to a value of its own.
-func fillDistinct(v reflect.Value, n *int) {
-	*n++
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(fmt.Sprintf("%s-%d", v.Type().Name(), *n))
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		v.SetInt(int64(*n))
-	case reflect.Float64, reflect.Float32:
-		v.SetFloat(float64(*n) + 0.25)
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fillDistinct(v.Elem(), n)
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
-		for i := range 2 {
-			fillDistinct(v.Index(i), n)
-		}
-	case reflect.Struct:
-		if v.Type() == timeType {
-			v.Set(reflect.ValueOf(time.Date(2026, 11, 27, 3, 0, *n, *n, time.UTC)))
-			return
-		}
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				fillDistinct(v.Field(i), n)
-			}
-		}
-	default:
-		panic("fillDistinct: unhandled kind " + v.Kind().String())
-	}
-}
-
 // TestStateSmaller checks the point of the encoding on a run whose job
 // repeats its current configuration: the copy is not written.
 func TestStateSmaller(t *testing.T) {
-	s := completedRun(t)
-	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-	s.requestProcessing("job-2")
+	s := domaintest.CompletedRun(t)
+	s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+	s.RequestProcessing("job-2")
 	var r domain.Run
-	for _, rec := range s.recs {
+	for _, rec := range s.Recs {
 		r.Apply(rec)
 	}
 	r.Config.YAML = strings.Repeat("# a long commented configuration\n", 100)
@@ -286,7 +214,7 @@ func TestStateSmaller(t *testing.T) {
 func TestStateDamaged(t *testing.T) {
 	var r domain.Run
 	n := 0
-	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
 	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +244,7 @@ func TestStateDamaged(t *testing.T) {
 func addStateSeeds(f *testing.F, withJob bool) {
 	var r domain.Run
 	n := 0
-	fillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
 	if !withJob {
 		r.Job = nil
 	}
@@ -368,13 +296,13 @@ func mustJSON(t *testing.T, v any) string {
 // on the state of a run with an addition queued: four configurations of a
 // few kilobytes of commented YAML, two of them distinct.
 func BenchmarkStateCodec(b *testing.B) {
-	s := newStream(b)
-	s.create(config(settings, "epoch01", "epoch02"))
-	s.process("job-1", products("epoch01", "epoch02"))
-	s.configure(config(settings, "epoch01", "epoch02", "epoch03"))
-	s.requestProcessing("job-2")
+	s := domaintest.NewStream(b)
+	s.Create(domaintest.Config(domaintest.Settings, "epoch01", "epoch02"))
+	s.Process("job-1", domaintest.Products("epoch01", "epoch02"))
+	s.Configure(domaintest.Config(domaintest.Settings, "epoch01", "epoch02", "epoch03"))
+	s.RequestProcessing("job-2")
 	var r domain.Run
-	for _, rec := range s.recs {
+	for _, rec := range s.Recs {
 		r.Apply(rec)
 	}
 	comments := strings.Repeat("# Review every setting before processing: some defaults will not suit.\n", 50)
@@ -456,7 +384,7 @@ func BenchmarkStateCodec(b *testing.B) {
 // byte) reads as a started job with no count, which ResumeProcessing takes
 // for one start.
 func TestStateKeepsStarts(t *testing.T) {
-	r := runningJob(t, 2).run
+	r := domaintest.RunningJob(t, 2).Run
 	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		t.Fatal(err)
@@ -482,6 +410,6 @@ func TestStateKeepsStarts(t *testing.T) {
 	if !got.Job.Started || got.Job.Starts != 0 {
 		t.Fatalf("an old state decoded as %+v, want started with no count", got.Job)
 	}
-	single[domain.ProcessingStarted](t, got.ResumeProcessing(job.ID, 2))
-	single[domain.ProcessingFailed](t, got.ResumeProcessing(job.ID, 1))
+	domaintest.Single[domain.ProcessingStarted](t, got.ResumeProcessing(job.ID, 2))
+	domaintest.Single[domain.ProcessingFailed](t, got.ResumeProcessing(job.ID, 1))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/e2ekit"
 	"github.com/piperun/piperun/messaging/kafka"
 )
 
@@ -25,10 +26,10 @@ const apiReplicas = 2
 // the relaying replica killed.
 func TestDeployedTopology(t *testing.T) {
 	d := newDeployment(t)
-	rd := startReader(t, d.broker.addr)
+	rd := e2ekit.StartReader(t, d.broker.Addr)
 	a1, a2 := d.startAPI("api-1"), d.startAPI("api-2")
 	w1, w2 := d.startWorker("worker-1"), d.startWorker("worker-2")
-	workers := map[string]*proc{w1.name: w1, w2.name: w2}
+	workers := map[string]*e2ekit.Proc{w1.Name: w1, w2.Name: w2}
 	replicas := []*api{a1, a2}
 
 	t.Run("no directory is shared", func(t *testing.T) {
@@ -43,21 +44,21 @@ func TestDeployedTopology(t *testing.T) {
 
 	const seed = "seed"
 	ok := t.Run("seed scenario with racing restores", func(t *testing.T) {
-		a1.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": seed, "config": vastConfig("01", "02")}, nil)
-		a2.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+seed+"/process", map[string]bool{}, nil)
+		a1.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": seed, "config": vastConfig("01", "02")}, nil)
+		a2.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+seed+"/process", map[string]bool{}, nil)
 		first := a1.waitStatus(seed, "Completed", "Error")
 		if first.Status != "Completed" || first.NImages != 2 {
 			t.Fatalf("first job: %s with %d images", first.Status, first.NImages)
 		}
-		a1.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+seed+"/config", map[string]string{"config": vastConfig("01", "02", "03")}, nil)
+		a1.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+seed+"/config", map[string]string{"config": vastConfig("01", "02", "03")}, nil)
 		a2.waitStatus(seed, "Completed") // the configuration change is seen by the other replica
-		a2.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+seed+"/process", map[string]bool{}, nil)
+		a2.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+seed+"/process", map[string]bool{}, nil)
 		added := a2.waitStatus(seed, "Completed", "Error")
 		if added.Status != "Completed" || added.NImages != 3 || !added.RestoreAvailable {
 			t.Fatalf("after adding an image: %s with %d images, restore available %v", added.Status, added.NImages, added.RestoreAvailable)
 		}
-		waitFor(t, 30*time.Second, "both replicas to offer the restore", func() bool {
-			return a1.run(seed).RestoreAvailable && a2.run(seed).RestoreAvailable
+		e2ekit.WaitFor(t, 30*time.Second, "both replicas to offer the restore", func() bool {
+			return a1.Run(seed).RestoreAvailable && a2.Run(seed).RestoreAvailable
 		})
 
 		// 20 restores at once, through both replicas: one is accepted.
@@ -68,7 +69,7 @@ func TestDeployedTopology(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				code, _ := replicas[i%2].do("alice", http.MethodPost, "/api/v1/runs/"+seed+"/restore", map[string]bool{}, nil)
+				code, _ := replicas[i%2].Do("alice", http.MethodPost, "/api/v1/runs/"+seed+"/restore", map[string]bool{}, nil)
 				mu.Lock()
 				codes[code]++
 				mu.Unlock()
@@ -88,7 +89,7 @@ func TestDeployedTopology(t *testing.T) {
 		}
 		// The backup is used up: a second restore is refused, on either replica.
 		for _, a := range replicas {
-			a.must(http.StatusConflict, "alice", http.MethodPost, "/api/v1/runs/"+seed+"/restore", map[string]bool{}, nil)
+			a.Must(http.StatusConflict, "alice", http.MethodPost, "/api/v1/runs/"+seed+"/restore", map[string]bool{}, nil)
 		}
 	})
 	if !ok {
@@ -97,11 +98,11 @@ func TestDeployedTopology(t *testing.T) {
 
 	ok = t.Run("Kafka stopped and restarted", func(t *testing.T) {
 		const run = "outage"
-		d.broker.stop()
-		a1.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
+		d.broker.Stop()
+		a1.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
 		a2.waitStatus(run, "Initialised")
-		a2.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
-		d.broker.start()
+		a2.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+		d.broker.Start()
 		done := a1.waitStatus(run, "Completed", "Error")
 		if done.Status != "Completed" || done.NImages != 2 {
 			t.Fatalf("after the outage: %s with %d images", done.Status, done.NImages)
@@ -113,8 +114,8 @@ func TestDeployedTopology(t *testing.T) {
 			for i, e := range stored {
 				want[i] = e.Version
 			}
-			waitFor(t, 30*time.Second, "every event of "+name+" on the topic", func() bool { return len(rd.versions(name)) >= len(want) })
-			if got := rd.versions(name); !slices.Equal(got, want) {
+			e2ekit.WaitFor(t, 30*time.Second, "every event of "+name+" on the topic", func() bool { return len(versions(rd, name)) >= len(want) })
+			if got := versions(rd, name); !slices.Equal(got, want) {
 				t.Fatalf("run %s on the topic: versions %v, want %v in that order", name, got, want)
 			}
 		}
@@ -125,9 +126,9 @@ func TestDeployedTopology(t *testing.T) {
 
 	ok = t.Run("worker killed mid-job", func(t *testing.T) {
 		const run = "takeover"
-		a1.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01")}, nil)
+		a1.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01")}, nil)
 		a1.waitStatus(run, "Initialised")
-		a1.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+		a1.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
 		first := a1.waitStatus(run, "Completed", "Error")
 		if first.Status != "Completed" {
 			t.Fatalf("first job: %s", first.Status)
@@ -145,10 +146,10 @@ func TestDeployedTopology(t *testing.T) {
 		// worker that runs the job waits there until released.
 		held, release := d.s3.Hold(imagesProduct[2:])
 		t.Cleanup(release)
-		a1.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02")}, nil)
+		a1.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02")}, nil)
 		a1.waitStatus(run, "Completed")
-		a1.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
-		var runner *proc
+		a1.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+		var runner *e2ekit.Proc
 		select {
 		case who := <-held:
 			runner = workers[who]
@@ -161,22 +162,22 @@ func TestDeployedTopology(t *testing.T) {
 		// The worker recorded the job's start before reading; a1's read
 		// models show it once they reach that event.
 		if v := a1.waitStatus(run, "Running", "Completed", "Error"); v.Status != "Running" {
-			t.Fatalf("run is %s while %s runs its job, want Running", v.Status, runner.name)
+			t.Fatalf("run is %s while %s runs its job, want Running", v.Status, runner.Name)
 		}
 		// The job's messages are committed (it runs in the background):
 		// no redelivery tells the next owner about it, only its
 		// assignment does.
-		cfg := kafka.Config{Brokers: []string{d.broker.addr}}
-		waitFor(t, 30*time.Second, "the group to commit the job's messages", func() bool {
+		cfg := kafka.Config{Brokers: []string{d.broker.Addr}}
+		e2ekit.WaitFor(t, 30*time.Second, "the group to commit the job's messages", func() bool {
 			lag, err := kafka.GroupLag(context.Background(), cfg)
 			return err == nil && lag.Waiting == 0
 		})
-		runner.kill()
+		runner.Kill()
 		release()
-		delete(workers, runner.name)
+		delete(workers, runner.Name)
 		done := a1.waitStatus(run, "Completed", "Error")
 		if done.Status != "Completed" || done.NImages != 2 {
-			t.Fatalf("after %s died: %s with %d images", runner.name, done.Status, done.NImages)
+			t.Fatalf("after %s died: %s with %d images", runner.Name, done.Status, done.NImages)
 		}
 		evs := a1.events(run)
 		if n := countSince(evs, domain.TypeProcessingCompleted, first.Version); n != 1 {
@@ -194,7 +195,7 @@ func TestDeployedTopology(t *testing.T) {
 		const run = "relay"
 		relays := func(a *api) bool { return a.relayLeader() }
 		var leader, other *api
-		waitFor(t, 30*time.Second, "a replica to relay", func() bool {
+		e2ekit.WaitFor(t, 30*time.Second, "a replica to relay", func() bool {
 			switch {
 			case relays(a1):
 				leader, other = a1, a2
@@ -203,26 +204,26 @@ func TestDeployedTopology(t *testing.T) {
 			}
 			return leader != nil
 		})
-		other.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
+		other.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
 		stored := other.events(run)
-		waitFor(t, 30*time.Second, "the replicas to publish the log", func() bool {
-			return len(rd.copies(run)) == len(stored) && a1.relayLag() == 0 && a2.relayLag() == 0
+		e2ekit.WaitFor(t, 30*time.Second, "the replicas to publish the log", func() bool {
+			return len(copies(rd, run)) == len(stored) && a1.relayLag() == 0 && a2.relayLag() == 0
 		})
 		if relays(other) {
 			t.Fatal("both replicas relay; the relay group elects one")
 		}
-		before := rd.copies(run)
-		leader.proc.kill()
-		waitFor(t, 60*time.Second, "the other replica to take the relay over", func() bool { return relays(other) })
+		before := copies(rd, run)
+		leader.Proc.Kill()
+		e2ekit.WaitFor(t, 60*time.Second, "the other replica to take the relay over", func() bool { return relays(other) })
 
-		other.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+		other.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
 		done := other.waitStatus(run, "Completed", "Error")
 		if done.Status != "Completed" {
 			t.Fatalf("after the relaying replica died: %s", done.Status)
 		}
 		all := other.events(run)
-		waitFor(t, 30*time.Second, "the events appended after the kill on the topic", func() bool { return len(rd.copies(run)) == len(all) })
-		after := rd.copies(run)
+		e2ekit.WaitFor(t, 30*time.Second, "the events appended after the kill on the topic", func() bool { return len(copies(rd, run)) == len(all) })
+		after := copies(rd, run)
 		for v, n := range before {
 			if n != 1 {
 				t.Errorf("event %d of run %s is on the topic %d times before the takeover, want once (one replica relays)", v, run, n)

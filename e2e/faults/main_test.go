@@ -3,10 +3,10 @@
 package faults
 
 import (
-	"fmt"
-	"github.com/piperun/piperun/internal/testserver"
 	"os"
 	"testing"
+
+	"github.com/piperun/piperun/internal/e2ekit"
 )
 
 // binary is the piperun binary that TestMain builds.
@@ -18,16 +18,5 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(appendChildEnv); path != "" {
 		os.Exit(appendChild(path))
 	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	path, cleanup, err := testserver.BuildBinary()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	binary = path
-	return m.Run()
+	os.Exit(e2ekit.RunWithBinary(m, &binary))
 }

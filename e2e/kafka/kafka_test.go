@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/e2ekit"
 	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/messaging/kafka"
@@ -39,23 +40,23 @@ func TestDistributedRestore(t *testing.T) {
 
 	var first, added runView
 	ok := t.Run("restore scenario", func(t *testing.T) {
-		a.t, b.t = t, t
-		defer func() { a.t, b.t = c.t, c.t }()
-		a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs",
+		a.T, b.T = t, t
+		defer func() { a.T, b.T = c.t, c.t }()
+		a.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs",
 			map[string]string{"name": runName, "description": "restore over kafka", "config": vastConfig("01", "02", "03")}, nil)
-		b.must(http.StatusConflict, "alice", http.MethodPost, "/api/v1/runs",
+		b.Must(http.StatusConflict, "alice", http.MethodPost, "/api/v1/runs",
 			map[string]string{"name": runName, "config": vastConfig("01")}, nil)
-		b.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{"debug": false}, nil)
+		b.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{"debug": false}, nil)
 		first = a.waitStatus(runName, "Completed", "Error")
 		if first.Status != "Completed" || first.NImages != 3 {
 			t.Fatalf("first processing: %s with %d images", first.Status, first.NImages)
 		}
 
-		b.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
+		b.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
 		var proc struct {
 			Mode string `json:"mode"`
 		}
-		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, &proc)
+		a.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, &proc)
 		if proc.Mode != "add" {
 			t.Fatalf("processing after adding epoch 04 is in %q mode, want add", proc.Mode)
 		}
@@ -63,7 +64,7 @@ func TestDistributedRestore(t *testing.T) {
 		if added.Status != "Completed" || added.NImages != 4 || !added.RestoreAvailable {
 			t.Fatalf("after the addition: %s with %d images, restore available %v", added.Status, added.NImages, added.RestoreAvailable)
 		}
-		b.must(http.StatusForbidden, "bob", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+		b.Must(http.StatusForbidden, "bob", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
 
 		// A restore whose backup was tampered with fails, says why, and
 		// changes nothing.
@@ -71,7 +72,7 @@ func TestDistributedRestore(t *testing.T) {
 		restoreArtifact := replaceArtifact(t, c.dataDir, victim.Digest, func(path string, content []byte) error {
 			return os.WriteFile(path, append([]byte("tampered"), content...), 0o444)
 		})
-		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+		a.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
 		failed := b.waitStatus(runName, "Completed", "Error")
 		if failed.Status != "Completed" || failed.NImages != 4 || !failed.RestoreAvailable || fmt.Sprint(failed.Products) != fmt.Sprint(added.Products) {
 			t.Fatalf("after a failed restore: %s with %d images, restore available %v", failed.Status, failed.NImages, failed.RestoreAvailable)
@@ -92,7 +93,7 @@ func TestDistributedRestore(t *testing.T) {
 				if i%2 == 1 {
 					on = b
 				}
-				codes[i], _ = on.do("alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{"debug": true}, nil)
+				codes[i], _ = on.Do("alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{"debug": true}, nil)
 			}()
 		}
 		wg.Wait()
@@ -124,27 +125,27 @@ func TestDistributedRestore(t *testing.T) {
 		}
 
 		// Add again, then restore with the CLI, as restorepiperun does.
-		a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
-		b.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
+		a.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
+		b.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
 		if v := a.waitStatus(runName, "Completed", "Error"); v.Status != "Completed" || v.NImages != 4 {
 			t.Fatalf("second addition: %s with %d images", v.Status, v.NImages)
 		}
-		out, err := exec.Command(binary, "restorepiperun", runName, "--no-confirm", "--server", b.url, "--token", c.tokens["alice"]).CombinedOutput()
+		out, err := exec.Command(binary, "restorepiperun", runName, "--no-confirm", "--server", b.URL, "--token", c.tokens["alice"]).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "epoch03.fits") || !strings.Contains(string(out), "Restore complete") {
 			t.Fatalf("piperun restorepiperun: %v\n%s", err, out)
 		}
-		if v := a.run(runName); v.Status != "Completed" || v.NImages != 3 {
+		if v := a.Run(runName); v.Status != "Completed" || v.NImages != 3 {
 			t.Fatalf("after the CLI restore: %s with %d images", v.Status, v.NImages)
 		}
 
 		// An addition whose processing fails leaves the run in Error with
 		// its backup; the restore brings back the pre-addition run.
-		b.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "-invalid")}, nil)
-		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
+		b.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "-invalid")}, nil)
+		a.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
 		if v := b.waitStatus(runName, "Completed", "Error"); v.Status != "Error" || !v.RestoreAvailable {
 			t.Fatalf("failed addition: %s, restore available %v", v.Status, v.RestoreAvailable)
 		}
-		a.must(http.StatusAccepted, "root", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+		a.Must(http.StatusAccepted, "root", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
 		if v := b.waitStatus(runName, "Completed", "Error"); v.Status != "Completed" || v.NImages != 3 || fmt.Sprint(v.Products) != fmt.Sprint(first.Products) {
 			t.Fatalf("restore after the failed addition: %s with %d images", v.Status, v.NImages)
 		}
@@ -158,7 +159,7 @@ func TestDistributedRestore(t *testing.T) {
 
 		for _, r := range []*api{a, b} {
 			if code, body := r.get("/readyz"); code != http.StatusOK {
-				t.Errorf("%s /readyz: %d %s", r.proc.name, code, body)
+				t.Errorf("%s /readyz: %d %s", r.Proc.Name, code, body)
 			}
 		}
 		_, apiMetrics := a.get("/metrics")
@@ -169,7 +170,7 @@ func TestDistributedRestore(t *testing.T) {
 			t.Errorf("worker /readyz: %d %s", code, body)
 		}
 		var m string
-		waitFor(t, 10*time.Second, "the worker's metrics to count the restore", func() bool {
+		e2ekit.WaitFor(t, 10*time.Second, "the worker's metrics to count the restore", func() bool {
 			_, m = httpGet(t, workerURL+"/metrics")
 			return metric(m, `piperun_restore_duration_seconds_count{outcome="restored"}`) == 3 &&
 				metric(m, `piperun_restore_duration_seconds_count{outcome="failed"}`) == 1 &&
@@ -181,13 +182,13 @@ func TestDistributedRestore(t *testing.T) {
 	}
 
 	ok = t.Run("kgo reads the run's events as CloudEvents", func(t *testing.T) {
-		a.t = t
-		defer func() { a.t = c.t }()
-		rd := startReader(t, c.broker.addr)
+		a.T = t
+		defer func() { a.T = c.t }()
+		rd := e2ekit.StartReader(t, c.broker.Addr)
 		stored := a.events(runName)
 		var recs []*kgo.Record
-		waitFor(t, 30*time.Second, "every event of the run on the topic", func() bool {
-			recs = firstCopies(t, rd.records(), runName)
+		e2ekit.WaitFor(t, 30*time.Second, "every event of the run on the topic", func() bool {
+			recs = firstCopies(t, rd.Records(), runName)
 			return len(recs) >= len(stored)
 		})
 		if len(recs) != len(stored) {
@@ -196,20 +197,20 @@ func TestDistributedRestore(t *testing.T) {
 		// The two replicas are in the relay group: the one assigned its
 		// control partition publishes, the other stands by, so with both
 		// alive no event is on the topic twice.
-		if raw := countKey(rd.records(), runName); raw != len(recs) {
+		if raw := countKey(rd.Records(), runName); raw != len(recs) {
 			t.Fatalf("%d records of the run on the topic for %d events: the log was published twice", raw, len(recs))
 		}
 		requested, restoredAt := -1, -1
 		for i, r := range recs {
 			want := stored[i]
-			if got := header(r, "ce_type") + "/" + header(r, "ce_piperunversion") + "/" + header(r, "ce_piperunposition"); got != fmt.Sprintf("%s/%d/%d", want.Type, want.Version, want.Position) {
+			if got := e2ekit.Header(r, "ce_type") + "/" + e2ekit.Header(r, "ce_piperunversion") + "/" + e2ekit.Header(r, "ce_piperunposition"); got != fmt.Sprintf("%s/%d/%d", want.Type, want.Version, want.Position) {
 				t.Fatalf("record %d is %s, the store's event %d is %+v: not in order", i, got, i, want)
 			}
-			if string(r.Key) != runName || header(r, "ce_specversion") != "1.0" || header(r, "ce_source") != "piperun" ||
-				header(r, "ce_subject") != runName || header(r, "content-type") != "application/json" || header(r, "ce_id") == "" {
+			if string(r.Key) != runName || e2ekit.Header(r, "ce_specversion") != "1.0" || e2ekit.Header(r, "ce_source") != "piperun" ||
+				e2ekit.Header(r, "ce_subject") != runName || e2ekit.Header(r, "content-type") != "application/json" || e2ekit.Header(r, "ce_id") == "" {
 				t.Fatalf("record %d lacks the CloudEvents headers or the key: key %q headers %v", i, r.Key, r.Headers)
 			}
-			if _, err := time.Parse(time.RFC3339Nano, header(r, "ce_time")); err != nil {
+			if _, err := time.Parse(time.RFC3339Nano, e2ekit.Header(r, "ce_time")); err != nil {
 				t.Errorf("record %d: ce_time: %v", i, err)
 			}
 			if !json.Valid(r.Value) {
@@ -220,7 +221,7 @@ func TestDistributedRestore(t *testing.T) {
 					t.Errorf("record %d has a header %q that is not CloudEvents", i, h.Key)
 				}
 			}
-			switch header(r, "ce_type") {
+			switch e2ekit.Header(r, "ce_type") {
 			case domain.TypeRestoreRequested:
 				requested = i
 			case domain.TypeRunRestored:
@@ -236,10 +237,10 @@ func TestDistributedRestore(t *testing.T) {
 	}
 
 	t.Run("worker killed mid-restore", func(t *testing.T) {
-		a.t, b.t = t, t
-		defer func() { a.t, b.t = c.t, c.t }()
-		a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
-		a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
+		a.T, b.T = t, t
+		defer func() { a.T, b.T = c.t, c.t }()
+		a.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+runName+"/config", map[string]string{"config": vastConfig("01", "02", "03", "04")}, nil)
+		a.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/process", map[string]bool{}, nil)
 		if v := b.waitStatus(runName, "Completed", "Error"); v.Status != "Completed" || !v.RestoreAvailable {
 			t.Fatalf("second addition: %s, restore available %v", v.Status, v.RestoreAvailable)
 		}
@@ -254,14 +255,14 @@ func TestDistributedRestore(t *testing.T) {
 		const taken = `piperun_messages_consumed_total{type="run.restore_requested.v1"}`
 		_, m := httpGet(t, workerURL+"/metrics")
 		takenBefore := metric(m, taken)
-		before := a.run(runName).Version
-		b.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
-		waitFor(t, 30*time.Second, "the worker to take the restore request", func() bool {
+		before := a.Run(runName).Version
+		b.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+runName+"/restore", map[string]bool{}, nil)
+		e2ekit.WaitFor(t, 30*time.Second, "the worker to take the restore request", func() bool {
 			_, m = httpGet(t, workerURL+"/metrics")
 			return metric(m, taken) > takenBefore
 		}, func() string { return grep(m, "piperun_") })
-		worker.kill()
-		if v := a.run(runName); v.Status != "Restoring" {
+		worker.Kill()
+		if v := a.Run(runName); v.Status != "Restoring" {
 			t.Fatalf("run is %s after the worker died mid-restore, want Restoring", v.Status)
 		}
 		restoreArtifact()
@@ -273,8 +274,8 @@ func TestDistributedRestore(t *testing.T) {
 		}
 		// Once the group has committed everything, the redelivered request
 		// has been handled too: still exactly one outcome.
-		cfg := kafka.Config{Brokers: []string{c.broker.addr}}
-		waitFor(t, 60*time.Second, "the consumer group to catch up", func() bool {
+		cfg := kafka.Config{Brokers: []string{c.broker.Addr}}
+		e2ekit.WaitFor(t, 60*time.Second, "the consumer group to catch up", func() bool {
 			lag, err := kafka.GroupLag(context.Background(), cfg)
 			return err == nil && lag.Waiting == 0
 		})
@@ -285,12 +286,12 @@ func TestDistributedRestore(t *testing.T) {
 		if n := countType(evs, domain.TypeRestoreFailed, before); n != 0 {
 			t.Fatalf("%d %s events after the restore request", n, domain.TypeRestoreFailed)
 		}
-		rd := startReader(t, c.broker.addr)
-		waitFor(t, 30*time.Second, "the outcome on the topic", func() bool {
+		rd := e2ekit.StartReader(t, c.broker.Addr)
+		e2ekit.WaitFor(t, 30*time.Second, "the outcome on the topic", func() bool {
 			n := 0
-			for _, r := range firstCopies(t, rd.records(), runName) {
-				v, _ := strconv.ParseInt(header(r, "ce_piperunversion"), 10, 64)
-				if v > before && header(r, "ce_type") == domain.TypeRunRestored {
+			for _, r := range firstCopies(t, rd.Records(), runName) {
+				v, _ := strconv.ParseInt(e2ekit.Header(r, "ce_piperunversion"), 10, 64)
+				if v > before && e2ekit.Header(r, "ce_type") == domain.TypeRunRestored {
 					n++
 				}
 			}
@@ -310,11 +311,11 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 	c := newCluster(t, vast)
 	a := c.startAPI("api")
 	c.startWorker("worker")
-	rd := startReader(t, c.broker.addr)
+	rd := e2ekit.StartReader(t, c.broker.Addr)
 
 	runs := []string{"r0", "r1", "r2", "r3"}
 	for _, r := range runs {
-		a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": r, "config": vastConfig("01", "02")}, nil)
+		a.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": r, "config": vastConfig("01", "02")}, nil)
 	}
 	// Each configuration change is one event of its run.
 	changes := 0
@@ -324,22 +325,22 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 		if (changes/len(runs))%2 == 0 {
 			cfg = vastConfig("01", "02", "03")
 		}
-		a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+r+"/config", map[string]string{"config": cfg}, nil)
+		a.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+r+"/config", map[string]string{"config": cfg}, nil)
 		changes++
 	}
 	for range 12 {
 		change()
 	}
-	waitFor(t, 30*time.Second, "the first events on the topic", func() bool { return len(rd.records()) >= 8 })
+	e2ekit.WaitFor(t, 30*time.Second, "the first events on the topic", func() bool { return len(rd.Records()) >= 8 })
 
-	c.broker.stop()
+	c.broker.Stop()
 	for range 12 {
 		change()
 	}
 	// The API replica stays ready: its commands are stored and relayed
 	// once the broker is back. /healthz tells what is wrong, and the lag.
 	var h healthView
-	waitFor(t, 60*time.Second, "/healthz to report the broker down", func() bool {
+	e2ekit.WaitFor(t, 60*time.Second, "/healthz to report the broker down", func() bool {
 		h = a.health()
 		return h.Bus.Broker == "down" && h.Bus.Lag > 0
 	}, func() string { return fmt.Sprintf("%+v", h) })
@@ -355,11 +356,11 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 	// is the rejoining, not one lucky reconnect, that brings the events
 	// over. The metrics tell the same as /healthz.
 	var m string
-	waitFor(t, 60*time.Second, "the metrics to show the broker down and the lag", func() bool {
+	e2ekit.WaitFor(t, 60*time.Second, "the metrics to show the broker down and the lag", func() bool {
 		_, m = a.get("/metrics")
 		return metric(m, "piperun_kafka_up") == 0 && metric(m, "piperun_relay_lag_events") >= float64(lagBefore+4)
 	}, func() string { return grep(m, "piperun_") })
-	a.proc.await(60*time.Second, "the relay group to be rejoined in vain", func(log string) bool {
+	a.Proc.Await(60*time.Second, "the relay group to be rejoined in vain", func(log string) bool {
 		return strings.Count(log, `msg="consumer group membership failed; will rejoin" component=relay`) >= 3
 	})
 	if h = a.health(); h.Bus.Lag < lagBefore+4 || h.Bus.LastPublishError == "" && h.Bus.BrokerError == "" {
@@ -368,7 +369,7 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 	if code, body := a.get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz of the API replica while the broker is down: %d %s", code, body)
 	}
-	c.broker.start()
+	c.broker.Start()
 	for range 8 {
 		change()
 	}
@@ -379,15 +380,15 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 		want[r] = a.events(r)
 		total += len(want[r])
 	}
-	waitFor(t, 60*time.Second, "every event on the topic", func() bool {
+	e2ekit.WaitFor(t, 60*time.Second, "every event on the topic", func() bool {
 		n := 0
-		recs := rd.records()
+		recs := rd.Records()
 		for _, r := range runs {
 			n += len(firstCopies(t, recs, r))
 		}
 		return n >= total
 	})
-	recs := rd.records()
+	recs := rd.Records()
 	for _, r := range runs {
 		got := firstCopies(t, recs, r)
 		if len(got) != len(want[r]) {
@@ -395,18 +396,18 @@ func TestBrokerRestartWhilePublishing(t *testing.T) {
 		}
 		for i, rec := range got {
 			w := want[r][i]
-			if g := header(rec, "ce_type") + "/" + header(rec, "ce_piperunversion") + "/" + header(rec, "ce_piperunposition"); g != fmt.Sprintf("%s/%d/%d", w.Type, w.Version, w.Position) {
+			if g := e2ekit.Header(rec, "ce_type") + "/" + e2ekit.Header(rec, "ce_piperunversion") + "/" + e2ekit.Header(rec, "ce_piperunposition"); g != fmt.Sprintf("%s/%d/%d", w.Type, w.Version, w.Position) {
 				t.Fatalf("run %s: record %d is %s, want %+v", r, i, g, w)
 			}
 		}
 	}
 	// piperun's own consumer group recovers too.
-	cfg := kafka.Config{Brokers: []string{c.broker.addr}}
-	waitFor(t, 60*time.Second, "the workers' consumer group to catch up", func() bool {
+	cfg := kafka.Config{Brokers: []string{c.broker.Addr}}
+	e2ekit.WaitFor(t, 60*time.Second, "the workers' consumer group to catch up", func() bool {
 		lag, err := kafka.GroupLag(context.Background(), cfg)
 		return err == nil && lag.Waiting == 0
 	})
-	waitFor(t, 60*time.Second, "/healthz to report the broker up and no lag", func() bool {
+	e2ekit.WaitFor(t, 60*time.Second, "/healthz to report the broker up and no lag", func() bool {
 		h = a.health()
 		return h.Bus.Broker == "up" && h.Bus.Lag == 0 && h.Bus.Relay == "leader"
 	}, func() string { return fmt.Sprintf("%+v", h) })
@@ -427,11 +428,11 @@ type healthView struct {
 }
 
 func (a *api) health() healthView {
-	a.t.Helper()
+	a.T.Helper()
 	code, body := a.get("/healthz")
 	var h healthView
 	if err := json.Unmarshal([]byte(body), &h); err != nil || code != http.StatusOK {
-		a.t.Fatalf("/healthz: %d %s (%v)", code, body, err)
+		a.T.Fatalf("/healthz: %d %s (%v)", code, body, err)
 	}
 	return h
 }
@@ -527,8 +528,8 @@ func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
 	w1, _ := c.startWorker("worker-1", "--recover-every", "300ms")
 	w2, _ := c.startWorker("worker-2", "--recover-every", "300ms")
 	const run = "takeover"
-	a.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01")}, nil)
-	a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+	a.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01")}, nil)
+	a.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
 	first := a.waitStatus(run, "Completed", "Error")
 	if first.Status != "Completed" {
 		t.Fatalf("first job: %s", first.Status)
@@ -546,12 +547,12 @@ func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
 	restoreArtifact := replaceArtifact(t, c.dataDir, imagesProduct, func(p string, _ []byte) error {
 		return syscall.Mkfifo(p, 0o644)
 	})
-	a.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02")}, nil)
-	a.must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
-	var runner, other *proc
-	waitFor(t, 60*time.Second, "a worker to reach the pipe", func() bool {
-		for _, p := range [][2]*proc{{w1, w2}, {w2, w1}} {
-			if testserver.BlockedOnPipe(p[0].cmd.Process.Pid) {
+	a.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02")}, nil)
+	a.Must(http.StatusAccepted, "alice", http.MethodPost, "/api/v1/runs/"+run+"/process", map[string]bool{}, nil)
+	var runner, other *e2ekit.Proc
+	e2ekit.WaitFor(t, 60*time.Second, "a worker to reach the pipe", func() bool {
+		for _, p := range [][2]*e2ekit.Proc{{w1, w2}, {w2, w1}} {
+			if testserver.BlockedOnPipe(p[0].Cmd.Process.Pid) {
 				runner, other = p[0], p[1]
 				return true
 			}
@@ -559,17 +560,17 @@ func TestLiveWorkerTakesUpADeadWorkersJob(t *testing.T) {
 		return false
 	})
 	time.Sleep(1500 * time.Millisecond) // five of the other's recovery rounds
-	if testserver.BlockedOnPipe(other.cmd.Process.Pid) {
-		t.Fatalf("%s took up the job %s runs", other.name, runner.name)
+	if testserver.BlockedOnPipe(other.Cmd.Process.Pid) {
+		t.Fatalf("%s took up the job %s runs", other.Name, runner.Name)
 	}
-	if v := a.run(run); v.Status != "Running" {
-		t.Fatalf("run is %s while %s runs its job, want Running", v.Status, runner.name)
+	if v := a.Run(run); v.Status != "Running" {
+		t.Fatalf("run is %s while %s runs its job, want Running", v.Status, runner.Name)
 	}
-	runner.kill()
+	runner.Kill()
 	restoreArtifact()
 	done := a.waitStatus(run, "Completed", "Error")
 	if done.Status != "Completed" || done.NImages != 2 {
-		t.Fatalf("after %s died: %s with %d images", runner.name, done.Status, done.NImages)
+		t.Fatalf("after %s died: %s with %d images", runner.Name, done.Status, done.NImages)
 	}
 	if n := countType(a.events(run), domain.TypeProcessingCompleted, first.Version); n != 1 {
 		t.Fatalf("%d %s events, want 1", n, domain.TypeProcessingCompleted)
@@ -597,10 +598,10 @@ func TestRelayFailover(t *testing.T) {
 	c := newCluster(t, vast)
 	a := c.startAPI("api-1")
 	b := c.startAPI("api-2")
-	rd := startReader(t, c.broker.addr)
+	rd := e2ekit.StartReader(t, c.broker.Addr)
 	const run = "failover"
 	var leader, standby *api
-	waitFor(t, 60*time.Second, "one replica to lead the relay group and the other to stand by", func() bool {
+	e2ekit.WaitFor(t, 60*time.Second, "one replica to lead the relay group and the other to stand by", func() bool {
 		ha, hb := a.health(), b.health()
 		switch {
 		case ha.Bus.Relay == "leader" && hb.Bus.Relay == "standby":
@@ -610,31 +611,29 @@ func TestRelayFailover(t *testing.T) {
 		}
 		return leader != nil
 	})
-	standby.must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
-	waitFor(t, 30*time.Second, "the run's creation on the topic", func() bool { return len(firstCopies(t, rd.records(), run)) == 1 })
+	standby.Must(http.StatusCreated, "alice", http.MethodPost, "/api/v1/runs", map[string]string{"name": run, "config": vastConfig("01", "02")}, nil)
+	e2ekit.WaitFor(t, 30*time.Second, "the run's creation on the topic", func() bool { return len(firstCopies(t, rd.Records(), run)) == 1 })
 	// Once the leader has checkpointed it, a takeover must not publish
 	// it again.
-	waitFor(t, 30*time.Second, "the leader to checkpoint the creation", func() bool { return leader.health().Bus.Lag == 0 })
+	e2ekit.WaitFor(t, 30*time.Second, "the leader to checkpoint the creation", func() bool { return leader.health().Bus.Lag == 0 })
 	_, sm := standby.get("/metrics")
 	if v := metric(sm, "piperun_relay_published_total"); v != 0 || standby.health().Bus.Relay != "standby" {
 		t.Fatalf("the standby published %v events, or does not stand by", v)
 	}
-	leader.proc.kill()
-	standby.must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02", "03")}, nil)
+	leader.Proc.Kill()
+	standby.Must(http.StatusOK, "alice", http.MethodPut, "/api/v1/runs/"+run+"/config", map[string]string{"config": vastConfig("01", "02", "03")}, nil)
 	stored := standby.events(run)
-	waitFor(t, 60*time.Second, "the event appended after the kill on the topic", func() bool {
-		return len(firstCopies(t, rd.records(), run)) == len(stored)
-	}, func() string { return standby.proc.tail(20) })
+	e2ekit.WaitFor(t, 60*time.Second, "the event appended after the kill on the topic", func() bool {
+		return len(firstCopies(t, rd.Records(), run)) == len(stored)
+	}, func() string { return standby.Proc.Tail(20) })
 	if h := standby.health(); h.Bus.Relay != "leader" {
 		t.Fatalf("/healthz of the new leader: %+v", h)
 	}
-	standby.proc.mu.Lock()
-	resumed := strings.Contains(standby.proc.log.String(), `msg="relay resumes after the group's checkpoint"`)
-	standby.proc.mu.Unlock()
+	resumed := strings.Contains(standby.Proc.Log(), `msg="relay resumes after the group's checkpoint"`)
 	if !resumed {
-		t.Fatalf("the new leader did not resume after the group's checkpoint:\n%s", standby.proc.tail(20))
+		t.Fatalf("the new leader did not resume after the group's checkpoint:\n%s", standby.Proc.Tail(20))
 	}
-	if n := countKey(rd.records(), run); n != len(stored) {
+	if n := countKey(rd.Records(), run); n != len(stored) {
 		t.Fatalf("%d records of the run on the topic for %d events: the takeover published the log again", n, len(stored))
 	}
 }

@@ -244,22 +244,8 @@ func (fx *forcedRun) extract(ctx context.Context, store *artifacts.Store, e *eng
 // targets lists the forced measurements to attempt, by source id, each
 // source's images in time order.
 func (fx *forcedRun) targets(e *engine, images []pipeline.ImageProducts, log pipeline.Logger) []forcedTarget {
-	type region struct {
-		ra, dec, radius float64
-		images          []int // in time order
-	}
-	regionOf := map[int64]*region{}
-	var regions []*region
-	for i, im := range images {
-		r, ok := regionOf[im.Image.SkyRegID]
-		if !ok {
-			r = &region{ra: im.Image.RA, dec: im.Image.Dec, radius: im.Image.FOVBMin}
-			regionOf[im.Image.SkyRegID] = r
-			regions = append(regions, r)
-		}
-		r.images = append(r.images, i)
-	}
-	if len(regions) == 0 {
+	sky := newSkyRegions(len(images), func(i int) *pipeline.ImageRow { return &images[i].Image })
+	if sky == nil {
 		return nil
 	}
 	// Epochs: the configuration's in epoch mode, else one per image.
@@ -279,15 +265,6 @@ func (fx *forcedRun) targets(e *engine, images []pipeline.ImageProducts, log pip
 			epochOf[i] = i
 		}
 	}
-	pts := make([]vec, len(regions))
-	maxRadius := 0.0
-	for i, r := range regions {
-		pts[i] = unitVec(r.ra, r.dec)
-		maxRadius = max(maxRadius, r.radius)
-	}
-	tree := newKDTree(pts)
-	maxD2 := chord2(maxRadius) * (1 + 1e-9)
-
 	type cover struct {
 		region int32
 		sep    float64
@@ -329,11 +306,8 @@ func (fx *forcedRun) targets(e *engine, images []pipeline.ImageProducts, log pip
 			ra -= 360
 		}
 		covers = covers[:0]
-		tree.each(unitVec(ra, dec), maxD2, func(i int32) {
-			r := regions[i]
-			if d := separation(r.ra, r.dec, ra, dec); d < r.radius {
-				covers = append(covers, cover{i, d})
-			}
+		sky.containing(ra, dec, func(i int32, _ *skyRegion, d float64) {
+			covers = append(covers, cover{i, d})
 		})
 		if len(covers) == 0 {
 			continue
@@ -345,7 +319,7 @@ func (fx *forcedRun) targets(e *engine, images []pipeline.ImageProducts, log pip
 		clear(epochTaken)
 		expected = expected[:0]
 		for _, c := range covers {
-			for _, im := range regions[c.region].images {
+			for _, im := range sky.regions[c.region].images {
 				if ep := epochOf[im]; !epochTaken[ep] {
 					epochTaken[ep] = true
 					expected = append(expected, im)

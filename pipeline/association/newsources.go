@@ -30,32 +30,10 @@ type newSourceCheck struct {
 // significance, as VAST documents the column (in the parity data each new
 // source has a single earlier image, so no choice is made there).
 func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []pipeline.ImageRow, root string, s Settings) error {
-	type region struct {
-		ra, dec, radius float64
-		images          []int // in time order
-	}
-	regionOf := map[int64]*region{}
-	var regions []*region
-	for i, im := range images {
-		r, ok := regionOf[im.SkyRegID]
-		if !ok {
-			r = &region{ra: im.RA, dec: im.Dec, radius: im.FOVBMin}
-			regionOf[im.SkyRegID] = r
-			regions = append(regions, r)
-		}
-		r.images = append(r.images, i)
-	}
-	if len(regions) == 0 {
+	sky := newSkyRegions(len(images), func(i int) *pipeline.ImageRow { return &images[i] })
+	if sky == nil {
 		return nil
 	}
-	pts := make([]vec, len(regions))
-	maxRadius := 0.0
-	for i, r := range regions {
-		pts[i] = unitVec(r.ra, r.dec)
-		maxRadius = max(maxRadius, r.radius)
-	}
-	tree := newKDTree(pts)
-	maxD2 := chord2(maxRadius) * (1 + 1e-9)
 
 	var checks []newSourceCheck
 	seen := make([]bool, len(images))
@@ -73,11 +51,8 @@ func (e *engine) markNewSources(ctx context.Context, rows []SourceRow, images []
 			detection = min(detection, im)
 		}
 		var coverage []int
-		tree.each(unitVec(rows[k].WavgRA, rows[k].WavgDec), maxD2, func(i int32) {
-			r := regions[i]
-			if separation(r.ra, r.dec, rows[k].WavgRA, rows[k].WavgDec) < r.radius {
-				coverage = append(coverage, r.images...)
-			}
+		sky.containing(rows[k].WavgRA, rows[k].WavgDec, func(_ int32, r *skyRegion, _ float64) {
+			coverage = append(coverage, r.images...)
 		})
 		if len(coverage) == 0 {
 			continue
