@@ -18,7 +18,7 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/sqlite"
-	"github.com/piperun/piperun/handlers/workers"
+	"github.com/piperun/piperun/workers"
 )
 
 // runStates lists the test's runs from the event store, standing in for

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/piperun/piperun/handlers/workers"
+	"github.com/piperun/piperun/workers"
 )
 
 // DefaultSweepGrace is how old an unused artifact must be before a sweep

@@ -17,11 +17,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/internal/lease"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/metrics"
+	"github.com/piperun/piperun/workers"
 )
 
 // bus is a process's part of the event flow from the store to the

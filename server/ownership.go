@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/messaging/kafka"
+	"github.com/piperun/piperun/workers"
 )
 
 // ownedSubscriber returns the workers' Kafka subscriber, whose consumer

@@ -5,9 +5,9 @@ import (
 
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/pipeline"
 	"github.com/piperun/piperun/pipeline/association"
+	"github.com/piperun/piperun/workers"
 )
 
 // processFunc adapts the pipeline to the processing worker: measurements,

@@ -13,8 +13,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/messaging"
+	"github.com/piperun/piperun/workers"
 )
 
 // syncBuffer is a bytes.Buffer that several goroutines may write to.

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/workers"
+	"github.com/piperun/piperun/workers"
 )
 
 // TestJanitorSparesProductsOfRunningJobs: two runs over the same images

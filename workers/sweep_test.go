@@ -14,8 +14,8 @@ import (
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/projections"
+	"github.com/piperun/piperun/workers"
 )
 
 // TestSweep stores artifacts a run uses (products and backup), one no run

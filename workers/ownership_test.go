@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
+	"github.com/piperun/piperun/workers"
 )
 
 // everyPartition is the topic's partitions in these tests.

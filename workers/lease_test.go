@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/internal/lease"
+	"github.com/piperun/piperun/workers"
 )
 
 // TestLeasesKeepJobsExclusive has two worker instances, as two processes

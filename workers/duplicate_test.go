@@ -20,13 +20,13 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/sqlite"
-	"github.com/piperun/piperun/handlers/workers"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/pipeline"
 	"github.com/piperun/piperun/pipeline/association"
 	"github.com/piperun/piperun/projections"
 	"github.com/piperun/piperun/runconfig"
 	"github.com/piperun/piperun/synth"
+	"github.com/piperun/piperun/workers"
 )
 
 // env is a worker over a real SQLite event store, real artifacts, real read
