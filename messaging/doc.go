@@ -1,5 +1,6 @@
 // Package messaging turns stored run events into watermill messages and
-// back, and relays the event store's global log to a watermill publisher.
+// back (package relay publishes the log with it; messaging/kafka is the
+// Kafka adapter).
 //
 // Every message is one event in CloudEvents 1.0 binary content mode: the
 // attributes travel as metadata (ce_specversion, ce_id, ce_type, ce_source,

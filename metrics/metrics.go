@@ -14,6 +14,7 @@ import (
 
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/messaging"
+	"github.com/piperun/piperun/relay"
 )
 
 // Metrics holds the process's collectors. Its methods are safe for
@@ -86,7 +87,7 @@ func (m *Metrics) Handler() http.Handler {
 // WatchRelay registers the relay's lag, in positions of the global log
 // (head minus the last position the relay published), computed at scrape
 // time. head is the store's HeadPosition; published reports the relay's
-// progress (messaging.Relay.Status).
+// progress (relay.Relay.Status).
 func (m *Metrics) WatchRelay(head func(ctx context.Context) (int64, error), published func() int64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "piperun_relay_lag_events",
@@ -103,8 +104,8 @@ func (m *Metrics) WatchRelay(head func(ctx context.Context) (int64, error), publ
 }
 
 // DeadLetter counts an event sent to the dead-letter topic; it fits
-// messaging.Relay.OnDeadLetter.
-func (m *Metrics) DeadLetter(messaging.DeadLetter) { m.deadLetters.Inc() }
+// relay.Relay.OnDeadLetter.
+func (m *Metrics) DeadLetter(relay.DeadLetter) { m.deadLetters.Inc() }
 
 // WatchKafka registers, computed at scrape time, whether the brokers
 // answer this process (piperun_kafka_up) and whether it leads the relay

@@ -21,6 +21,7 @@ import (
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/metrics"
+	"github.com/piperun/piperun/relay"
 	"github.com/piperun/piperun/workers"
 )
 
@@ -38,7 +39,7 @@ import (
 //     'piperun worker' only consumes. A worker's own appends reach the
 //     topic through the leader, which follows the shared store.
 type bus struct {
-	relay    *messaging.Relay
+	relay    *relay.Relay
 	leader   *kafka.RelayLeader
 	watchdog *kafka.Watchdog
 	store    interface {
@@ -78,8 +79,8 @@ func startBus(ctx context.Context, cfg Config, c *Components, m *metrics.Metrics
 		}
 		b.closers = append(b.closers, wk.Close)
 	}
-	newRelay := func(pub message.Publisher, name, topic string) *messaging.Relay {
-		b.relay = &messaging.Relay{Store: c.Store, Publisher: m.Publisher(pub), Topic: topic, Checkpoints: c.Read,
+	newRelay := func(pub message.Publisher, name, topic string) *relay.Relay {
+		b.relay = &relay.Relay{Store: c.Store, Publisher: m.Publisher(pub), Topic: topic, Checkpoints: c.Read,
 			Name: name, Logger: log.With("component", "relay"), Poll: cfg.Poll, OnDeadLetter: m.DeadLetter}
 		m.WatchRelay(c.Store.HeadPosition, b.relayedPosition)
 		return b.relay

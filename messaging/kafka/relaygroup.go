@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/piperun/piperun/messaging"
+	"github.com/piperun/piperun/relay"
 )
 
 // RelayLeader runs a relay in the one process of many that leads the
@@ -39,7 +39,7 @@ type RelayLeader struct {
 	Config Config
 	// Relay is the relay to run while leading; its Checkpoints are this
 	// process's own (the fallback above), and Name keys them.
-	Relay  *messaging.Relay
+	Relay  *relay.Relay
 	Logger *slog.Logger
 
 	mu         sync.Mutex
@@ -189,7 +189,7 @@ func (l *RelayLeader) readCheckpoint(ctx context.Context, a *Assignment) error {
 // offset metadata, fenced by the assignment's generation.
 type groupCheckpoints struct {
 	a      *Assignment
-	local  messaging.Checkpoints
+	local  relay.Checkpoints
 	leader *RelayLeader
 	log    *slog.Logger
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
+	"github.com/piperun/piperun/relay"
 )
 
 // testLog is quiet unless PIPERUN_TEST_LOG is set.
@@ -117,7 +118,7 @@ func startCandidate(t *testing.T, cfg kafka.Config, es eventstore.Store, holdAft
 	}
 	t.Cleanup(func() { pub.Close() })
 	g := newGate(pub, holdAfter)
-	relay := &messaging.Relay{Store: es, Publisher: g, Topic: cfg.Topic, Checkpoints: fileCheckpoints{dir: t.TempDir()},
+	relay := &relay.Relay{Store: es, Publisher: g, Topic: cfg.Topic, Checkpoints: fileCheckpoints{dir: t.TempDir()},
 		Name: "relay:kafka", Logger: testLog, Poll: 10 * time.Millisecond, BatchSize: cfg.BatchSize,
 		DeadLetterTopic: kafka.DeadLetterTopic(cfg.Topic)}
 	c := &candidate{leader: &kafka.RelayLeader{Config: cfg, Relay: relay, Logger: testLog}, gate: g, done: make(chan struct{})}
@@ -275,10 +276,10 @@ func TestOversizedEventGoesToTheDeadLetterTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var dead []messaging.DeadLetter
+	var dead []relay.DeadLetter
 	var mu sync.Mutex
 	cand := startCandidate(t, cfg, es, 0)
-	cand.leader.Relay.OnDeadLetter = func(d messaging.DeadLetter) {
+	cand.leader.Relay.OnDeadLetter = func(d relay.DeadLetter) {
 		mu.Lock()
 		dead = append(dead, d)
 		mu.Unlock()
@@ -293,7 +294,7 @@ func TestOversizedEventGoesToTheDeadLetterTopic(t *testing.T) {
 		t.Fatalf("published %v, want a-1,a-3,a-4", ids)
 	}
 	dl := consumeAll(t, cfg.Brokers, kafka.DeadLetterTopic(messaging.DefaultTopic), 1)
-	var rec messaging.DeadLetter
+	var rec relay.DeadLetter
 	if err := json.Unmarshal(dl[0].Value, &rec); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package messaging_test
+package relay_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/messaging"
+	"github.com/piperun/piperun/relay"
 )
 
 type memCheckpoints struct {
@@ -77,7 +78,7 @@ func TestRelayPublishesRunEventsInOrderAndRetries(t *testing.T) {
 	appendRun(t, es, "run-a", 3)
 	appendRun(t, es, "user-x", 1) // never published: user events hold token hashes
 	appendRun(t, es, "run-b", 2)
-	relay := &messaging.Relay{Store: es, Publisher: pub, Checkpoints: cps, Poll: 10 * time.Millisecond}
+	relay := &relay.Relay{Store: es, Publisher: pub, Checkpoints: cps, Poll: 10 * time.Millisecond}
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()
 
@@ -134,7 +135,7 @@ func TestRelayResumesFromCheckpoint(t *testing.T) {
 	cps := &memCheckpoints{pos: map[string]int64{"relay": all[1].Position}}
 	bus := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 	msgs, _ := bus.Subscribe(ctx, messaging.DefaultTopic)
-	relay := &messaging.Relay{Store: es, Publisher: bus, Checkpoints: cps, Poll: 10 * time.Millisecond}
+	relay := &relay.Relay{Store: es, Publisher: bus, Checkpoints: cps, Poll: 10 * time.Millisecond}
 	go relay.Run(ctx)
 	for _, want := range []int64{3, 4} {
 		select {

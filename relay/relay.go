@@ -1,4 +1,4 @@
-package messaging
+package relay
 
 import (
 	"context"
@@ -12,46 +12,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/messaging"
 )
 
 // Checkpoints stores named positions in the global log.
 type Checkpoints interface {
 	LoadCheckpoint(ctx context.Context, name string) (int64, error)
 	SaveCheckpoint(ctx context.Context, name string, position int64) error
-}
-
-// PublishError is what a Publisher returns when some of the messages of
-// one Publish call were not stored: Failed lists them, in order, and every
-// other message of the call was stored. A publisher that returns any
-// other error stored none of the messages, or cannot say which.
-type PublishError struct {
-	Failed []PublishFailure
-}
-
-// PublishFailure is one message a publisher did not store.
-type PublishFailure struct {
-	// Index is the message's index in the Publish call.
-	Index int
-	Err   error
-	// Permanent says that publishing the message again cannot succeed
-	// (it is too large, or invalid); otherwise it may (a broker is down).
-	Permanent bool
-}
-
-func (e *PublishError) Error() string {
-	if len(e.Failed) == 0 {
-		return "publish: no message failed"
-	}
-	return fmt.Sprintf("%d of the messages were not published, the first (index %d) because: %v", len(e.Failed), e.Failed[0].Index, e.Failed[0].Err)
-}
-
-// Unwrap returns the failures' errors.
-func (e *PublishError) Unwrap() []error {
-	out := make([]error, len(e.Failed))
-	for i, f := range e.Failed {
-		out[i] = f.Err
-	}
-	return out
 }
 
 // DeadLetter is the record the relay publishes, on the dead-letter topic,
@@ -136,7 +103,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	topic := r.Topic
 	if topic == "" {
-		topic = DefaultTopic
+		topic = messaging.DefaultTopic
 	}
 	log := r.Logger
 	if log == nil {
@@ -162,7 +129,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	err = eventstore.Tail(ctx, r.Store, from, eventstore.TailOptions{Poll: r.Poll, Batch: batch}, func(ctx context.Context, evs []eventstore.Event) error {
 		var runEvents []eventstore.Event
 		for _, ev := range evs {
-			if RunName(ev.Stream) != "" {
+			if messaging.RunName(ev.Stream) != "" {
 				runEvents = append(runEvents, ev)
 			}
 		}
@@ -192,14 +159,14 @@ func (r *Relay) publish(ctx context.Context, log *slog.Logger, topic string, evs
 	for len(evs) > 0 {
 		msgs := make([]*message.Message, len(evs))
 		for i, ev := range evs {
-			msgs[i] = ToMessage(ev)
+			msgs[i] = messaging.ToMessage(ev)
 		}
 		err := r.Publisher.Publish(topic, msgs...)
 		r.setErr(err)
 		if err == nil {
 			return nil
 		}
-		var pe *PublishError
+		var pe *messaging.PublishError
 		if !errors.As(err, &pe) || len(pe.Failed) == 0 {
 			// Nothing is known to be stored: send the whole batch again.
 			log.Error("publish run events; will retry", "from_position", evs[0].Position, "events", len(evs), "err", err, "retry_in", backoff)
@@ -257,12 +224,12 @@ func (r *Relay) deadLetter(ctx context.Context, log *slog.Logger, ev eventstore.
 			return fmt.Errorf("encode dead letter of event %s: %w", ev.ID, err)
 		}
 		msg := message.NewMessage(ev.ID, body)
-		msg.Metadata.Set(MetaID, ev.ID)
-		msg.Metadata.Set(MetaType, ev.Type)
-		msg.Metadata.Set(MetaStream, ev.Stream)
-		msg.Metadata.Set(MetaPosition, fmt.Sprint(ev.Position))
-		msg.Metadata.Set(MetaContentType, "application/json")
-		msg.Metadata.Set(MetaPartitionKey, RunName(ev.Stream))
+		msg.Metadata.Set(messaging.MetaID, ev.ID)
+		msg.Metadata.Set(messaging.MetaType, ev.Type)
+		msg.Metadata.Set(messaging.MetaStream, ev.Stream)
+		msg.Metadata.Set(messaging.MetaPosition, fmt.Sprint(ev.Position))
+		msg.Metadata.Set(messaging.MetaContentType, "application/json")
+		msg.Metadata.Set(messaging.MetaPartitionKey, messaging.RunName(ev.Stream))
 		err = r.Publisher.Publish(r.DeadLetterTopic, msg)
 		if err == nil {
 			r.mu.Lock()
@@ -273,7 +240,7 @@ func (r *Relay) deadLetter(ctx context.Context, log *slog.Logger, ev eventstore.
 			}
 			return nil
 		}
-		var pe *PublishError
+		var pe *messaging.PublishError
 		if errors.As(err, &pe) && len(pe.Failed) == 1 && pe.Failed[0].Permanent && dl.Body != nil {
 			dl.Body = nil // the record fits without the body
 			continue
