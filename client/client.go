@@ -13,9 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/piperun/piperun/apitypes"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/api"
-	"github.com/piperun/piperun/projections"
 )
 
 // maxResponseBytes bounds what is read of a response body. A run's events
@@ -47,8 +46,8 @@ func IsStatus(err error, status int) bool {
 //
 // It gives read-your-writes when the server is several API replicas behind
 // one address: it remembers the highest global log position the server's
-// answers reported (api.PositionHeader) and sends it with every later
-// request (api.MinPositionHeader), which the replica that serves it then
+// answers reported (apitypes.PositionHeader) and sends it with every later
+// request (apitypes.MinPositionHeader), which the replica that serves it then
 // answers only from read models that reflect it.
 type Client struct {
 	base     string
@@ -157,7 +156,7 @@ type User struct {
 }
 
 // Event is one event of a run's stream as the API shows it.
-type Event = api.EventView
+type Event = apitypes.EventView
 
 func runPath(name string, rest ...string) string {
 	p := "/api/v1/runs/" + url.PathEscape(name)
@@ -168,40 +167,40 @@ func runPath(name string, rest ...string) string {
 }
 
 // CreateRun creates a run from a configuration's YAML text.
-func (c *Client) CreateRun(ctx context.Context, name, description, config string) (projections.RunDetail, error) {
-	var out projections.RunDetail
+func (c *Client) CreateRun(ctx context.Context, name, description, config string) (apitypes.RunDetail, error) {
+	var out apitypes.RunDetail
 	body := map[string]string{"name": name, "description": description, "config": config}
 	err := c.do(ctx, http.MethodPost, "/api/v1/runs", body, &out)
 	return out, err
 }
 
 // ListRuns returns every run, most recently changed first.
-func (c *Client) ListRuns(ctx context.Context) ([]projections.RunSummary, error) {
+func (c *Client) ListRuns(ctx context.Context) ([]apitypes.RunSummary, error) {
 	var out struct {
-		Runs []projections.RunSummary `json:"runs"`
+		Runs []apitypes.RunSummary `json:"runs"`
 	}
 	err := c.do(ctx, http.MethodGet, "/api/v1/runs", nil, &out)
 	return out.Runs, err
 }
 
 // GetRun returns a run as it is now.
-func (c *Client) GetRun(ctx context.Context, name string) (projections.RunDetail, error) {
-	var out projections.RunDetail
+func (c *Client) GetRun(ctx context.Context, name string) (apitypes.RunDetail, error) {
+	var out apitypes.RunDetail
 	err := c.do(ctx, http.MethodGet, runPath(name), nil, &out)
 	return out, err
 }
 
 // GetRunAt returns a run as it was at stream version version.
-func (c *Client) GetRunAt(ctx context.Context, name string, version int64) (projections.RunDetail, error) {
-	var out projections.RunDetail
+func (c *Client) GetRunAt(ctx context.Context, name string, version int64) (apitypes.RunDetail, error) {
+	var out apitypes.RunDetail
 	err := c.do(ctx, http.MethodGet, runPath(name)+"?version="+strconv.FormatInt(version, 10), nil, &out)
 	return out, err
 }
 
 // PutConfig replaces a run's configuration (processed by the next
 // processing request).
-func (c *Client) PutConfig(ctx context.Context, name, config string) (projections.RunDetail, error) {
-	var out projections.RunDetail
+func (c *Client) PutConfig(ctx context.Context, name, config string) (apitypes.RunDetail, error) {
+	var out apitypes.RunDetail
 	err := c.do(ctx, http.MethodPut, runPath(name, "config"), map[string]string{"config": config}, &out)
 	return out, err
 }
@@ -248,9 +247,9 @@ func (c *Client) Delete(ctx context.Context, name string) (DeleteResponse, error
 }
 
 // Logs lists a run's log files, newest first.
-func (c *Client) Logs(ctx context.Context, name string) ([]projections.LogInfo, error) {
+func (c *Client) Logs(ctx context.Context, name string) ([]apitypes.LogInfo, error) {
 	var out struct {
-		Logs []projections.LogInfo `json:"logs"`
+		Logs []apitypes.LogInfo `json:"logs"`
 	}
 	err := c.do(ctx, http.MethodGet, runPath(name, "logs"), nil, &out)
 	return out.Logs, err
@@ -346,14 +345,14 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if pos := c.position.Load(); pos > 0 {
-		req.Header.Set(api.MinPositionHeader, strconv.FormatInt(pos, 10))
+		req.Header.Set(apitypes.MinPositionHeader, strconv.FormatInt(pos, 10))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	if v := resp.Header.Get(api.PositionHeader); v != "" {
+	if v := resp.Header.Get(apitypes.PositionHeader); v != "" {
 		if pos, err := strconv.ParseInt(v, 10, 64); err == nil {
 			c.SeePosition(pos)
 		}

@@ -24,7 +24,7 @@ type Outcome struct {
 	// Reason is the failure's reason when it did not end well.
 	Reason string
 	// Version is the stream version of the ending event. Read models that
-	// show at least this version (see projections.RunDetail.Version) also
+	// show at least this version (see apitypes.RunDetail.Version) also
 	// show the lines logged with it.
 	Version int64
 }

@@ -1,54 +1,18 @@
 package projections
 
 import (
-	"time"
+	"github.com/piperun/piperun/apitypes"
 
 	"github.com/piperun/piperun/domain"
 )
 
-// LogInfo describes one log file of a run.
-type LogInfo struct {
-	Name    string         `json:"name"`
-	Kind    domain.LogKind `json:"kind"`
-	Created time.Time      `json:"created"`
-}
-
-// RunSummary is a row of the run list.
-type RunSummary struct {
-	Name        string        `json:"name"`
-	Description string        `json:"description"`
-	Owner       string        `json:"owner"`
-	Status      domain.Status `json:"status"`
-	Version     int64         `json:"version"`
-	NImages     int           `json:"n_images"`
-	NSources    int           `json:"n_sources"`
-	Updated     time.Time     `json:"updated"`
-}
-
-// RunDetail is the run detail page's model and the API's run resource.
-type RunDetail struct {
-	Name                string                `json:"name"`
-	Description         string                `json:"description"`
-	Owner               string                `json:"owner"`
-	Status              domain.Status         `json:"status"`
-	Version             int64                 `json:"version"`
-	NImages             int                   `json:"n_images"`
-	NSources            int                   `json:"n_sources"`
-	NSelavyMeasurements int                   `json:"n_selavy_measurements"`
-	NForcedMeasurements int                   `json:"n_forced_measurements"`
-	NNewSources         int                   `json:"n_new_sources"`
-	NMeasurementPairs   int                   `json:"n_measurement_pairs"`
-	Config              string                `json:"config"`
-	RestoreAvailable    bool                  `json:"restore_available"`
-	Images              []domain.ImageSummary `json:"images"`
-	Products            []domain.Artifact     `json:"products"`
-	Logs                []LogInfo             `json:"logs"`
-	Created             time.Time             `json:"created"`
-	Updated             time.Time             `json:"updated"`
-	// Mode is the pending job's mode ("full" or "add") while one is queued
-	// or running.
-	Mode domain.JobMode `json:"mode,omitempty"`
-}
+// The run resources are the API's (package apitypes); the read models
+// build them.
+type (
+	LogInfo    = apitypes.LogInfo
+	RunSummary = apitypes.RunSummary
+	RunDetail  = apitypes.RunDetail
+)
 
 // View derives the detail model from a run's state. The API's
 // ?version=N replays the stream and calls View on the old state, so both

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/piperun/piperun/apitypes"
+
 	"context"
 	"errors"
 	"fmt"
@@ -22,11 +24,11 @@ import (
 const (
 	// PositionHeader carries, in a command's answer, the global log
 	// position of the command's last event.
-	PositionHeader = "Piperun-Position"
+	PositionHeader = apitypes.PositionHeader
 	// MinPositionHeader asks that a request be answered from read models
 	// that reflect at least this global log position. A value that is not
 	// a non-negative integer is refused with 400.
-	MinPositionHeader = "Piperun-Min-Position"
+	MinPositionHeader = apitypes.MinPositionHeader
 	// PositionCookie holds, for the web pages, the position of the last
 	// command a page sent; the replica that takes the command sets it and
 	// every replica reads it. A value that is not a number is ignored.

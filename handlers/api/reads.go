@@ -3,13 +3,13 @@
 package api
 
 import (
-	"encoding/json"
+	"github.com/piperun/piperun/apitypes"
+
 	"fmt"
 	"io"
 	"net/http"
 	"path"
 	"strconv"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -95,14 +95,7 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) {
 }
 
 // EventView is an event as the API shows it.
-type EventView struct {
-	Version  int64           `json:"version"`
-	Position int64           `json:"position"`
-	Type     string          `json:"type"`
-	Time     time.Time       `json:"time"`
-	Actor    string          `json:"actor"`
-	Data     json.RawMessage `json:"data"`
-}
+type EventView = apitypes.EventView
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
