@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/bench"
 	"github.com/piperun/piperun/pipeline"
 	"github.com/piperun/piperun/pipeline/association"
-	"github.com/piperun/piperun/pipeline/forced"
 	"github.com/piperun/piperun/runconfig"
 	"github.com/piperun/piperun/synth"
 )
@@ -121,7 +121,7 @@ func cmdBench(e *env, args []string) error {
 	}
 	if *monitor {
 		opts.InjectSources, opts.Pixels = true, *pixels
-		opts.FieldRadiusDeg = forced.BenchFieldRadiusDeg(*pixels, 2.5)
+		opts.FieldRadiusDeg = bench.ForcedFieldRadiusDeg(*pixels, 2.5)
 	}
 	sv, err := synth.Generate(imagesDir, opts)
 	if err != nil {

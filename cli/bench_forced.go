@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/piperun/piperun/bench"
 	"github.com/piperun/piperun/pipeline/forced"
 )
 
@@ -37,7 +38,7 @@ func cmdBenchForced(e *env, args []string) error {
 	if _, err := e.parse(fs, benchForcedHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
-	o := forced.BenchOptions{Seed: *seed, Options: forced.Options{ClusterThreshold: *threshold, AllowNaN: *allowNaN, EdgeBufferScale: 1.2}}
+	o := bench.ForcedOptions{Seed: *seed, Options: forced.Options{ClusterThreshold: *threshold, AllowNaN: *allowNaN, EdgeBufferScale: 1.2}}
 	var err error
 	if o.Pixels, err = positiveInt(fs, "pixels"); err != nil {
 		return err
@@ -51,7 +52,7 @@ func cmdBenchForced(e *env, args []string) error {
 	if o.Pixels > 32768 {
 		return usagef("--pixels: at most 32768")
 	}
-	o.FieldRadiusDeg = forced.BenchFieldRadiusDeg(o.Pixels, *pixel)
+	o.FieldRadiusDeg = bench.ForcedFieldRadiusDeg(o.Pixels, *pixel)
 	root := *dir
 	if root == "" {
 		tmp, err := os.MkdirTemp("", "piperun-bench-forced-")
@@ -61,7 +62,7 @@ func cmdBenchForced(e *env, args []string) error {
 		defer os.RemoveAll(tmp)
 		root = tmp
 	}
-	r, err := forced.Bench(e.ctx, root, o)
+	r, err := bench.Forced(e.ctx, root, o)
 	if err != nil {
 		return fmt.Errorf("bench forced: %w", err)
 	}

@@ -1,4 +1,4 @@
-package forced
+package bench
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/piperun/piperun/pipeline/forced"
 	"github.com/piperun/piperun/synth"
 )
 
-// BenchOptions describe a synthetic image for timing Measure.
-type BenchOptions struct {
+// ForcedOptions describe a synthetic image for timing Measure.
+type ForcedOptions struct {
 	// Pixels is the image side (NAXIS1 = NAXIS2) and Sources the number of
 	// sources injected and measured.
 	Pixels, Sources int
@@ -21,11 +22,11 @@ type BenchOptions struct {
 	// Seed makes the image reproducible.
 	Seed uint64
 	// Options are the fit settings.
-	Options Options
+	Options forced.Options
 }
 
-// BenchResult is what a timing found.
-type BenchResult struct {
+// ForcedResult is what a timing found.
+type ForcedResult struct {
 	// Generate is the time taken to write the image and maps, Measure the
 	// time to open them and measure every source.
 	Generate, Measure time.Duration
@@ -37,21 +38,21 @@ type BenchResult struct {
 // into dir and measures all of them
 // at their true positions, as forced extraction would on an image where
 // none was detected.
-func Bench(ctx context.Context, dir string, o BenchOptions) (BenchResult, error) {
-	var br BenchResult
+func Forced(ctx context.Context, dir string, o ForcedOptions) (ForcedResult, error) {
+	var br ForcedResult
 	t0 := time.Now()
 	sv, err := synth.Generate(dir, synth.Options{Images: 1, Sources: o.Sources, Pixels: o.Pixels, FieldRadiusDeg: o.FieldRadiusDeg, Seed: o.Seed, InjectSources: true, NewFraction: -1})
 	if err != nil {
 		return br, fmt.Errorf("generate the image: %w", err)
 	}
 	br.Generate = time.Since(t0)
-	pos := make([]Position, len(sv.Sources))
+	pos := make([]forced.Position, len(sv.Sources))
 	for i, s := range sv.Sources {
-		pos[i] = Position{s.RA, s.Dec}
+		pos[i] = forced.Position{RA: s.RA, Dec: s.Dec}
 	}
 	f := sv.Images[0]
 	t1 := time.Now()
-	im, err := Open(filepath.Join(dir, f.Image), filepath.Join(dir, f.Background), filepath.Join(dir, f.Noise))
+	im, err := forced.Open(filepath.Join(dir, f.Image), filepath.Join(dir, f.Background), filepath.Join(dir, f.Noise))
 	if err != nil {
 		return br, err
 	}
@@ -62,7 +63,7 @@ func Bench(ctx context.Context, dir string, o BenchOptions) (BenchResult, error)
 	}
 	br.Measure = time.Since(t1)
 	for _, r := range res {
-		if r.Status == Measured {
+		if r.Status == forced.Measured {
 			br.Measured++
 		}
 		if r.Usable() {
@@ -75,8 +76,8 @@ func Bench(ctx context.Context, dir string, o BenchOptions) (BenchResult, error)
 	return br, nil
 }
 
-// BenchFieldRadiusDeg is the field radius that gives synth images of the
+// ForcedFieldRadiusDeg is the field radius that gives synth images of the
 // given side pixels of pixelArcsec.
-func BenchFieldRadiusDeg(pixels int, pixelArcsec float64) float64 {
+func ForcedFieldRadiusDeg(pixels int, pixelArcsec float64) float64 {
 	return float64(pixels) * pixelArcsec / 3600 / 2.1
 }
