@@ -74,26 +74,18 @@ func (c *runCache) decode(name string, state []byte) (domain.Run, bool) {
 // get returns the cached state of run name, and the bytes of its events
 // since its last snapshot.
 func (c *runCache) get(name string) (domain.Run, int, bool) {
-	state, tail, ok := c.getState(name)
-	if !ok {
-		return domain.Run{}, 0, false
-	}
-	r, ok := c.decode(name, state)
-	return r, tail, ok
-}
-
-// getState is get of the state as it is kept, encoded; the bytes are
-// never changed.
-func (c *runCache) getState(name string) ([]byte, int, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	el, ok := c.byRun[name]
 	if !ok {
-		return nil, 0, false
+		c.mu.Unlock()
+		return domain.Run{}, 0, false
 	}
 	c.order.MoveToFront(el)
 	e := el.Value.(*cacheEntry)
-	return e.state, e.tail, true
+	state, tail := e.state, e.tail
+	c.mu.Unlock()
+	r, ok := c.decode(name, state)
+	return r, tail, ok
 }
 
 // put records r as the state of run name, unless a newer one is there

@@ -143,7 +143,15 @@ func decodeBinary(whole string, figures int, r *domain.Run) error {
 		j.Starts = int(started >> 1)
 		s.Job = j
 	}
-	d.restoreAndLogs(&s)
+	if d.bool() {
+		s.Restore = &domain.PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: domain.Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
+	}
+	if n, ok := d.length(); ok {
+		s.Logs = make([]domain.LogRef, n)
+		for i := range s.Logs {
+			s.Logs[i] = domain.LogRef{Name: d.str(), Kind: domain.LogKind(d.str()), Created: d.time()}
+		}
+	}
 	if d.err == nil && len(d.buf) > 0 {
 		d.fail(fmt.Errorf("%d bytes after the state", len(d.buf)))
 	}
@@ -177,19 +185,6 @@ func (d *stateDecoder) head(s *domain.Run) {
 	s.Created = d.time()
 	s.Updated = d.time()
 	s.Deleted = d.bool()
-}
-
-// restoreAndLogs reads the fields a state ends with.
-func (d *stateDecoder) restoreAndLogs(s *domain.Run) {
-	if d.bool() {
-		s.Restore = &domain.PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: domain.Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
-	}
-	if n, ok := d.length(); ok {
-		s.Logs = make([]domain.LogRef, n)
-		for i := range s.Logs {
-			s.Logs[i] = domain.LogRef{Name: d.str(), Kind: domain.LogKind(d.str()), Created: d.time()}
-		}
-	}
 }
 
 func (d *stateDecoder) fail(err error) {

@@ -239,15 +239,12 @@ func TestStateDamaged(t *testing.T) {
 }
 
 // addStateSeeds adds a fuzz target's seeds: a state with every field
-// filled and distinct (its job dropped unless withJob), the same with
-// configurations written as differences, and the magic byte alone.
-func addStateSeeds(f *testing.F, withJob bool) {
+// filled and distinct, the same with configurations written as
+// differences, and the magic byte alone.
+func addStateSeeds(f *testing.F) {
 	var r domain.Run
 	n := 0
 	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
-	if !withJob {
-		r.Job = nil
-	}
 	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		f.Fatal(err)
@@ -266,7 +263,7 @@ func addStateSeeds(f *testing.F, withJob bool) {
 // FuzzDecodeState feeds damaged states to DecodeState: no panic, no hang,
 // no huge allocation.
 func FuzzDecodeState(f *testing.F) {
-	addStateSeeds(f, true)
+	addStateSeeds(f)
 	f.Add([]byte(`{"name":"r"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got domain.Run
@@ -342,29 +339,17 @@ func BenchmarkStateCodec(b *testing.B) {
 			}
 		}
 	})
-	// The light form of the state after its job ended (a state with a
-	// job has none), decoded and encoded back as a restore request does.
+	// The state after its job ended, as a restore request finds it in the
+	// command cache.
 	r.Job, r.Status = nil, domain.StatusCompleted
 	done, err := statecodec.EncodeState(r)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("decode/shared-whole", func(b *testing.B) {
+	b.Run("decode/shared", func(b *testing.B) {
 		for b.Loop() {
 			var got domain.Run
 			if err := statecodec.DecodeSharedState(done, &got); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("decode-encode/light", func(b *testing.B) {
-		b.ReportMetric(float64(len(done)), "state-bytes")
-		for b.Loop() {
-			l, err := statecodec.DecodeSharedLight(done)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := l.Encode(); err != nil {
 				b.Fatal(err)
 			}
 		}

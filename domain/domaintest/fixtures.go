@@ -97,8 +97,7 @@ func PreAddition(version int64) domain.Backup {
 
 // EveryKindOfEvent returns an event of each kind (two processing requests:
 // a full re-run and an addition), with the job ID "job" and the restore
-// request ID "restore" that the states of domain's TestLeavesArtifacts and
-// statecodec's TestLightStateApply use.
+// request ID "restore" that the states of domain's TestLeavesArtifacts use.
 func EveryKindOfEvent() []domain.Event {
 	p := Products("epoch09")
 	return []domain.Event{
