@@ -55,13 +55,10 @@ func (s *Service) RequestProcessing(ctx context.Context, name string, debug, ful
 }
 
 // RequestRestore asks for the run to be restored to its pre-addition
-// version. It is decided on the light form of the run's state when it can
-// be (see execRunLight; Result.Light): a restore request reads only the
-// status, the owner, the backup's presence and version and the logs, and
-// changes only the status, the pending restore and the logs.
+// version.
 func (s *Service) RequestRestore(ctx context.Context, name string, debug bool, a domain.Actor) (Result, error) {
 	reqID := s.NewID()
-	return s.execRunLight(ctx, name, a.Name, func(r *domain.Run) ([]domain.Event, error) {
+	return s.ExecRun(ctx, name, a.Name, func(r *domain.Run) ([]domain.Event, error) {
 		return r.RequestRestore(domain.RequestRestore{
 			RequestID: reqID, Debug: debug,
 			Log: LogName(r, s.Now(), RestoreLogSuffix), Actor: a,

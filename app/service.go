@@ -71,11 +71,6 @@ type Result struct {
 	Run      domain.Run // state after the command
 	Events   []domain.Event
 	Position int64 // global position of the last appended event (0 if none)
-	// Light is set when the command was decided on the light form of the
-	// run's state (see execRunLight): then Run holds its leading fields,
-	// its backup's version, its pending restore and its logs, not its
-	// configurations and products.
-	Light bool
 
 	tail int // bytes of the run's events since its last snapshot
 }
@@ -138,53 +133,6 @@ func (s *Service) ExecRun(ctx context.Context, name, actor string, decide func(r
 	}
 }
 
-// execRunLight is ExecRun for a command whose decide reads and changes
-// only what statecodec.LightState holds of a run (its leading fields, whether
-// it has a backup and the backup's version, its pending restore and its
-// logs), such as a restore request. When the run's state is in the command
-// cache and has a light form, decide is given that: the command neither
-// decodes nor copies the run's configurations and products, which are
-// written back as they were. Otherwise, and whenever the light path
-// cannot settle the command (a refusal or no-op to confirm on the store's
-// state, a lost race, a decision that changed what the light form does
-// not hold), the command goes to ExecRun, which decides it on the whole
-// state. Result.Light tells which path answered.
-func (s *Service) execRunLight(ctx context.Context, name, actor string, decide func(r *domain.Run) ([]domain.Event, error)) (Result, error) {
-	cache := s.runCache()
-	if cache == nil {
-		return s.ExecRun(ctx, name, actor, decide)
-	}
-	state, tail, ok := cache.getState(name)
-	if !ok {
-		return s.ExecRun(ctx, name, actor, decide)
-	}
-	l, err := statecodec.DecodeSharedLight(state)
-	if err != nil {
-		return s.ExecRun(ctx, name, actor, decide)
-	}
-	evs, err := decide(&l.Run)
-	if err != nil || len(evs) == 0 {
-		return s.ExecRun(ctx, name, actor, decide)
-	}
-	res, err := s.appendEncoded(ctx, name, actor, l.Run, tail, evs, func(r domain.Run) ([]byte, error) {
-		l.Run = r
-		return l.Encode()
-	})
-	switch {
-	case errors.Is(err, statecodec.ErrLightChanged):
-		return s.ExecRun(ctx, name, actor, decide)
-	case err != nil:
-		// As in ExecRun: the entry can no longer be trusted.
-		cache.forget(name)
-		if errors.Is(err, eventstore.ErrConcurrency) {
-			return s.ExecRun(ctx, name, actor, decide)
-		}
-		return res, err
-	}
-	res.Light = true
-	return res, nil
-}
-
 // commandState returns the run's state for a command, and the bytes of
 // its events since its last snapshot: from the cache when fromCache and it
 // is there, else loaded from the store (and cached).
@@ -217,20 +165,9 @@ func (s *Service) runCache() *runCache {
 }
 
 // appendRun appends evs to run name at r's version; tail is the bytes of
-// the run's events since its last snapshot, before evs.
-//
-// The state after evs is worked out and encoded before the append, and
-// offered to the projector while the append is under way (see
-// runCache.propose): a projector woken by the commit can take it before
-// this command has had the time to cache it. Once stored, it is cached.
+// the run's events since its last snapshot, before evs. The state after
+// evs is encoded once, for the snapshot and the command cache.
 func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Run, tail int, evs []domain.Event) (Result, error) {
-	return s.appendEncoded(ctx, name, actor, r, tail, evs, statecodec.EncodeState)
-}
-
-// appendEncoded is appendRun with the state after evs encoded by encode.
-// If encode fails with statecodec.ErrLightChanged, nothing is appended and
-// that error is returned.
-func (s *Service) appendEncoded(ctx context.Context, name, actor string, r domain.Run, tail int, evs []domain.Event, encode func(domain.Run) ([]byte, error)) (Result, error) {
 	// In UTC without a monotonic reading: the state is cached as the store
 	// gives it back.
 	now := s.Now().Round(0).UTC()
@@ -247,22 +184,11 @@ func (s *Service) appendEncoded(ctx context.Context, name, actor string, r domai
 	for i, e := range evs {
 		r.Apply(domain.Recorded{Version: expected + int64(i) + 1, Time: now, Actor: actor, Event: e})
 	}
-	// A state that cannot be encoded is neither offered, cached nor
-	// snapshotted; the command goes ahead.
-	state, encErr := encode(r)
-	if errors.Is(encErr, statecodec.ErrLightChanged) {
-		return Result{}, encErr
-	}
-	cache := s.runCache()
-	lastID := data[len(data)-1].ID
-	if cache != nil && encErr == nil {
-		cache.propose(name, r.Version, lastID, state)
-	}
+	// A state that cannot be encoded is neither cached nor snapshotted;
+	// the command goes ahead.
+	state, encErr := statecodec.EncodeState(r)
 	version, pos, err := s.Store.Append(ctx, RunStream(name), expected, data...)
 	if err != nil {
-		if cache != nil {
-			cache.withdraw(name, lastID)
-		}
 		return Result{}, fmt.Errorf("append to run %s: %w", name, err)
 	}
 	if encErr == nil && (s.SnapshotEvery > 0 && expected/s.SnapshotEvery != version/s.SnapshotEvery ||
@@ -275,8 +201,8 @@ func (s *Service) appendEncoded(ctx context.Context, name, actor string, r domai
 	if encErr != nil {
 		state = nil
 	}
-	if cache != nil {
-		cache.settle(name, version, lastID, state, tail)
+	if cache := s.runCache(); cache != nil {
+		cache.putState(name, version, state, tail)
 	}
 	return Result{Run: r, Events: evs, Position: pos, tail: tail}, nil
 }

@@ -35,33 +35,6 @@ func DecodeSharedState(data []byte, r *domain.Run) error {
 	return decodePlain(data, r)
 }
 
-// DecodeSharedStateHead is DecodeSharedState of the fields a state starts
-// with only: Name, Description, Owner, Status, Version, Created, Updated
-// and Deleted; the others are left zero. It reads a few dozen bytes of a
-// state of kilobytes, for a reader that needs just those (the projector,
-// writing a run's row from a state it stores as it is). A plain JSON state
-// is decoded whole, then cut to the same fields.
-func DecodeSharedStateHead(data []byte, r *domain.Run) error {
-	if len(data) > 1 && figuresOf(data[0]) > 0 {
-		whole := unsafe.String(&data[1], len(data)-1)
-		d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
-		var s domain.Run
-		d.head(&s)
-		if d.err != nil {
-			return fmt.Errorf("decode run state: %w", d.err)
-		}
-		*r = s
-		return nil
-	}
-	var whole domain.Run
-	if err := decodePlain(data, &whole); err != nil {
-		return err
-	}
-	*r = domain.Run{Name: whole.Name, Description: whole.Description, Owner: whole.Owner, Status: whole.Status,
-		Version: whole.Version, Created: whole.Created, Updated: whole.Updated, Deleted: whole.Deleted}
-	return nil
-}
-
 func decodePlain(data []byte, r *domain.Run) error {
 	var plain domain.Run
 	if err := json.Unmarshal(data, &plain); err != nil {
@@ -143,7 +116,15 @@ func decodeBinary(whole string, figures int, r *domain.Run) error {
 		j.Starts = int(started >> 1)
 		s.Job = j
 	}
-	d.restoreAndLogs(&s)
+	if d.bool() {
+		s.Restore = &domain.PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: domain.Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
+	}
+	if n, ok := d.length(); ok {
+		s.Logs = make([]domain.LogRef, n)
+		for i := range s.Logs {
+			s.Logs[i] = domain.LogRef{Name: d.str(), Kind: domain.LogKind(d.str()), Created: d.time()}
+		}
+	}
 	if d.err == nil && len(d.buf) > 0 {
 		d.fail(fmt.Errorf("%d bytes after the state", len(d.buf)))
 	}
@@ -167,7 +148,7 @@ type stateDecoder struct {
 
 var errStateTruncated = errors.New("truncated")
 
-// head reads the fields a state starts with (see DecodeSharedStateHead).
+// head reads the fields a state starts with.
 func (d *stateDecoder) head(s *domain.Run) {
 	s.Name = d.str()
 	s.Description = d.str()
@@ -177,19 +158,6 @@ func (d *stateDecoder) head(s *domain.Run) {
 	s.Created = d.time()
 	s.Updated = d.time()
 	s.Deleted = d.bool()
-}
-
-// restoreAndLogs reads the fields a state ends with.
-func (d *stateDecoder) restoreAndLogs(s *domain.Run) {
-	if d.bool() {
-		s.Restore = &domain.PendingRestore{ID: d.str(), Debug: d.bool(), Log: d.str(), PreviousStatus: domain.Status(d.str()), BackupVersion: d.int(), RequestedBy: d.str()}
-	}
-	if n, ok := d.length(); ok {
-		s.Logs = make([]domain.LogRef, n)
-		for i := range s.Logs {
-			s.Logs[i] = domain.LogRef{Name: d.str(), Kind: domain.LogKind(d.str()), Created: d.time()}
-		}
-	}
 }
 
 func (d *stateDecoder) fail(err error) {

@@ -43,9 +43,19 @@ var scratchStates = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); re
 const maxScratchState = 1 << 20
 
 func (e *stateEncoder) state(r *domain.Run) error {
-	if err := e.head(r); err != nil {
-		return err
+	e.buf = append(e.buf, stateMagic)
+	e.str(r.Name)
+	e.str(r.Description)
+	e.str(r.Owner)
+	e.str(string(r.Status))
+	e.int(r.Version)
+	if err := e.time(r.Created); err != nil {
+		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
 	}
+	if err := e.time(r.Updated); err != nil {
+		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
+	}
+	e.bool(r.Deleted)
 
 	written := []writtenConfig{{&r.Config, configSameAsCurrent}}
 	config := func(c *domain.RunConfig, as byte) {
@@ -93,35 +103,6 @@ func (e *stateEncoder) state(r *domain.Run) error {
 		}
 		e.uint(uint64(max(j.Starts, 0))<<1 | started)
 	}
-	return e.restoreAndLogs(r)
-}
-
-// head writes the magic byte and the fields a state starts with.
-func (e *stateEncoder) head(r *domain.Run) error {
-	return e.headAs(r, stateMagic)
-}
-
-// headAs is head with the given magic byte.
-func (e *stateEncoder) headAs(r *domain.Run, magic byte) error {
-	e.buf = append(e.buf, magic)
-	e.str(r.Name)
-	e.str(r.Description)
-	e.str(r.Owner)
-	e.str(string(r.Status))
-	e.int(r.Version)
-	if err := e.time(r.Created); err != nil {
-		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
-	}
-	if err := e.time(r.Updated); err != nil {
-		return fmt.Errorf("encode state of run %s: %w", r.Name, err)
-	}
-	e.bool(r.Deleted)
-	return nil
-}
-
-// restoreAndLogs writes the fields a state ends with: the pending restore
-// and the logs.
-func (e *stateEncoder) restoreAndLogs(r *domain.Run) error {
 	if e.present(r.Restore != nil) {
 		p := r.Restore
 		e.str(p.ID)

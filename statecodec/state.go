@@ -16,8 +16,7 @@ package statecodec
 // A binary state starts with one of these magic bytes (plain JSON starts
 // with '{' or space). stateMagic is the form written now; its products'
 // figures count the measurement pairs. stateMagicNoPairs is the form
-// written before that figure existed, read as a pair count of 0 and, by the
-// light form, written back as it was.
+// written before that figure existed, read as a pair count of 0.
 const (
 	stateMagic        = 0xB2
 	stateMagicNoPairs = 0xB1

@@ -102,42 +102,6 @@ func TestStateEveryFieldDistinct(t *testing.T) {
 	roundTrip("times in other locations", zoned)
 }
 
-// TestStateHead checks that DecodeSharedStateHead gives exactly the
-// leading fields of the whole decode, and nothing else, from the binary
-// form and from plain JSON; and that a state cut inside its head fails.
-func TestStateHead(t *testing.T) {
-	var r domain.Run
-	n := 0
-	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
-	want := domain.Run{Name: r.Name, Description: r.Description, Owner: r.Owner, Status: r.Status,
-		Version: r.Version, Created: r.Created, Updated: r.Updated, Deleted: r.Deleted}
-	bin, err := statecodec.EncodeState(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"binary": bin, "plain JSON": []byte(mustJSON(t, r))} {
-		var got domain.Run
-		if err := statecodec.DecodeSharedStateHead(data, &got); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s: head\n got %s\nwant %s", name, domaintest.JSONString(t, got), domaintest.JSONString(t, want))
-		}
-	}
-	head, err := statecodec.EncodeState(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The head of want's state ends where its configuration starts: the
-	// empty configuration takes 7 bytes, then 5 absent parts and no logs.
-	for i := 1; i < len(head)-13; i++ {
-		var got domain.Run
-		if err := statecodec.DecodeSharedStateHead(head[:i], &got); err == nil {
-			t.Fatalf("a state cut to %d bytes, inside its head, decoded without error", i)
-		}
-	}
-}
-
 // TestStateConfigDelta checks configurations whose texts differ from the
 // current one's in places (as a backup's differs in its inputs): the round
 // trip is exact, each text after the first costs about its difference,
@@ -239,15 +203,12 @@ func TestStateDamaged(t *testing.T) {
 }
 
 // addStateSeeds adds a fuzz target's seeds: a state with every field
-// filled and distinct (its job dropped unless withJob), the same with
-// configurations written as differences, and the magic byte alone.
-func addStateSeeds(f *testing.F, withJob bool) {
+// filled and distinct, the same with configurations written as
+// differences, and the magic byte alone.
+func addStateSeeds(f *testing.F) {
 	var r domain.Run
 	n := 0
 	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
-	if !withJob {
-		r.Job = nil
-	}
 	b, err := statecodec.EncodeState(r)
 	if err != nil {
 		f.Fatal(err)
@@ -266,7 +227,7 @@ func addStateSeeds(f *testing.F, withJob bool) {
 // FuzzDecodeState feeds damaged states to DecodeState: no panic, no hang,
 // no huge allocation.
 func FuzzDecodeState(f *testing.F) {
-	addStateSeeds(f, true)
+	addStateSeeds(f)
 	f.Add([]byte(`{"name":"r"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got domain.Run
@@ -342,29 +303,17 @@ func BenchmarkStateCodec(b *testing.B) {
 			}
 		}
 	})
-	// The light form of the state after its job ended (a state with a
-	// job has none), decoded and encoded back as a restore request does.
+	// The state after its job ended, as a restore request finds it in the
+	// command cache.
 	r.Job, r.Status = nil, domain.StatusCompleted
 	done, err := statecodec.EncodeState(r)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("decode/shared-whole", func(b *testing.B) {
+	b.Run("decode/shared", func(b *testing.B) {
 		for b.Loop() {
 			var got domain.Run
 			if err := statecodec.DecodeSharedState(done, &got); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("decode-encode/light", func(b *testing.B) {
-		b.ReportMetric(float64(len(done)), "state-bytes")
-		for b.Loop() {
-			l, err := statecodec.DecodeSharedLight(done)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := l.Encode(); err != nil {
 				b.Fatal(err)
 			}
 		}

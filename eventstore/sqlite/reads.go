@@ -96,9 +96,6 @@ func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]eventsto
 	if limit <= 0 {
 		limit = defaultReadAllLimit
 	}
-	if evs, ok := s.readRecent(ctx, after, limit); ok {
-		return evs, nil
-	}
 	// Far from the end, or not knowing it (another process writes, or none
 	// has yet), through mmap; near the end, without.
 	all := s.reads.all

@@ -101,8 +101,6 @@ type Store struct {
 	// written is the last position this process's appends committed: near
 	// the end of the log, as far as ReadAll needs to know (see there).
 	written atomic.Int64
-	// recent serves ReadAll near the end of the log from memory.
-	recent recentEvents
 }
 
 var _ eventstore.Store = (*Store)(nil)

@@ -106,18 +106,15 @@ func (s *Store) commitBatch(batch []*appendRequest) {
 // writeAndReport writes batch in one transaction and leaves each request's
 // result in it.
 func (s *Store) writeAndReport(batch []*appendRequest) {
-	now := time.Now()
-	written, err := s.writeBatch(batch, now)
+	written, err := s.writeBatch(batch)
 	if err != nil {
 		s.state.forget()
-		s.recent.forget()
 		failAll(batch, err)
 		return
 	}
 	s.commits.Add(1)
 	s.ckpt.Wake()
 	if written {
-		s.recent.add(batch, now)
 		for _, r := range batch {
 			if r.err == nil && r.position > s.written.Load() {
 				s.written.Store(r.position)
@@ -136,10 +133,11 @@ func release(batch []*appendRequest) {
 
 // writeBatch writes and commits batch, leaving each request's result in it.
 // An error dooms every request of the batch.
-func (s *Store) writeBatch(batch []*appendRequest, now time.Time) (written bool, err error) {
+func (s *Store) writeBatch(batch []*appendRequest) (written bool, err error) {
 	// The transaction serves many callers, so no single caller's context may
 	// end it; a caller whose context is done is skipped instead.
 	ctx := context.Background()
+	now := time.Now()
 	b, err := s.beginBatch(ctx)
 	if err != nil {
 		return false, err
