@@ -206,6 +206,18 @@ func (r *Run) Apply(rec Recorded) {
 	}
 }
 
+// LeavesArtifacts reports whether applying e leaves the artifacts a run
+// uses (its products' and its backup's) as they were, whatever the run's
+// state: the read models then need not look up which artifacts the run
+// used before e.
+func LeavesArtifacts(e Event) bool {
+	switch e.(type) {
+	case ConfigUpdated, ProcessingStarted, ProcessingFailed, LogWritten, RestoreRequested, RestoreFailed, DeletionRequested:
+		return true
+	}
+	return false
+}
+
 func (r *Run) addLog(name string, kind LogKind, t time.Time) {
 	if name == "" {
 		return

@@ -35,6 +35,33 @@ func DecodeSharedState(data []byte, r *domain.Run) error {
 	return decodePlain(data, r)
 }
 
+// DecodeSharedStateHead is DecodeSharedState of the fields a state starts
+// with only: Name, Description, Owner, Status, Version, Created, Updated
+// and Deleted; the others are left zero. It reads a few dozen bytes of a
+// state of kilobytes, for a reader that needs just those (the projector,
+// writing a run's row from a state it stores as it is). A plain JSON state
+// is decoded whole, then cut to the same fields.
+func DecodeSharedStateHead(data []byte, r *domain.Run) error {
+	if len(data) > 1 && figuresOf(data[0]) > 0 {
+		whole := unsafe.String(&data[1], len(data)-1)
+		d := stateDecoder{buf: unsafe.Slice(unsafe.StringData(whole), len(whole)), whole: whole}
+		var s domain.Run
+		d.head(&s)
+		if d.err != nil {
+			return fmt.Errorf("decode run state: %w", d.err)
+		}
+		*r = s
+		return nil
+	}
+	var whole domain.Run
+	if err := decodePlain(data, &whole); err != nil {
+		return err
+	}
+	*r = domain.Run{Name: whole.Name, Description: whole.Description, Owner: whole.Owner, Status: whole.Status,
+		Version: whole.Version, Created: whole.Created, Updated: whole.Updated, Deleted: whole.Deleted}
+	return nil
+}
+
 func decodePlain(data []byte, r *domain.Run) error {
 	var plain domain.Run
 	if err := json.Unmarshal(data, &plain); err != nil {
@@ -148,7 +175,7 @@ type stateDecoder struct {
 
 var errStateTruncated = errors.New("truncated")
 
-// head reads the fields a state starts with.
+// head reads the fields a state starts with (see DecodeSharedStateHead).
 func (d *stateDecoder) head(s *domain.Run) {
 	s.Name = d.str()
 	s.Description = d.str()

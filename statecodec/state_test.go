@@ -102,6 +102,42 @@ func TestStateEveryFieldDistinct(t *testing.T) {
 	roundTrip("times in other locations", zoned)
 }
 
+// TestStateHead checks that DecodeSharedStateHead gives exactly the
+// leading fields of the whole decode, and nothing else, from the binary
+// form and from plain JSON; and that a state cut inside its head fails.
+func TestStateHead(t *testing.T) {
+	var r domain.Run
+	n := 0
+	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
+	want := domain.Run{Name: r.Name, Description: r.Description, Owner: r.Owner, Status: r.Status,
+		Version: r.Version, Created: r.Created, Updated: r.Updated, Deleted: r.Deleted}
+	bin, err := statecodec.EncodeState(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"binary": bin, "plain JSON": []byte(mustJSON(t, r))} {
+		var got domain.Run
+		if err := statecodec.DecodeSharedStateHead(data, &got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: head\n got %s\nwant %s", name, domaintest.JSONString(t, got), domaintest.JSONString(t, want))
+		}
+	}
+	head, err := statecodec.EncodeState(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The head of want's state ends where its configuration starts: the
+	// empty configuration takes 7 bytes, then 5 absent parts and no logs.
+	for i := 1; i < len(head)-13; i++ {
+		var got domain.Run
+		if err := statecodec.DecodeSharedStateHead(head[:i], &got); err == nil {
+			t.Fatalf("a state cut to %d bytes, inside its head, decoded without error", i)
+		}
+	}
+}
+
 // TestStateConfigDelta checks configurations whose texts differ from the
 // current one's in places (as a backup's differs in its inputs): the round
 // trip is exact, each text after the first costs about its difference,

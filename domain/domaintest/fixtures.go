@@ -94,3 +94,25 @@ func Restoring(requestID string, a domain.Actor) domain.RequestRestore {
 func PreAddition(version int64) domain.Backup {
 	return domain.Backup{Version: version, Config: Config(Settings, "epoch01", "epoch02"), Products: Products("epoch01", "epoch02")}
 }
+
+// EveryKindOfEvent returns an event of each kind (two processing requests:
+// a full re-run and an addition), with the job ID "job" and the restore
+// request ID "restore" that the states of domain's TestLeavesArtifacts use.
+func EveryKindOfEvent() []domain.Event {
+	p := Products("epoch09")
+	return []domain.Event{
+		domain.RunCreated{Name: "r", Config: Config(Settings, "epoch01")},
+		domain.ConfigUpdated{Config: Config(Settings, "epoch01", "epoch02")},
+		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeFull, Config: Config(Settings, "epoch01")},
+		domain.ProcessingRequested{JobID: "job", Mode: domain.ModeAdd, Config: Config(Settings, "epoch01"), Backup: &domain.Backup{Products: p}},
+		domain.ProcessingStarted{JobID: "job"},
+		domain.ProcessingCompleted{JobID: "job", Products: p},
+		domain.ProcessingFailed{JobID: "job"},
+		domain.LogWritten{Log: "l", Lines: []string{"x"}},
+		domain.RestoreRequested{RequestID: "restore"},
+		domain.RunRestored{RequestID: "restore"},
+		domain.RestoreFailed{RequestID: "restore"},
+		domain.DeletionRequested{},
+		domain.RunDeleted{},
+	}
+}
