@@ -34,6 +34,17 @@ type runCache struct {
 	bytes    int
 	order    *list.List // front: most recently used; values are *cacheEntry
 	byRun    map[string]*list.Element
+	// pending are the states commands have offered while their appends
+	// are under way (see propose), by run.
+	pending map[string]proposal
+}
+
+// proposal is the state a command's append will leave a run in, if it is
+// stored: the state after event lastID, at version.
+type proposal struct {
+	version int64
+	lastID  string
+	state   []byte
 }
 
 type cacheEntry struct {
@@ -44,7 +55,7 @@ type cacheEntry struct {
 }
 
 func newRunCache(maxBytes, maxRuns int) *runCache {
-	return &runCache{maxBytes: maxBytes, maxRuns: maxRuns, order: list.New(), byRun: map[string]*list.Element{}}
+	return &runCache{maxBytes: maxBytes, maxRuns: maxRuns, order: list.New(), byRun: map[string]*list.Element{}, pending: map[string]proposal{}}
 }
 
 // decode returns the state an entry held (its bytes are never changed,
@@ -85,14 +96,14 @@ func (c *runCache) put(name string, r domain.Run, tail int) {
 	if err != nil {
 		state = nil
 	}
-	c.putState(name, r.Version, state, tail)
-}
-
-// putState is put of a state already encoded; nil (a state that could not
-// be encoded) drops the run's entry.
-func (c *runCache) putState(name string, version int64, state []byte, tail int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putStateLocked(name, r.Version, state, tail)
+}
+
+// putStateLocked is put of a state already encoded; nil (a state that
+// could not be encoded) drops the run's entry.
+func (c *runCache) putStateLocked(name string, version int64, state []byte, tail int) {
 	if state == nil {
 		c.forgetLocked(name)
 		return
@@ -175,11 +186,82 @@ func (c *runCache) getVersion(name string, version int64) (domain.Run, bool) {
 func (c *runCache) getStateVersion(name string, version int64) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.stateVersionLocked(name, version)
+}
+
+func (c *runCache) stateVersionLocked(name string, version int64) ([]byte, bool) {
 	el, ok := c.byRun[name]
 	if !ok || el.Value.(*cacheEntry).version != version {
 		return nil, false
 	}
 	return el.Value.(*cacheEntry).state, true
+}
+
+// propose offers, while a command's append is under way, the state its
+// events will leave run name in: the state after event lastID, at
+// version. Only a reader that has seen event lastID stored at that
+// version may take it (getHint); a lost race stores another event
+// there, with another ID. The command withdraws the offer once its append
+// returns, and caches the state if the append succeeded. Of two commands
+// on one run at once, the later offer stands.
+func (c *runCache) propose(name string, version int64, lastID string, state []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending[name] = proposal{version: version, lastID: lastID, state: state}
+}
+
+// withdraw drops run name's offer if it is still the one of event lastID.
+func (c *runCache) withdraw(name, lastID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pending[name]; ok && p.lastID == lastID {
+		delete(c.pending, name)
+	}
+}
+
+// settle ends the offer of event lastID's state after its append
+// succeeded: the state (nil if it could not be encoded) becomes run
+// name's entry at version, in one step, so that a reader never finds
+// neither.
+func (c *runCache) settle(name string, version int64, lastID string, state []byte, tail int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pending[name]; ok && p.lastID == lastID {
+		delete(c.pending, name)
+	}
+	c.putStateLocked(name, version, state, tail)
+}
+
+// getHint returns the state of run name after its event eventID, stored
+// at version: the cached state if it is at version (the cache holds only
+// stored states), else an offered one for exactly that event.
+func (c *runCache) getHint(name string, version int64, eventID string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if state, ok := c.stateVersionLocked(name, version); ok {
+		return state, true
+	}
+	if p, ok := c.pending[name]; ok && p.version == version && p.lastID == eventID {
+		return p.state, true
+	}
+	return nil, false
+}
+
+// CachedState returns the state of run name after its event eventID,
+// stored at version, in the binary form of statecodec.EncodeState, if this
+// service has it in memory: having just appended that event, it usually
+// has, even before the append has returned (see runCache.propose). The
+// state is the one Apply gives on the stored events: the cache holds only
+// states the store acknowledged at their version, and an offered state is
+// given only for the very event it follows. The bytes are never changed,
+// and may be kept: the read models' projector takes them instead of
+// reading and decoding the run's read model.
+func (s *Service) CachedState(name string, version int64, eventID string) ([]byte, bool) {
+	cache := s.runCache()
+	if cache == nil {
+		return nil, false
+	}
+	return cache.getHint(name, version, eventID)
 }
 
 // WarmCache offers the service the states of runs (most wanted first, as

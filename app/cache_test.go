@@ -249,8 +249,8 @@ func TestCacheSavesLoads(t *testing.T) {
 	}
 }
 
-// TestCachedStateIsTheLoadedState checks that the state a service's command
-// cache holds after a command is exactly the one loading the run from the
+// TestCachedStateIsTheLoadedState checks that the state a service hands the
+// projector after a command is exactly the one loading the run from the
 // store gives, on the SQLite store, even with a clock not in UTC.
 func TestCachedStateIsTheLoadedState(t *testing.T) {
 	ctx := context.Background()
@@ -291,7 +291,7 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		v := res.Run.Version
-		state, ok := svc.CachedStateAt("r", v)
+		state, ok := svc.CachedState("r", v, eventID(t, store, "r", v))
 		if !ok {
 			t.Fatalf("step %d: no cached state at version %d", i, v)
 		}
@@ -309,7 +309,7 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 		if snap, err := store.LoadSnapshot(ctx, app.RunStream("r")); i > 1 && (err != nil || snap.Version < 2) {
 			t.Fatalf("step %d: no snapshot to load from (%v)", i, err)
 		}
-		if _, ok := svc.CachedStateAt("r", v-1); ok {
+		if _, ok := svc.CachedState("r", v-1, eventID(t, store, "r", v-1)); ok {
 			t.Fatalf("step %d: a cached state for version %d, which is not the cache's", i, v-1)
 		}
 		if i == len(steps) {
@@ -416,5 +416,115 @@ func TestLoadRunUsesTheCacheOnlyWhenCurrent(t *testing.T) {
 	}
 	if n := w.store.reads.Load() - before; n == 0 {
 		t.Error("LoadRun served a stale cached state without reading the stream")
+	}
+}
+
+// eventID returns the ID of run's event at version v.
+func eventID(t *testing.T, store eventstore.Store, run string, v int64) string {
+	t.Helper()
+	evs, err := store.ReadStream(context.Background(), app.RunStream(run), v, 1)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("read event %d of run %s: %v (%d events)", v, run, err, len(evs))
+	}
+	return evs[0].ID
+}
+
+// hookStore calls its hooks around each Append of the store it wraps.
+type hookStore struct {
+	eventstore.Store
+	before func(stream string)
+	after  func(stream string, version int64, err error)
+}
+
+func (h *hookStore) Append(ctx context.Context, stream string, expected int64, events ...eventstore.EventData) (int64, int64, error) {
+	if h.before != nil {
+		h.before(stream)
+	}
+	v, p, err := h.Store.Append(ctx, stream, expected, events...)
+	if h.after != nil {
+		h.after(stream, v, err)
+	}
+	return v, p, err
+}
+
+// TestStateOfferedDuringAppend checks what the projector can take while a
+// command's append is under way: once the event is stored and before the
+// append has returned, the state after exactly that event (equal to the
+// loaded state), and nothing for another event stored at that version, as
+// when the command loses a race.
+func TestStateOfferedDuringAppend(t *testing.T) {
+	ctx := context.Background()
+	inner, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	store := &hookStore{Store: inner}
+	svc := app.New(store)
+	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner}); err != nil {
+		t.Fatal(err)
+	}
+
+	offered := 0
+	store.after = func(stream string, v int64, err error) {
+		if err != nil {
+			t.Errorf("append: %v", err)
+			return
+		}
+		id := eventID(t, inner, "r", v)
+		state, ok := svc.CachedState("r", v, id)
+		if !ok {
+			t.Errorf("no state offered for the stored event %d while its append returns", v)
+			return
+		}
+		offered++
+		var got domain.Run
+		if err := statecodec.DecodeState(state, &got); err != nil {
+			t.Fatal(err)
+		}
+		want, err := app.New(inner).LoadRun(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("offered state differs from the loaded one:\n%+v\n%+v", got, want)
+		}
+		if _, ok := svc.CachedState("r", v, id+"x"); ok {
+			t.Error("a state offered for another event's ID")
+		}
+	}
+	if _, err := svc.UpdateConfig(ctx, "r", testConfig(3), owner); err != nil {
+		t.Fatal(err)
+	}
+	if offered != 1 {
+		t.Fatalf("checked %d offers, want 1", offered)
+	}
+
+	// A rival stores its event first: the command's offer, for its own
+	// event, must not be given for the rival's.
+	rival := app.New(inner)
+	var rivalV int64
+	store.before = func(string) {
+		store.before = nil
+		res, err := rival.UpdateConfig(ctx, "r", testConfig(4), owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rivalV = res.Run.Version
+	}
+	store.after = func(stream string, v int64, err error) {
+		if err == nil {
+			return // the retry, decided again on the rival's state
+		}
+		store.after = nil
+		if _, ok := svc.CachedState("r", rivalV, eventID(t, inner, "r", rivalV)); ok {
+			t.Error("the losing command's state was given for the rival's event")
+		}
+	}
+	if _, err := svc.UpdateConfig(ctx, "r", testConfig(2), owner); err != nil {
+		t.Fatal(err)
+	}
+	if rivalV == 0 || store.after != nil {
+		t.Fatal("the race did not happen")
 	}
 }

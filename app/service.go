@@ -165,8 +165,12 @@ func (s *Service) runCache() *runCache {
 }
 
 // appendRun appends evs to run name at r's version; tail is the bytes of
-// the run's events since its last snapshot, before evs. The state after
-// evs is encoded once, for the snapshot and the command cache.
+// the run's events since its last snapshot, before evs.
+//
+// The state after evs is worked out and encoded before the append, and
+// offered to the projector while the append is under way (see
+// runCache.propose): a projector woken by the commit can take it before
+// this command has had the time to cache it. Once stored, it is cached.
 func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Run, tail int, evs []domain.Event) (Result, error) {
 	// In UTC without a monotonic reading: the state is cached as the store
 	// gives it back.
@@ -184,11 +188,19 @@ func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Ru
 	for i, e := range evs {
 		r.Apply(domain.Recorded{Version: expected + int64(i) + 1, Time: now, Actor: actor, Event: e})
 	}
-	// A state that cannot be encoded is neither cached nor snapshotted;
-	// the command goes ahead.
+	// A state that cannot be encoded is neither offered, cached nor
+	// snapshotted; the command goes ahead.
 	state, encErr := statecodec.EncodeState(r)
+	cache := s.runCache()
+	lastID := data[len(data)-1].ID
+	if cache != nil && encErr == nil {
+		cache.propose(name, r.Version, lastID, state)
+	}
 	version, pos, err := s.Store.Append(ctx, RunStream(name), expected, data...)
 	if err != nil {
+		if cache != nil {
+			cache.withdraw(name, lastID)
+		}
 		return Result{}, fmt.Errorf("append to run %s: %w", name, err)
 	}
 	if encErr == nil && (s.SnapshotEvery > 0 && expected/s.SnapshotEvery != version/s.SnapshotEvery ||
@@ -201,8 +213,8 @@ func (s *Service) appendRun(ctx context.Context, name, actor string, r domain.Ru
 	if encErr != nil {
 		state = nil
 	}
-	if cache := s.runCache(); cache != nil {
-		cache.putState(name, version, state, tail)
+	if cache != nil {
+		cache.settle(name, version, lastID, state, tail)
 	}
 	return Result{Run: r, Events: evs, Position: pos, tail: tail}, nil
 }

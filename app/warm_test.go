@@ -130,7 +130,7 @@ func TestWarmCache(t *testing.T) {
 	if runs, bytes := svc.CacheSize(); runs > 4 || bytes > svc.CacheBytes {
 		t.Fatalf("cache holds %d runs, %d bytes (budget %d)", runs, bytes, svc.CacheBytes)
 	}
-	if _, ok := svc.CachedStateAt(names[5], last.Run.Version); !ok {
+	if _, ok := svc.CachedState(names[5], last.Run.Version, eventID(t, svc.Store, names[5], last.Run.Version)); !ok {
 		t.Fatalf("the last commanded run is not cached at version %d", last.Run.Version)
 	}
 }

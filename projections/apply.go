@@ -28,6 +28,16 @@ type batchWriter struct {
 	// refs are the artifacts each touched run used before the batch: those
 	// artifact_refs holds for it.
 	refs map[string][]string
+	// hints are the encoded states the hints gave for runs, as of the
+	// event they were taken at: finish stores them as they are unless
+	// later events of the batch changed the run.
+	hints map[string]hint
+	// partial are the runs whose state in touched holds only the leading
+	// fields (statecodec.DecodeSharedStateHead) of their hinted state, after an
+	// event that left their artifacts as they were: finish needs no more
+	// to write their rows. A later event of the run in the batch decodes
+	// the whole state first (whole).
+	partial map[string]bool
 	// chunks are the lines not yet inserted, a chunk per log of a run:
 	// within a batch a log's lines are numbered one after the other, so
 	// the lines of its events join into one row (fewer rows to write and
@@ -107,7 +117,21 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 	name := strings.TrimPrefix(ev.Stream, "run-")
 	_, created := rec.Event.(domain.RunCreated)
 	r, ok := b.touched[name]
-	if !ok {
+	if ok && b.partial[name] {
+		var err error
+		if r, err = b.whole(ctx, name); err != nil {
+			return err
+		}
+	}
+	applied := false
+	if !ok && !created {
+		var err error
+		if r, err = b.hinted(ctx, name, ev.Version, ev.ID, rec); err != nil {
+			return err
+		}
+		applied = r != nil
+	}
+	if r == nil {
 		var err error
 		if r, err = b.loadState(ctx, name); err != nil {
 			return err
@@ -122,7 +146,9 @@ func (b *batchWriter) apply(ctx context.Context, d decodedEvent) error {
 			return fmt.Errorf("clear logs of re-created run %s: %w", name, err)
 		}
 	}
-	r.Apply(rec)
+	if !applied {
+		r.Apply(rec)
+	}
 	if lw, ok := rec.Event.(domain.LogWritten); ok {
 		if err := b.appendLines(ctx, name, lw); err != nil {
 			return err
@@ -170,9 +196,13 @@ func (b *batchWriter) finish(ctx context.Context) error {
 	b.states = make(map[string][]byte, len(b.touched))
 	for _, name := range slices.Sorted(maps.Keys(b.touched)) {
 		r := b.touched[name]
-		state, err := statecodec.EncodeState(*r)
-		if err != nil {
-			return fmt.Errorf("encode run %s read model: %w", name, err)
+		h, ok := b.hints[name]
+		state := h.state
+		if !ok || h.version != r.Version {
+			var err error
+			if state, err = statecodec.EncodeState(*r); err != nil {
+				return fmt.Errorf("encode run %s read model: %w", name, err)
+			}
 		}
 		// A deleted run's state has no row, but the cache keeps it (so
 		// that re-creating the run clears its logs) as before.
@@ -189,8 +219,10 @@ func (b *batchWriter) finish(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := b.updateRefs(ctx, name, r); err != nil {
-			return fmt.Errorf("update artifact references of run %s: %w", name, err)
+		if !b.partial[name] { // a partial run's artifacts are as they were
+			if err := b.updateRefs(ctx, name, r); err != nil {
+				return fmt.Errorf("update artifact references of run %s: %w", name, err)
+			}
 		}
 		if err := b.exec(ctx, `INSERT INTO runs (name, owner, status, updated, state) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, status = excluded.status, updated = excluded.updated, state = excluded.state`,

@@ -66,6 +66,31 @@ func referencedDigests(r *domain.Run) []string {
 	return out
 }
 
+// artifactRefs returns the artifacts artifact_refs holds for run name.
+func (b *batchWriter) artifactRefs(ctx context.Context, name string) ([]string, error) {
+	st, err := b.stmt(ctx, `SELECT digest FROM artifact_refs WHERE run = ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+	}
+	var refs []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+		}
+		refs = append(refs, d)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read artifact references of run %s: %w", name, err)
+	}
+	return refs, nil
+}
+
 // updateRefs brings run's rows of artifact_refs from the artifacts it used
 // before the batch to those r uses, touching only the rows that change
 // (the digests are random keys: rewriting every row of every touched run

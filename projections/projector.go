@@ -141,7 +141,7 @@ func (s *Store) applyDecoded(ctx context.Context, batch []decodedEvent) error {
 		s.usersGen.Add(1)
 		s.advance(start, nil)
 	}
-	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, open: map[runLog]int{}}
+	b := &batchWriter{s: s, tx: tx, touched: map[string]*domain.Run{}, refs: map[string][]string{}, hints: map[string]hint{}, partial: map[string]bool{}, open: map[runLog]int{}}
 	defer b.close()
 	last := start
 	for _, d := range batch {

@@ -40,6 +40,12 @@ type Store struct {
 	guard     *unsynced.Guard
 	discarded bool
 
+	// Hints, if set before the projector starts, saves it reading and
+	// decoding the read model of a run whose new state the command side
+	// has in memory.
+	Hints     StateHints
+	hintsUsed atomic.Int64
+
 	// prepared are the batches' statements, prepared once per connection
 	// rather than once per batch (compiling them was ~2 % of the CPU of a
 	// command under load). Bounded: the queries with a variable number of

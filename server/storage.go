@@ -76,6 +76,9 @@ func Open(ctx context.Context, st Storage) (*Components, error) {
 		return nil, err // it names the store and says what failed
 	}
 	svc := app.New(store)
+	// The projector takes the states the commands of this process have
+	// just appended from their cache, instead of reading them back.
+	read.Hints = svc
 	return &Components{Store: store, Read: read, Artifacts: arts, Svc: svc}, nil
 }
 

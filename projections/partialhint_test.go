@@ -2,20 +2,53 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/statecodec"
 )
 
-// TestRunChangedInBatchAfterRestart covers a projector that holds no
-// states yet (as after a restart) and meets, in one batch, an event that
-// left a run's artifacts as they were, then a full re-run that replaces
-// the run's products, so that artifact references go and come. The tables
-// must be a rebuild's, byte for byte.
-func TestRunChangedInBatchAfterRestart(t *testing.T) {
+// TestHintedRunChangedAgainInBatch covers a projector that takes a run's
+// state from the hints after an event that left its artifacts as they
+// were (so it reads only the state's leading fields), then meets more
+// events of the run in the same batch, from another process whose states
+// it has no hints for: a full re-run that replaces the run's products, so
+// that artifact references go and come. The tables must be a rebuild's, byte for byte.
+//
+// With damaged hints (a state whose leading fields decode and whose rest
+// does not), the projector must fall back to the read model and still
+// match the rebuild.
+func TestHintedRunChangedAgainInBatch(t *testing.T) {
+	for _, damaged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("damaged=%v", damaged), func(t *testing.T) { testHintedRunChangedAgainInBatch(t, damaged) })
+	}
+}
+
+// cutHints hands out its service's states cut short after their leading
+// fields.
+type cutHints struct{ svc *app.Service }
+
+func (h cutHints) CachedState(name string, version int64, id string) ([]byte, bool) {
+	state, ok := h.svc.CachedState(name, version, id)
+	if !ok {
+		return nil, false
+	}
+	var head domain.Run
+	if err := statecodec.DecodeSharedStateHead(state, &head); err != nil {
+		panic(err)
+	}
+	b, err := statecodec.EncodeState(head)
+	if err != nil {
+		panic(err)
+	}
+	return b[:len(b)-5], true // the leading fields, then the rest cut
+}
+
+func testHintedRunChangedAgainInBatch(t *testing.T, damaged bool) {
 	ctx := context.Background()
 	es := memory.New()
 	svc, other := app.New(es), app.New(es)
@@ -43,7 +76,7 @@ func TestRunChangedInBatchAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// An event that leaves the artifacts, then another process's.
+	// The hinted event, then the other process's.
 	if _, err := svc.UpdateConfig(ctx, "r", testConfig("a", "b"), alice); err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +93,15 @@ func TestRunChangedInBatchAfterRestart(t *testing.T) {
 		t.Fatalf("%d events after the first projection, want 4", len(batch))
 	}
 	fresh := openRead(t, incPath) // holds no states yet, as after a restart
+	fresh.Hints = svc
+	if damaged {
+		fresh.Hints = cutHints{svc}
+	}
 	if err := fresh.ApplyBatch(ctx, batch); err != nil {
 		t.Fatal(err)
+	}
+	if n := fresh.HintsUsed(); n != 1 {
+		t.Fatalf("the projector took %d states from the hints, want 1", n)
 	}
 
 	rebuiltPath := filepath.Join(dir, "rebuilt.db")
