@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/eventstore"
@@ -138,7 +138,7 @@ func (h *historyRun) exec(ctx context.Context, actor string, decide func(r *doma
 	if err := b.do(actor, decide); err != nil {
 		return fmt.Errorf("run %s: %w", h.name, err)
 	}
-	if _, _, err := h.store.Append(ctx, app.RunStream(h.name), h.r.Version, b.events...); err != nil {
+	if _, _, err := h.store.Append(ctx, command.RunStream(h.name), h.r.Version, b.events...); err != nil {
 		return fmt.Errorf("append to run %s: %w", h.name, err)
 	}
 	h.r = b.r

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
@@ -24,7 +24,7 @@ func audit(t *testing.T, store eventstore.Store) map[string]domain.Run {
 	for _, ev := range evs {
 		streams[ev.Stream] = true
 	}
-	svc := app.New(store)
+	svc := command.New(store)
 	runs := map[string]domain.Run{}
 	for s := range streams {
 		name, ok := strings.CutPrefix(s, "run-")

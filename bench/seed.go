@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/pipeline"
@@ -93,7 +93,7 @@ func (quietLog) Warnf(string, ...any)  {}
 // by the domain and appended as the service and its workers append them,
 // snapshots included; only the processing itself is skipped, its products
 // being fx's.
-func seedRestorable(ctx context.Context, svc *app.Service, name string, owner domain.Actor, fx fixture) error {
+func seedRestorable(ctx context.Context, svc *command.Service, name string, owner domain.Actor, fx fixture) error {
 	const worker = "system:processing-worker"
 	jobs := [2]string{uuid.NewString(), uuid.NewString()}
 	steps := []struct {
@@ -119,7 +119,7 @@ func seedRestorable(ctx context.Context, svc *app.Service, name string, owner do
 			return r.FinishProcessing(jobs[1], &fx.AfterProducts, nil), nil
 		}},
 	}
-	var res app.Result
+	var res command.Result
 	for _, st := range steps {
 		var err error
 		if res, err = svc.ExecRun(ctx, name, st.actor, st.decide); err != nil {
@@ -134,7 +134,7 @@ func seedRestorable(ctx context.Context, svc *app.Service, name string, owner do
 
 // seedMany seeds runs name(0) .. name(n-1) with writers concurrent
 // appenders, reporting progress to progress (nil: none).
-func seedMany(ctx context.Context, svc *app.Service, n, writers int, name func(int) string, owner domain.Actor, fx fixture, progress func(done int)) error {
+func seedMany(ctx context.Context, svc *command.Service, n, writers int, name func(int) string, owner domain.Actor, fx fixture, progress func(done int)) error {
 	var next, done atomic.Int64
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -172,8 +172,8 @@ func seedMany(ctx context.Context, svc *app.Service, n, writers int, name func(i
 // the cache of the server under test starts empty, as after a restart. It
 // keeps only the states of the runs being seeded (one per seeding
 // goroutine).
-func seeder(store eventstore.Store) *app.Service {
-	svc := app.New(store)
+func seeder(store eventstore.Store) *command.Service {
+	svc := command.New(store)
 	svc.CachedRuns = 128
 	return svc
 }

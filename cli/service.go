@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	commandpkg "github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/handlers/web"
 	"github.com/piperun/piperun/server"
 )
@@ -265,7 +265,7 @@ func cmdWorker(e *env, args []string) error {
 
 // cacheFlag is --cache-mb, the command cache's budget.
 func cacheFlag(fs *flag.FlagSet) {
-	fs.String("cache-mb", strconv.Itoa(app.DefaultCacheBytes>>20), "megabytes `N` of run states kept in memory for commands (warmed from the read models at start)")
+	fs.String("cache-mb", strconv.Itoa(commandpkg.DefaultCacheBytes>>20), "megabytes `N` of run states kept in memory for commands (warmed from the read models at start)")
 }
 
 // cacheBytes reads --cache-mb.

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 )
@@ -19,7 +19,7 @@ func TestStateCacheIsBounded(t *testing.T) {
 	maxCachedStates = 3
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "read.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestStateCacheIsBounded(t *testing.T) {
 func TestPendingRunStates(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "read.db"))
 	if err != nil {
 		t.Fatal(err)

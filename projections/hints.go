@@ -19,7 +19,7 @@ type hint struct {
 }
 
 // StateHints hands the projector, when it has it in memory, the state of a
-// run right after a given event: app.Service's command cache, which holds
+// run right after a given event: command.Service's command cache, which holds
 // the state it has just appended. The projector then need not read and
 // decode the run's read model; the state is the same, since both are
 // Apply over the same stored events.

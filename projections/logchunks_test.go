@@ -10,7 +10,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/projections"
@@ -18,7 +18,7 @@ import (
 
 // writeLog appends one log event per entry of flushes, of that many lines,
 // and returns every line written.
-func writeLog(t *testing.T, svc *app.Service, run, log string, flushes ...int) []string {
+func writeLog(t *testing.T, svc *command.Service, run, log string, flushes ...int) []string {
 	t.Helper()
 	var all []string
 	for _, n := range flushes {
@@ -40,7 +40,7 @@ func writeLog(t *testing.T, svc *app.Service, run, log string, flushes ...int) [
 func TestLogLinesFromEveryLine(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "one", Config: testConfig("a"), Actor: domain.Actor{Name: "alice"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestLogLinesFromEveryLine(t *testing.T) {
 func TestLogNumberingAcrossBatchesAndRecreation(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	alice := domain.Actor{Name: "alice"}
 	const log = "2024-01-01-00-00-00_log.txt"
 	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "one", Config: testConfig("a"), Actor: alice}); err != nil {
@@ -137,7 +137,7 @@ func TestLogNumberingAcrossBatchesAndRecreation(t *testing.T) {
 func TestOpenConvertsPerLineLogs(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "one", Config: testConfig("a"), Actor: domain.Actor{Name: "alice"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestOpenConvertsPerLineLogs(t *testing.T) {
 func TestLogTailMatchesLogLines(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "one", Config: testConfig("a"), Actor: domain.Actor{Name: "alice"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/statecodec"
@@ -30,7 +30,7 @@ func TestHintedRunChangedAgainInBatch(t *testing.T) {
 
 // cutHints hands out its service's states cut short after their leading
 // fields.
-type cutHints struct{ svc *app.Service }
+type cutHints struct{ svc *command.Service }
 
 func (h cutHints) CachedState(name string, version int64, id string) ([]byte, bool) {
 	state, ok := h.svc.CachedState(name, version, id)
@@ -51,7 +51,7 @@ func (h cutHints) CachedState(name string, version int64, id string) ([]byte, bo
 func testHintedRunChangedAgainInBatch(t *testing.T, damaged bool) {
 	ctx := context.Background()
 	es := memory.New()
-	svc, other := app.New(es), app.New(es)
+	svc, other := command.New(es), command.New(es)
 	alice := domain.Actor{Name: "alice"}
 	dir := t.TempDir()
 	incPath := filepath.Join(dir, "incremental.db")
@@ -62,7 +62,7 @@ func testHintedRunChangedAgainInBatch(t *testing.T, damaged bool) {
 	if _, err := svc.RequestProcessing(ctx, "r", false, false, alice); err != nil {
 		t.Fatal(err)
 	}
-	finish := func(s *app.Service, job string) {
+	finish := func(s *command.Service, job string) {
 		t.Helper()
 		if _, err := s.ExecRun(ctx, "r", "worker", func(r *domain.Run) ([]domain.Event, error) {
 			return append(r.StartProcessing(r.Job.ID), r.FinishProcessing(r.Job.ID, sharedProducts(job), nil)...), nil

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/bench"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
@@ -140,7 +140,7 @@ func TestRebuildMatchesIncrementalProjection(t *testing.T) {
 func testRebuildMatchesIncremental(t *testing.T, hints bool) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	dir := t.TempDir()
 	incPath := filepath.Join(dir, "incremental.db")
 	a, b := openRead(t, incPath), openRead(t, incPath)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
@@ -28,7 +28,7 @@ func testConfig(images ...string) domain.RunConfig {
 
 // seed writes a small history: a user, a run created, processed with log
 // lines, and a second run.
-func seed(t *testing.T, ctx context.Context, svc *app.Service) {
+func seed(t *testing.T, ctx context.Context, svc *command.Service) {
 	t.Helper()
 	if _, err := svc.CreateUser(ctx, "alice", false, "test"); err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func openRead(t *testing.T, path string) *projections.Store {
 func TestProjectsRunsLogsAndUsers(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	seed(t, ctx, svc)
 	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
 	if err := read.CatchUp(ctx, es); err != nil {
@@ -107,13 +107,13 @@ func TestProjectsRunsLogsAndUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := read.UserByTokenHash(ctx, app.HashToken(tok)); err == nil {
+	if _, err := read.UserByTokenHash(ctx, command.HashToken(tok)); err == nil {
 		t.Fatal("user found before the projector saw it")
 	}
 	if err := read.CatchUp(ctx, es); err != nil {
 		t.Fatal(err)
 	}
-	u, err := read.UserByTokenHash(ctx, app.HashToken(tok))
+	u, err := read.UserByTokenHash(ctx, command.HashToken(tok))
 	if err != nil || u.Name != "bob" || !u.Admin {
 		t.Fatalf("user by token = %+v, %v", u, err)
 	}
@@ -125,7 +125,7 @@ func TestProjectsRunsLogsAndUsers(t *testing.T) {
 func TestBatchAppliedTwiceChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	seed(t, ctx, app.New(es))
+	seed(t, ctx, command.New(es))
 	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
 	all, err := es.ReadAll(ctx, 0, 0)
 	if err != nil {
@@ -151,7 +151,7 @@ func TestBatchAppliedTwiceChangesNothing(t *testing.T) {
 func TestTwoProcessesShareTheReadModels(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	seed(t, ctx, app.New(es))
+	seed(t, ctx, command.New(es))
 	path := filepath.Join(t.TempDir(), "read.db")
 	a, b := openRead(t, path), openRead(t, path)
 	all, _ := es.ReadAll(ctx, 0, 0)
@@ -175,7 +175,7 @@ func TestTwoProcessesShareTheReadModels(t *testing.T) {
 func TestRebuildGivesTheSameModels(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	seed(t, ctx, app.New(es))
+	seed(t, ctx, command.New(es))
 	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
 	if err := read.CatchUp(ctx, es); err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func TestRebuildGivesTheSameModels(t *testing.T) {
 func TestWaitForAndSubscribe(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -285,7 +285,7 @@ func TestNewFilesHaveLargePages(t *testing.T) {
 func TestListRunsOrderWithinASecond(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	base := time.Date(2026, 11, 27, 12, 0, 5, 0, time.UTC)
 	// Created in this order, each later than the one before.
 	times := map[string]time.Time{

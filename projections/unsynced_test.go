@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/internal/unsynced"
 	"github.com/piperun/piperun/projections"
@@ -25,7 +25,7 @@ func TestUnsyncedReadModelsAfterARestart(t *testing.T) {
 	}
 	ctx := context.Background()
 	es := memory.New()
-	seed(t, ctx, app.New(es))
+	seed(t, ctx, command.New(es))
 	path := filepath.Join(t.TempDir(), "read.db")
 
 	s, err := projections.Open(ctx, path)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/projections"
@@ -19,7 +19,7 @@ import (
 func TestWaitFor(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
 	create := func(name string) int64 {
 		t.Helper()
@@ -80,7 +80,7 @@ func TestWaitFor(t *testing.T) {
 func TestWaitForTimedOutLeaves(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	read := openRead(t, filepath.Join(t.TempDir(), "read.db"))
 	var last int64
 	for _, name := range []string{"a", "b", "c", "d"} {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 )
@@ -18,7 +18,7 @@ import (
 func TestEachRunState(t *testing.T) {
 	ctx := context.Background()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	clock := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	svc.Now = func() time.Time { clock = clock.Add(time.Second); return clock }
 	names := []string{"b", "c", "a"}

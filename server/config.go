@@ -64,7 +64,7 @@ type Config struct {
 	// (default DefaultSweepEvery; negative: never).
 	SweepEvery time.Duration
 	// CacheBytes bounds the run states kept in memory for commands
-	// (app.Service.CacheBytes; default app.DefaultCacheBytes).
+	// (command.Service.CacheBytes; default command.DefaultCacheBytes).
 	CacheBytes int
 	// Logger receives the service's own log (not the runs' logs).
 	Logger *slog.Logger

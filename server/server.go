@@ -170,7 +170,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // warmCache fills the command cache with the runs' states from the read
 // models, the most recently updated first, until the cache is full
-// (app.Service.CacheBytes). Without it, the first command on each run after
+// (command.Service.CacheBytes). Without it, the first command on each run after
 // a start reads and decodes the run's snapshot and events. It runs beside
 // the service: commands do not wait for it, and the states they cache are
 // not replaced by it. A failure only leaves the cache cold.

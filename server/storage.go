@@ -12,8 +12,8 @@ import (
 
 	msqlite "modernc.org/sqlite"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/esdb"
 	"github.com/piperun/piperun/eventstore/sqlite"
@@ -48,7 +48,7 @@ type Components struct {
 	Store     eventstore.Store
 	Read      *projections.Store
 	Artifacts *artifacts.Store
-	Svc       *app.Service
+	Svc       *command.Service
 }
 
 // Open opens (creating if needed) the stores of a data directory.
@@ -75,7 +75,7 @@ func Open(ctx context.Context, st Storage) (*Components, error) {
 		store.Close()
 		return nil, err // it names the store and says what failed
 	}
-	svc := app.New(store)
+	svc := command.New(store)
 	// The projector takes the states the commands of this process have
 	// just appended from their cache, instead of reading them back.
 	read.Hints = svc

@@ -13,9 +13,9 @@ import (
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/artifacts/artifactstest"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/sqlite"
 	"github.com/piperun/piperun/projections"
@@ -53,7 +53,7 @@ func newBucketEnv(t *testing.T) (*env, *blob.Bucket) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, svc: app.New(store), arts: arts, read: read, survey: survey}
+	e := &env{t: t, store: store, svc: command.New(store), arts: arts, read: read, survey: survey}
 	e.w = e.newWorkers()
 	t.Cleanup(func() {
 		raw.Close()

@@ -15,8 +15,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/sqlite"
@@ -34,7 +34,7 @@ import (
 type env struct {
 	t      *testing.T
 	store  *sqlite.Store
-	svc    *app.Service
+	svc    *command.Service
 	arts   *artifacts.Store
 	read   *projections.Store
 	survey synth.Survey
@@ -92,7 +92,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, svc: app.New(store), arts: arts, read: read, survey: survey}
+	e := &env{t: t, store: store, svc: command.New(store), arts: arts, read: read, survey: survey}
 	e.w = e.newWorkers()
 	t.Cleanup(func() {
 		read.Close()
@@ -130,7 +130,7 @@ var alice = domain.Actor{Name: "alice"}
 // stream returns the run's events.
 func (e *env) stream(run string) []eventstore.Event {
 	e.t.Helper()
-	evs, err := e.store.ReadStream(context.Background(), app.RunStream(run), 1, 0)
+	evs, err := e.store.ReadStream(context.Background(), command.RunStream(run), 1, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}

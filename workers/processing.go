@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/messaging"
@@ -144,7 +144,7 @@ func (w *Workers) done(jobID string) {
 // shuts down (the job is then left pending, for Recover) or when the job
 // was ended by its run's cancellation or deletion (its late outcome is
 // then offered to the run, which refuses it).
-func (w *Workers) runJob(ctx context.Context, run string, job domain.Job, previous *domain.Products, log *app.RunLog, release func(finished bool)) {
+func (w *Workers) runJob(ctx context.Context, run string, job domain.Job, previous *domain.Products, log *command.RunLog, release func(finished bool)) {
 	defer w.wg.Done()
 	defer w.done(job.ID)
 	// Released once the outcome is recorded, or left for another worker

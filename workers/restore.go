@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 )
 
@@ -100,7 +100,7 @@ func (w *Workers) failRestore(ctx context.Context, run string, req domain.Pendin
 	return nil
 }
 
-func (w *Workers) verifyBackup(ctx context.Context, r domain.Run, log *app.RunLog) error {
+func (w *Workers) verifyBackup(ctx context.Context, r domain.Run, log *command.RunLog) error {
 	b := r.Backup
 	if b == nil {
 		return errors.New("the run has no backup")

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/projections"
@@ -26,7 +26,7 @@ func TestSweep(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	es := memory.New()
-	svc := app.New(es)
+	svc := command.New(es)
 	read, err := projections.Open(ctx, filepath.Join(dir, "read.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/internal/lease"
 	"github.com/piperun/piperun/messaging"
@@ -64,7 +64,7 @@ const (
 
 // Workers dispatches run events to the worker that reacts to them.
 type Workers struct {
-	Svc       *app.Service
+	Svc       *command.Service
 	Process   ProcessFunc
 	Artifacts Artifacts
 	Runs      RunStates

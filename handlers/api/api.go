@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/projections"
 )
@@ -36,7 +36,7 @@ type ArtifactOpener interface {
 
 // Server holds the API's dependencies.
 type Server struct {
-	Svc         *app.Service
+	Svc         *command.Service
 	Read        *projections.Store
 	ParseConfig ConfigParser
 	Logger      *slog.Logger

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/projections"
 )
@@ -79,7 +79,7 @@ func (s *Server) Authenticate(ctx context.Context, token string) (domain.Actor, 
 	if token == "" || len(token) > 256 {
 		return domain.Actor{}, fmt.Errorf("%w: a valid API token is required (Authorization: Bearer <token>)", ErrUnauthorized)
 	}
-	hash := app.HashToken(token)
+	hash := command.HashToken(token)
 	// Looked up by its SHA-256, here as in the read models' index: what the
 	// timing of a lookup can tell is about a hash, which does not help to
 	// guess a token.

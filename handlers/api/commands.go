@@ -193,7 +193,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, out)
 }
 
-// cancel ends the run's Queued or Running job (see app.Service.CancelJob).
+// cancel ends the run's Queued or Running job (see command.Service.CancelJob).
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	if err := decodeOptional(r, &struct{}{}); err != nil {
 		writeError(w, err)

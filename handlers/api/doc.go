@@ -1,5 +1,5 @@
 // Package api is piperun's JSON HTTP API (gorilla/mux). Commands go through
-// app.Service against the event store; queries read the projections. Every
+// command.Service against the event store; queries read the projections. Every
 // error is a JSON object {"error": "..."} with the status code chosen in one
 // place, statusFor.
 package api

@@ -20,8 +20,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/handlers/api"
@@ -38,7 +38,7 @@ type fixture struct {
 	store  *memory.Store
 	read   *projections.Store
 	arts   *artifacts.Store
-	svc    *app.Service
+	svc    *command.Service
 	router *mux.Router
 	h      http.Handler
 	tokens map[string]string
@@ -68,7 +68,7 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc := app.New(store)
+	svc := command.New(store)
 	fx := &fixture{store: store, read: read, arts: arts, svc: svc, tokens: map[string]string{}, survey: survey}
 	for _, u := range []struct {
 		name  string

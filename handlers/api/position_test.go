@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/handlers/api"
@@ -99,7 +99,7 @@ func TestAwaitPosition(t *testing.T) {
 	}
 	log := stalledLog{Store: fx.store, open: make(chan struct{})}
 	const wait = 300 * time.Millisecond
-	srv := &api.Server{Svc: app.New(log), Read: read, ParseConfig: parseConfig(fx.survey.Dir),
+	srv := &api.Server{Svc: command.New(log), Read: read, ParseConfig: parseConfig(fx.survey.Dir),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ReadYourWrites: wait}
 	h := srv.Router()
 	res, err := fx.svc.CreateRun(ctx, domain.CreateRun{Name: "later", Config: mustParse(t, fx, 2), Actor: domain.Actor{Name: "alice"}})

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/handlers/api"
 	"github.com/piperun/piperun/projections"
@@ -29,7 +29,7 @@ func startTokenServer(t *testing.T) *tokenServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := memory.New()
-	svc := app.New(store)
+	svc := command.New(store)
 	read, err := projections.Open(ctx, filepath.Join(t.TempDir(), "read.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/handlers/api"
 	"github.com/piperun/piperun/projections"
@@ -21,7 +21,7 @@ import (
 func TestTokensResolvedOnce(t *testing.T) {
 	ctx := context.Background()
 	store := memory.New()
-	svc := app.New(store)
+	svc := command.New(store)
 	read, err := projections.Open(ctx, filepath.Join(t.TempDir(), "read.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/handlers/api"
 )
 
@@ -93,7 +93,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusUnauthorized, p)
 		return
 	}
-	sealed, ttl, err := s.newSession(actor, app.HashToken(token))
+	sealed, ttl, err := s.newSession(actor, command.HashToken(token))
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return

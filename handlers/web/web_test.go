@@ -21,7 +21,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/handlers/api"
@@ -34,7 +34,7 @@ import (
 type site struct {
 	t      *testing.T
 	srv    *httptest.Server
-	svc    *app.Service
+	svc    *command.Service
 	read   *projections.Store
 	tokens map[string]string
 	// pages are the site's pages; skew moves their session clock ahead.
@@ -67,7 +67,7 @@ func newSite(t *testing.T, opts ...func(*Server)) *site {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := memory.New()
-	svc := app.New(store)
+	svc := command.New(store)
 	read, err := projections.Open(ctx, filepath.Join(t.TempDir(), "read.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +407,7 @@ func TestSignIn(t *testing.T) {
 		if !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Secure || sc.Path != "/" {
 			t.Errorf("cookie HttpOnly=%v SameSite=%v Secure=%v Path=%q; want HttpOnly, Lax, not Secure over plain HTTP, /", sc.HttpOnly, sc.SameSite, sc.Secure, sc.Path)
 		}
-		if strings.Contains(sc.Value, "alice") || strings.Contains(sc.Value, app.HashToken(s.tokens["alice"])) {
+		if strings.Contains(sc.Value, "alice") || strings.Contains(sc.Value, command.HashToken(s.tokens["alice"])) {
 			t.Error("the session cookie shows what it holds")
 		}
 		_, body := b.get("/")
@@ -921,7 +921,7 @@ func TestRegisterNeedsItsDependencies(t *testing.T) {
 		pages *Server
 	}{
 		{"no API", &Server{Key: make([]byte, 32)}},
-		{"short key", &Server{API: &api.Server{Svc: &app.Service{}, Read: &projections.Store{}, ParseConfig: parseConfig}, Key: []byte("k")}},
+		{"short key", &Server{API: &api.Server{Svc: &command.Service{}, Read: &projections.Store{}, ParseConfig: parseConfig}, Key: []byte("k")}},
 	}
 	for _, tt := range tests {
 		if err := tt.pages.Register(mux.NewRouter()); err == nil {

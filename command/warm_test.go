@@ -1,4 +1,4 @@
-package app_test
+package command_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/statecodec"
@@ -15,7 +15,7 @@ import (
 
 // restorableRuns creates n runs on svc, each processed, an image added and
 // processed again, so that each can be restored once.
-func restorableRuns(t *testing.T, svc *app.Service, n int) []string {
+func restorableRuns(t *testing.T, svc *command.Service, n int) []string {
 	t.Helper()
 	ctx := context.Background()
 	var names []string
@@ -50,7 +50,7 @@ func restorableRuns(t *testing.T, svc *app.Service, n int) []string {
 	return names
 }
 
-func statesOf(t *testing.T, svc *app.Service, names []string) func(func(domain.Run) bool) {
+func statesOf(t *testing.T, svc *command.Service, names []string) func(func(domain.Run) bool) {
 	return func(yield func(domain.Run) bool) {
 		for _, n := range names {
 			r, err := svc.LoadRun(context.Background(), n)
@@ -73,7 +73,7 @@ func statesOf(t *testing.T, svc *app.Service, names []string) func(func(domain.R
 func TestWarmCache(t *testing.T) {
 	ctx := context.Background()
 	store := &countingStore{Store: memory.New()}
-	other := app.New(store)
+	other := command.New(store)
 	names := restorableRuns(t, other, 6)
 	one, err := other.LoadRun(ctx, names[0])
 	if err != nil {
@@ -84,7 +84,7 @@ func TestWarmCache(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	svc := app.New(store)
+	svc := command.New(store)
 	svc.CacheBytes = 4*len(size) + len(size)/2 // room for four
 	if n := svc.WarmCache(statesOf(t, other, names)); n != 4 {
 		t.Fatalf("warmed %d runs, want the 4 there is room for", n)
@@ -121,7 +121,7 @@ func TestWarmCache(t *testing.T) {
 	}
 
 	// Commands' states go in ahead of warmed ones, and the budget holds.
-	var last app.Result
+	var last command.Result
 	for _, n := range names[4:] {
 		if last, err = svc.RequestRestore(ctx, n, false, owner); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package app_test
+package command_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
@@ -26,7 +26,7 @@ import (
 // 100 events has no snapshot: all are read); lag=0: a snapshot at the head.
 // ns/op should not grow with N.
 //
-//	go test -run '^$' -bench BenchmarkLoadRun -benchtime 2000x ./app/
+//	go test -run '^$' -bench BenchmarkLoadRun -benchtime 2000x ./command/
 func BenchmarkLoadRun(b *testing.B) {
 	backends := []struct {
 		name string
@@ -46,7 +46,7 @@ func BenchmarkLoadRun(b *testing.B) {
 		for _, n := range []int{100, 10_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/events=%d", be.name, n), func(b *testing.B) {
 				ctx := context.Background()
-				svc := app.New(be.open(b))
+				svc := command.New(be.open(b))
 				buildHistory(b, svc, "long-run", n)
 				b.Run("lag=100", func(b *testing.B) { benchLoad(b, svc, "long-run") })
 				// One more event, snapshotted: the best case.
@@ -66,20 +66,20 @@ func BenchmarkLoadRun(b *testing.B) {
 
 // benchLoad measures LoadRun of run and reports how far its newest
 // snapshot lags and how large it is.
-func benchLoad(b *testing.B, svc *app.Service, run string) {
+func benchLoad(b *testing.B, svc *command.Service, run string) {
 	ctx := context.Background()
-	head, err := svc.Store.StreamVersion(ctx, app.RunStream(run))
+	head, err := svc.Store.StreamVersion(ctx, command.RunStream(run))
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, err := svc.Store.LoadSnapshot(ctx, app.RunStream(run))
+	snap, err := svc.Store.LoadSnapshot(ctx, command.RunStream(run))
 	if err != nil && !errors.Is(err, eventstore.ErrNotFound) {
 		b.Fatal(err)
 	}
 	// A service without a command cache, so that every load reads the
 	// snapshot and the events after it (the building service's cache
 	// would hand its copy out).
-	loader := app.New(svc.Store)
+	loader := command.New(svc.Store)
 	loader.CachedRuns = -1
 	for b.Loop() {
 		r, err := loader.LoadRun(ctx, run)
@@ -96,7 +96,7 @@ func benchLoad(b *testing.B, svc *app.Service, run string) {
 
 // buildHistory appends n events to run through the service's commands, so
 // that snapshots are taken as in production.
-func buildHistory(b *testing.B, svc *app.Service, run string, n int) {
+func buildHistory(b *testing.B, svc *command.Service, run string, n int) {
 	b.Helper()
 	ctx := context.Background()
 	alice := domain.Actor{Name: "alice"}

@@ -1,6 +1,6 @@
 // Users: creating them, their API tokens and their web sessions.
 
-package app
+package command
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package app_test
+package command_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
@@ -22,7 +22,7 @@ import (
 func TestSnapshotFormats(t *testing.T) {
 	ctx := context.Background()
 	store := memory.New()
-	svc := app.New(store)
+	svc := command.New(store)
 	svc.SnapshotEvery = 2
 	svc.CachedRuns = -1
 	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner}); err != nil {
@@ -39,7 +39,7 @@ func TestSnapshotFormats(t *testing.T) {
 	for _, rec := range recs {
 		want.Apply(rec)
 	}
-	snap, err := store.LoadSnapshot(ctx, app.RunStream("r"))
+	snap, err := store.LoadSnapshot(ctx, command.RunStream("r"))
 	if err != nil || snap.Version != 2 {
 		t.Fatalf("snapshot after two events: %+v, %v", snap, err)
 	}
@@ -82,7 +82,7 @@ func TestSnapshotFormats(t *testing.T) {
 		if c.name == "binary of another version" {
 			version = 1
 		}
-		if err := store.SaveSnapshot(ctx, eventstore.Snapshot{Stream: app.RunStream("r"), Version: version, Data: c.data}); err != nil {
+		if err := store.SaveSnapshot(ctx, eventstore.Snapshot{Stream: command.RunStream("r"), Version: version, Data: c.data}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := svc.LoadRun(ctx, "r")

@@ -1,4 +1,4 @@
-package app_test
+package command_test
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
 	"github.com/piperun/piperun/artifacts"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/sqlite"
@@ -24,7 +24,7 @@ import (
 // runStates lists the test's runs from the event store, standing in for
 // the read models the server gives the workers.
 type runStates struct {
-	svc   *app.Service
+	svc   *command.Service
 	names []string
 }
 
@@ -89,7 +89,7 @@ func TestConcurrentCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := app.New(store)
+	svc := command.New(store)
 	names := []string{"one", "two", "three"}
 	w := &workers.Workers{
 		Svc: svc, Process: fakeProcess(arts), Artifacts: arts, Runs: runStates{svc, names},
@@ -145,7 +145,7 @@ func TestConcurrentCommands(t *testing.T) {
 				<-start
 				run := names[rng.IntN(len(names))]
 				var (
-					res app.Result
+					res command.Result
 					err error
 					op  string
 				)

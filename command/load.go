@@ -1,6 +1,6 @@
 // Loading a run: the command cache's copy, or its newest snapshot and the events after it; its decoded history.
 
-package app
+package command
 
 import (
 	"context"

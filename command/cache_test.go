@@ -1,4 +1,4 @@
-package app_test
+package command_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/app"
+	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
@@ -25,13 +25,13 @@ import (
 // so each sees the other's appends only through the store.
 type world struct {
 	store *countingStore
-	a, b  *app.Service
+	a, b  *command.Service
 }
 
 func newWorld(cached bool, clock *time.Time) world {
 	w := world{store: &countingStore{Store: memory.New()}}
-	mk := func(prefix string) *app.Service {
-		svc := app.New(w.store)
+	mk := func(prefix string) *command.Service {
+		svc := command.New(w.store)
 		svc.Now = func() time.Time { return *clock }
 		var n atomic.Int64
 		svc.NewID = func() string { return fmt.Sprintf("%s-%d", prefix, n.Add(1)) }
@@ -56,7 +56,7 @@ func (s *countingStore) ReadStream(ctx context.Context, stream string, from int6
 }
 
 // step is one command of the differential test, on the service given.
-type step func(ctx context.Context, svc *app.Service) error
+type step func(ctx context.Context, svc *command.Service) error
 
 var (
 	owner = domain.Actor{Name: "alice"}
@@ -65,7 +65,7 @@ var (
 
 // workerStep does what a worker would do next for the run, whatever that
 // is: start or finish its job, finish its restore or its deletion.
-func workerStep(ctx context.Context, svc *app.Service) error {
+func workerStep(ctx context.Context, svc *command.Service) error {
 	_, err := svc.ExecRun(ctx, "r", "system:worker", func(r *domain.Run) ([]domain.Event, error) {
 		switch {
 		case r.Job != nil && !r.Job.Started:
@@ -96,17 +96,17 @@ func randomStep(rng *rand.Rand) (string, step) {
 		return "worker", workerStep
 	case k < 5:
 		n := 1 + rng.IntN(4)
-		return fmt.Sprintf("config(%d)", n), func(ctx context.Context, svc *app.Service) error {
+		return fmt.Sprintf("config(%d)", n), func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.UpdateConfig(ctx, "r", testConfig(n), actor)
 			return err
 		}
 	case k < 7:
-		return "process", func(ctx context.Context, svc *app.Service) error {
+		return "process", func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.RequestProcessing(ctx, "r", false, false, actor)
 			return err
 		}
 	case k < 9:
-		return "restore", func(ctx context.Context, svc *app.Service) error {
+		return "restore", func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.RequestRestore(ctx, "r", false, actor)
 			return err
 		}
@@ -114,7 +114,7 @@ func randomStep(rng *rand.Rand) (string, step) {
 		if rng.IntN(5) != 0 { // deletion ends the sequence's interest: rarely
 			return "worker", workerStep
 		}
-		return "delete", func(ctx context.Context, svc *app.Service) error {
+		return "delete", func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.RequestDeletion(ctx, "r", actor)
 			return err
 		}
@@ -151,13 +151,13 @@ func TestCacheChangesNoOutcome(t *testing.T) {
 			clock = clock.Add(time.Second)
 			name, do := randomStep(rng)
 			if i == 0 {
-				name, do = "create", func(ctx context.Context, svc *app.Service) error {
+				name, do = "create", func(ctx context.Context, svc *command.Service) error {
 					_, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner})
 					return err
 				}
 			}
 			useB := rng.IntN(2) == 0
-			pick := func(w world) *app.Service {
+			pick := func(w world) *command.Service {
 				if useB {
 					return w.b
 				}
@@ -204,21 +204,21 @@ func TestCacheSavesLoads(t *testing.T) {
 	}
 	before := w.store.reads.Load()
 	cmds := []step{
-		func(ctx context.Context, svc *app.Service) error {
+		func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.RequestProcessing(ctx, "r", false, false, owner)
 			return err
 		},
 		workerStep, workerStep,
-		func(ctx context.Context, svc *app.Service) error {
+		func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.UpdateConfig(ctx, "r", testConfig(3), owner)
 			return err
 		},
-		func(ctx context.Context, svc *app.Service) error {
+		func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.RequestProcessing(ctx, "r", false, false, owner)
 			return err
 		},
 		workerStep, workerStep,
-		func(ctx context.Context, svc *app.Service) error {
+		func(ctx context.Context, svc *command.Service) error {
 			_, err := svc.RequestRestore(ctx, "r", false, owner)
 			return err
 		},
@@ -259,7 +259,7 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	svc := app.New(store)
+	svc := command.New(store)
 	zone := time.FixedZone("AWST", 8*3600)
 	svc.Now = func() time.Time { return time.Now().In(zone) }
 	svc.SnapshotBytes = 500 // loads start from snapshots too
@@ -267,27 +267,27 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := []func() (app.Result, error){
-		func() (app.Result, error) { return svc.RequestProcessing(ctx, "r", true, false, owner) },
-		func() (app.Result, error) {
+	steps := []func() (command.Result, error){
+		func() (command.Result, error) { return svc.RequestProcessing(ctx, "r", true, false, owner) },
+		func() (command.Result, error) {
 			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) { return r.StartProcessing(r.Job.ID), nil })
 		},
-		func() (app.Result, error) {
+		func() (command.Result, error) {
 			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) {
 				return r.FinishProcessing(r.Job.ID, &domain.Products{Artifacts: []domain.Artifact{{Name: "a", Digest: "sha256:a", Size: 1}}}, nil), nil
 			})
 		},
-		func() (app.Result, error) { return svc.UpdateConfig(ctx, "r", testConfig(3), owner) },
-		func() (app.Result, error) { return svc.RequestProcessing(ctx, "r", false, false, owner) },
-		func() (app.Result, error) {
+		func() (command.Result, error) { return svc.UpdateConfig(ctx, "r", testConfig(3), owner) },
+		func() (command.Result, error) { return svc.RequestProcessing(ctx, "r", false, false, owner) },
+		func() (command.Result, error) {
 			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) { return r.StartProcessing(r.Job.ID), nil })
 		},
-		func() (app.Result, error) {
+		func() (command.Result, error) {
 			return svc.ExecRun(ctx, "r", "w", func(r *domain.Run) ([]domain.Event, error) {
 				return r.FinishProcessing(r.Job.ID, &domain.Products{Artifacts: []domain.Artifact{{Name: "b", Digest: "sha256:b", Size: 2}}}, nil), nil
 			})
 		},
-		func() (app.Result, error) { return svc.RequestRestore(ctx, "r", false, owner) },
+		func() (command.Result, error) { return svc.RequestRestore(ctx, "r", false, owner) },
 	}
 	for i := 0; ; i++ {
 		v := res.Run.Version
@@ -299,14 +299,14 @@ func TestCachedStateIsTheLoadedState(t *testing.T) {
 		if err := statecodec.DecodeState(state, &cached); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		loaded, err := app.New(store).LoadRun(ctx, "r")
+		loaded, err := command.New(store).LoadRun(ctx, "r")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(cached, loaded) {
 			t.Fatalf("step %d: cached state differs from the loaded one:\n%+v\n%+v", i, cached, loaded)
 		}
-		if snap, err := store.LoadSnapshot(ctx, app.RunStream("r")); i > 1 && (err != nil || snap.Version < 2) {
+		if snap, err := store.LoadSnapshot(ctx, command.RunStream("r")); i > 1 && (err != nil || snap.Version < 2) {
 			t.Fatalf("step %d: no snapshot to load from (%v)", i, err)
 		}
 		if _, ok := svc.CachedState("r", v-1, eventID(t, store, "r", v-1)); ok {
@@ -330,7 +330,7 @@ func TestSnapshotBySize(t *testing.T) {
 	taken := map[bool][]int64{}
 	for _, cached := range []bool{true, false} {
 		store := memory.New()
-		svc := app.New(store)
+		svc := command.New(store)
 		svc.SnapshotBytes = 600
 		if !cached {
 			svc.CachedRuns = -1
@@ -344,11 +344,11 @@ func TestSnapshotBySize(t *testing.T) {
 			if _, err := svc.UpdateConfig(ctx, "r", testConfig(2+i%3), owner); err != nil {
 				t.Fatal(err)
 			}
-			evs, err := store.ReadStream(ctx, app.RunStream("r"), 1, 0)
+			evs, err := store.ReadStream(ctx, command.RunStream("r"), 1, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			snap, err := store.LoadSnapshot(ctx, app.RunStream("r"))
+			snap, err := store.LoadSnapshot(ctx, command.RunStream("r"))
 			switch {
 			case errors.Is(err, eventstore.ErrNotFound):
 			case err != nil:
@@ -372,7 +372,7 @@ func TestSnapshotBySize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			loaded, err := app.New(store).LoadRun(ctx, "r")
+			loaded, err := command.New(store).LoadRun(ctx, "r")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -422,7 +422,7 @@ func TestLoadRunUsesTheCacheOnlyWhenCurrent(t *testing.T) {
 // eventID returns the ID of run's event at version v.
 func eventID(t *testing.T, store eventstore.Store, run string, v int64) string {
 	t.Helper()
-	evs, err := store.ReadStream(context.Background(), app.RunStream(run), v, 1)
+	evs, err := store.ReadStream(context.Background(), command.RunStream(run), v, 1)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("read event %d of run %s: %v (%d events)", v, run, err, len(evs))
 	}
@@ -460,7 +460,7 @@ func TestStateOfferedDuringAppend(t *testing.T) {
 	}
 	defer inner.Close()
 	store := &hookStore{Store: inner}
-	svc := app.New(store)
+	svc := command.New(store)
 	if _, err := svc.CreateRun(ctx, domain.CreateRun{Name: "r", Config: testConfig(2), Actor: owner}); err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +482,7 @@ func TestStateOfferedDuringAppend(t *testing.T) {
 		if err := statecodec.DecodeState(state, &got); err != nil {
 			t.Fatal(err)
 		}
-		want, err := app.New(inner).LoadRun(ctx, "r")
+		want, err := command.New(inner).LoadRun(ctx, "r")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -502,7 +502,7 @@ func TestStateOfferedDuringAppend(t *testing.T) {
 
 	// A rival stores its event first: the command's offer, for its own
 	// event, must not be given for the rival's.
-	rival := app.New(inner)
+	rival := command.New(inner)
 	var rivalV int64
 	store.before = func(string) {
 		store.before = nil
