@@ -1,9 +1,9 @@
 package domain
 
 import (
-	"encoding/json"
 	"fmt"
-	"reflect"
+	"slices"
+	"time"
 )
 
 // Replay folds recorded events, in order, into a run and returns the state
@@ -13,7 +13,7 @@ func Replay(recs []Recorded) []Run {
 	var r Run
 	for _, rec := range recs {
 		r.Apply(rec)
-		states = append(states, deepCopy(r))
+		states = append(states, r.Clone())
 	}
 	return states
 }
@@ -124,32 +124,31 @@ func Audit(recs []Recorded) []AuditFinding {
 			}
 		}
 		prev.Apply(rec)
-		byVersion[rec.Version] = deepCopy(prev)
+		byVersion[rec.Version] = prev.Clone()
 	}
 	return out
 }
 
+// sameRunContent reports whether two configurations and products are the
+// same content: nil and empty lists alike, times compared as instants.
 func sameRunContent(c1 RunConfig, p1 Products, c2 RunConfig, p2 Products) bool {
-	return reflect.DeepEqual(normalise(c1), normalise(c2)) && reflect.DeepEqual(normalise(p1), normalise(p2))
+	return sameConfig(c1, c2) && sameProducts(p1, p2)
 }
 
-// normalise round-trips a value through JSON so that nil and empty slices
-// and time zones compare equal.
-func normalise[T any](v T) any {
-	b, _ := json.Marshal(v)
-	var out any
-	_ = json.Unmarshal(b, &out)
-	return out
+func sameConfig(a, b RunConfig) bool {
+	return a.YAML == b.YAML && a.SettingsDigest == b.SettingsDigest &&
+		slices.Equal(a.Inputs.Images, b.Inputs.Images) &&
+		slices.Equal(a.Inputs.Selavy, b.Inputs.Selavy) &&
+		slices.Equal(a.Inputs.Noise, b.Inputs.Noise) &&
+		slices.Equal(a.Inputs.Background, b.Inputs.Background) &&
+		slices.Equal(a.Inputs.Epochs, b.Inputs.Epochs)
 }
 
-func deepCopy(r Run) Run {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return r
-	}
-	var c Run
-	if err := json.Unmarshal(b, &c); err != nil {
-		return r
-	}
-	return c
+func sameProducts(a, b Products) bool {
+	return a.Figures == b.Figures && slices.Equal(a.Artifacts, b.Artifacts) &&
+		slices.EqualFunc(a.Images, b.Images, func(x, y ImageSummary) bool {
+			same := x.DateTime.Equal(y.DateTime)
+			x.DateTime, y.DateTime = time.Time{}, time.Time{}
+			return same && x == y
+		})
 }

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"slices"
 	"time"
 )
 
@@ -99,6 +100,37 @@ type Run struct {
 	Job     *Job            `json:"job,omitempty"`
 	Restore *PendingRestore `json:"restore,omitempty"`
 	Logs    []LogRef        `json:"logs,omitempty"`
+}
+
+// Clone returns a deep copy of r that shares nothing with it (nil and empty
+// lists kept apart), so that a state kept aside is not changed by what is
+// applied to r afterwards.
+func (r Run) Clone() Run {
+	c := r
+	c.Config = r.Config.ExactClone()
+	if r.LastSuccessful != nil {
+		ls := r.LastSuccessful.ExactClone()
+		c.LastSuccessful = &ls
+	}
+	if r.Products != nil {
+		p := r.Products.ExactClone()
+		c.Products = &p
+	}
+	if r.Backup != nil {
+		b := Backup{Version: r.Backup.Version, Config: r.Backup.Config.ExactClone(), Products: r.Backup.Products.ExactClone()}
+		c.Backup = &b
+	}
+	if r.Job != nil {
+		j := *r.Job
+		j.Config = r.Job.Config.ExactClone()
+		c.Job = &j
+	}
+	if r.Restore != nil {
+		p := *r.Restore
+		c.Restore = &p
+	}
+	c.Logs = slices.Clone(r.Logs)
+	return c
 }
 
 // Exists reports whether the run was created and not deleted. (Name alone
