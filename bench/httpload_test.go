@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // TestHTTPAgainstARunningServer drives the load generator at a server
@@ -17,7 +17,7 @@ import (
 func TestHTTPAgainstARunningServer(t *testing.T) {
 	ctx := context.Background()
 	dataDir, imagesDir := t.TempDir(), t.TempDir()
-	token, err := server.AddUser(ctx, server.Storage{DataDir: dataDir}, "root", true)
+	token, err := wiring.AddUser(ctx, wiring.Storage{DataDir: dataDir}, "root", true)
 	if err != nil {
 		t.Fatal(err)
 	}

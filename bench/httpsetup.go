@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // prepareLocal seeds a data directory with opts.Runs restorable runs and
@@ -25,7 +25,7 @@ func prepareLocal(ctx context.Context, dataDir, prefix string, opts HTTPOptions,
 	if err := os.MkdirAll(imagesDir, 0o750); err != nil {
 		return nil, fixture{}, "", fmt.Errorf("http benchmark: %w", err)
 	}
-	c, err := server.Open(ctx, server.Storage{DataDir: dataDir})
+	c, err := wiring.Open(ctx, wiring.Storage{DataDir: dataDir})
 	if err != nil {
 		return nil, fixture{}, "", err
 	}

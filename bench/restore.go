@@ -14,7 +14,7 @@ import (
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/pipeline"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // RestoreOptions configure the restore-time benchmark. Zero fields take
@@ -81,7 +81,7 @@ func Restore(ctx context.Context, opts RestoreOptions, out io.Writer) ([]Restore
 	if err := os.MkdirAll(imagesDir, 0o750); err != nil {
 		return nil, fmt.Errorf("restore benchmark: %w", err)
 	}
-	c, err := server.Open(ctx, server.Storage{DataDir: dataDir})
+	c, err := wiring.Open(ctx, wiring.Storage{DataDir: dataDir})
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func Restore(ctx context.Context, opts RestoreOptions, out io.Writer) ([]Restore
 	if err := srv.Close(); err != nil {
 		return nil, err
 	}
-	store, err := artifacts.New(filepath.Join(dataDir, server.ArtifactsDir))
+	store, err := artifacts.New(filepath.Join(dataDir, wiring.ArtifactsDir))
 	if err != nil {
 		return nil, err
 	}

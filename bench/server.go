@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // localServer is a piperun server run in this process, as `piperun serve`
@@ -37,7 +37,7 @@ type localServer struct {
 	closeErr  error
 }
 
-// startLocal runs server.Run on dataDir and imagesDir, with or without
+// startLocal runs wiring.Run on dataDir and imagesDir, with or without
 // workers. Its own log goes to <dataDir>/server.log.
 func startLocal(ctx context.Context, dataDir, imagesDir string, workers bool, cacheBytes int) (*localServer, error) {
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
@@ -54,7 +54,7 @@ func startLocal(ctx context.Context, dataDir, imagesDir string, workers bool, ca
 	s := &localServer{done: make(chan error, 1), stop: cancel}
 	go func() {
 		defer logFile.Close()
-		s.done <- server.Run(ctx, server.Config{
+		s.done <- wiring.Run(ctx, wiring.Config{
 			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: workers, CacheBytes: cacheBytes,
 			Stdout: io.Discard, Ready: ready,
 			CacheWarmed: func(runs int, took time.Duration) { warmed <- warm{runs, took} },

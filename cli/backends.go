@@ -10,7 +10,7 @@ import (
 
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // EnvESDBURL selects EventStoreDB as the event store.
@@ -23,8 +23,8 @@ func esdbFlag(fs *flag.FlagSet) {
 }
 
 // storage is where the command's state lives.
-func (e *env) storage(fs *flag.FlagSet) server.Storage {
-	st := server.Storage{DataDir: e.fromEnv(fs, "data-dir", EnvDataDir), ESDBURL: e.fromEnv(fs, "esdb-url", EnvESDBURL)}
+func (e *env) storage(fs *flag.FlagSet) wiring.Storage {
+	st := wiring.Storage{DataDir: e.fromEnv(fs, "data-dir", EnvDataDir), ESDBURL: e.fromEnv(fs, "esdb-url", EnvESDBURL)}
 	if fs.Lookup("artifacts-url") != nil {
 		st.ArtifactsURL = e.fromEnv(fs, "artifacts-url", EnvArtifactsURL)
 	}

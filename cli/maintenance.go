@@ -3,7 +3,7 @@
 package cli
 
 import (
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 func cmdProjections(e *env, args []string) error {
@@ -31,7 +31,7 @@ func cmdProjectionsRebuild(e *env, args []string) error {
 	if _, err := e.parse(fs, rebuildHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
-	return server.RebuildProjections(e.ctx, e.storage(fs), e.stdout)
+	return wiring.RebuildProjections(e.ctx, e.storage(fs), e.stdout)
 }
 
 func cmdArtifacts(e *env, args []string) error {
@@ -65,7 +65,7 @@ func cmdArtifactsSweep(e *env, args []string) error {
 	dataDirFlag(fs)
 	esdbFlag(fs)
 	artifactsFlag(fs)
-	fs.String("grace", server.DefaultSweepGrace.String(), "leave files younger than `D`, e.g. 24h or 30m")
+	fs.String("grace", wiring.DefaultSweepGrace.String(), "leave files younger than `D`, e.g. 24h or 30m")
 	if _, err := e.parse(fs, sweepHelp, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -73,6 +73,6 @@ func cmdArtifactsSweep(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = server.SweepArtifacts(e.ctx, e.storage(fs), grace, e.stdout)
+	_, err = wiring.SweepArtifacts(e.ctx, e.storage(fs), grace, e.stdout)
 	return err
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/projections"
 	"github.com/piperun/piperun/runconfig"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 func TestUserAddPrintsOnlyTheToken(t *testing.T) {
@@ -49,7 +49,7 @@ func TestUserAddTakesDataDirFromEnvironment(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("user add with %s set: %s", EnvDataDir, r)
 	}
-	if _, err := os.Stat(filepath.Join(dir, server.EventsFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, wiring.EventsFile)); err != nil {
 		t.Fatalf("the user was not stored in %s: %v", EnvDataDir, err)
 	}
 }

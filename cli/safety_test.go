@@ -9,7 +9,7 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/runconfig"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // forged is a description that, printed raw, erases the line it is on and
@@ -44,7 +44,7 @@ func TestStoredControlCharactersEscaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	c, err := server.Open(ctx, server.Storage{DataDir: ts.DataDir})
+	c, err := wiring.Open(ctx, wiring.Storage{DataDir: ts.DataDir})
 	if err != nil {
 		t.Fatal(err)
 	}

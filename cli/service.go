@@ -8,7 +8,7 @@ import (
 
 	commandpkg "github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/handlers/web"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // Version is piperun's version, set at build time with
@@ -151,7 +151,7 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := server.Config{
+	cfg := wiring.Config{
 		DataDir:        e.fromEnv(fs, "data-dir", EnvDataDir),
 		ESDBURL:        e.fromEnv(fs, "esdb-url", EnvESDBURL),
 		ArtifactsURL:   e.fromEnv(fs, "artifacts-url", EnvArtifactsURL),
@@ -176,7 +176,7 @@ func cmdServe(e *env, args []string) error {
 		return usagef("--addr must not be empty (use 'piperun worker' for a process without the HTTP API)")
 	}
 	logGC(cfg.Logger)
-	return server.Run(e.ctx, cfg)
+	return wiring.Run(e.ctx, cfg)
 }
 
 var workerHelp = help{
@@ -247,7 +247,7 @@ func cmdWorker(e *env, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	logGC(log)
-	return server.Run(e.ctx, server.Config{
+	return wiring.Run(e.ctx, wiring.Config{
 		RecoverEvery: recoverEvery,
 		CacheBytes:   cache,
 		HTTP:         limits,
@@ -277,17 +277,17 @@ func cacheBytes(fs *flag.FlagSet) (int, error) {
 	return mb << 20, nil
 }
 
-// httpFlags are the bounds of every HTTP connection (server.HTTPLimits).
+// httpFlags are the bounds of every HTTP connection (wiring.HTTPLimits).
 func httpFlags(fs *flag.FlagSet) {
-	fs.String("read-timeout", server.DefaultReadTimeout.String(), "time `D` a client has to send a whole request, body included")
-	fs.String("write-timeout", server.DefaultWriteTimeout.String(), "time `D` a client has to take an answer (for a live stream: each of its events)")
-	fs.String("idle-timeout", server.DefaultIdleTimeout.String(), "time `D` a keep-alive connection may wait for its next request")
-	fs.String("max-header-kb", strconv.Itoa(server.DefaultMaxHeaderBytes>>10), "kibibytes `N` a request's header may have (431 past it)")
+	fs.String("read-timeout", wiring.DefaultReadTimeout.String(), "time `D` a client has to send a whole request, body included")
+	fs.String("write-timeout", wiring.DefaultWriteTimeout.String(), "time `D` a client has to take an answer (for a live stream: each of its events)")
+	fs.String("idle-timeout", wiring.DefaultIdleTimeout.String(), "time `D` a keep-alive connection may wait for its next request")
+	fs.String("max-header-kb", strconv.Itoa(wiring.DefaultMaxHeaderBytes>>10), "kibibytes `N` a request's header may have (431 past it)")
 }
 
 // httpLimits reads httpFlags.
-func httpLimits(fs *flag.FlagSet) (server.HTTPLimits, error) {
-	var l server.HTTPLimits
+func httpLimits(fs *flag.FlagSet) (wiring.HTTPLimits, error) {
+	var l wiring.HTTPLimits
 	var err error
 	for _, d := range []struct {
 		name string
@@ -310,7 +310,7 @@ func httpLimits(fs *flag.FlagSet) (server.HTTPLimits, error) {
 
 // recoverFlag is --recover-every, for the processes that run workers.
 func recoverFlag(fs *flag.FlagSet) {
-	fs.String("recover-every", server.DefaultRecoverEvery.String(), "how often `D` to take up work a process that died left (a job or restore whose lease is free)")
+	fs.String("recover-every", wiring.DefaultRecoverEvery.String(), "how often `D` to take up work a process that died left (a job or restore whose lease is free)")
 }
 
 // EnvSessionKeyFile names the web session key file.

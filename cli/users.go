@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 var userRevokeHelp = help{
@@ -73,7 +73,7 @@ func cmdUserRevoke(e *env, args []string) error {
 	}
 	name := pos[0]
 	if direct(fs) {
-		c, err := server.Open(e.ctx, e.storage(fs))
+		c, err := wiring.Open(e.ctx, e.storage(fs))
 		if err != nil {
 			return fmt.Errorf("revoke the token of user %s: %w", name, err)
 		}
@@ -104,7 +104,7 @@ func cmdUserRotate(e *env, args []string) error {
 	name := pos[0]
 	var token string
 	if direct(fs) {
-		c, err := server.Open(e.ctx, e.storage(fs))
+		c, err := wiring.Open(e.ctx, e.storage(fs))
 		if err != nil {
 			return fmt.Errorf("rotate the token of user %s: %w", name, err)
 		}
@@ -160,7 +160,7 @@ func cmdUserAdd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	token, err := server.AddUser(e.ctx, e.storage(fs), pos[0], *admin)
+	token, err := wiring.AddUser(e.ctx, e.storage(fs), pos[0], *admin)
 	if err != nil {
 		return fmt.Errorf("add user %s: %w", pos[0], err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/internal/vastdata"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -316,5 +316,5 @@ func backupDigest(t *testing.T, ctx context.Context, c *client.Client) string {
 
 func artifactPath(dataDir, digest string) string {
 	h := strings.TrimPrefix(digest, "sha256:")
-	return filepath.Join(dataDir, server.ArtifactsDir, "sha256", h[:2], h[2:])
+	return filepath.Join(dataDir, wiring.ArtifactsDir, "sha256", h[:2], h[2:])
 }

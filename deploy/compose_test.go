@@ -168,9 +168,9 @@ func TestCommandsAreSubcommands(t *testing.T) {
 // variable that no source of the binary reads.
 func TestEnvironmentIsRead(t *testing.T) {
 	p := loadProject(t)
-	read := matches(regexp.MustCompile(`"(PIPERUN_[A-Z0-9_]+)"`), goSources(t, "cmd", "cli", "server"))
+	read := matches(regexp.MustCompile(`"(PIPERUN_[A-Z0-9_]+)"`), goSources(t, "cmd", "cli", "wiring"))
 	if len(read) == 0 {
-		t.Fatal("found no PIPERUN_ variable in cmd/, cli/ and server/")
+		t.Fatal("found no PIPERUN_ variable in cmd/, cli/ and wiring/")
 	}
 	for _, name := range piperunServices {
 		s := service(t, p, name)

@@ -62,7 +62,7 @@ func (c caughtUp) ArtifactUse(ctx context.Context, digests []string, except stri
 	return c.read.ArtifactUse(ctx, digests, except)
 }
 
-// processFunc is the server's adapter of the pipeline (server/process.go).
+// processFunc is the server's adapter of the pipeline (wiring/process.go).
 func processFunc(store *artifacts.Store, imagesRoot string) workers.ProcessFunc {
 	return func(ctx context.Context, run string, cfg domain.RunConfig, previous *domain.Products, add bool, log workers.Logger) (domain.Products, error) {
 		return pipeline.Process(ctx, store, pipeline.Job{

@@ -1,5 +1,6 @@
 // Command piperun is the piperun service and its command line: see
-// 'piperun --help'.
+// 'piperun --help'. The commands and their flags are in package cli; the
+// service's parts are built and started in package wiring.
 package main
 
 import (

@@ -25,7 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/piperun/piperun/internal/vastdata"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // The shared browser, started by TestMain.
@@ -176,7 +176,7 @@ func startServer(imagesDir string) (*instance, error) {
 		name  string
 		admin bool
 	}{{"alice", false}, {"bob", false}, {"root", true}} {
-		tok, err := server.AddUser(ctx, server.Storage{DataDir: dataDir}, u.name, u.admin)
+		tok, err := wiring.AddUser(ctx, wiring.Storage{DataDir: dataDir}, u.name, u.admin)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("add user %s: %w", u.name, err)
@@ -191,7 +191,7 @@ func startServer(imagesDir string) (*instance, error) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, server.Config{
+		done <- wiring.Run(ctx, wiring.Config{
 			DataDir: dataDir, Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: true,
 			Poll: 50 * time.Millisecond, Stdout: io.Discard, Ready: ready, MaxStreamsPerUser: streamsPerUser,
 			Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),

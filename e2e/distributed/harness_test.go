@@ -18,7 +18,7 @@ import (
 	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/internal/vastdata"
 	"github.com/piperun/piperun/messaging"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // binary is the piperun binary built by TestMain.
@@ -60,7 +60,7 @@ func newDeployment(t *testing.T) *deployment {
 		name  string
 		admin bool
 	}{{"alice", false}, {"root", true}} {
-		tok, err := server.AddUser(context.Background(), server.Storage{DataDir: t.TempDir(), ESDBURL: d.esdb, ArtifactsURL: d.s3.URL}, u.name+"-"+suffix, u.admin)
+		tok, err := wiring.AddUser(context.Background(), wiring.Storage{DataDir: t.TempDir(), ESDBURL: d.esdb, ArtifactsURL: d.s3.URL}, u.name+"-"+suffix, u.admin)
 		if err != nil {
 			t.Fatalf("add user %s: %v", u.name, err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/piperun/piperun/internal/e2ekit"
 	"github.com/piperun/piperun/internal/testserver"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // binary is the piperun binary built by TestMain.
@@ -39,7 +39,7 @@ func newCluster(t *testing.T, images string) *cluster {
 		name  string
 		admin bool
 	}{{"alice", false}, {"bob", false}, {"root", true}} {
-		tok, err := server.AddUser(context.Background(), server.Storage{DataDir: c.dataDir}, u.name, u.admin)
+		tok, err := wiring.AddUser(context.Background(), wiring.Storage{DataDir: c.dataDir}, u.name, u.admin)
 		if err != nil {
 			t.Fatalf("add user %s: %v", u.name, err)
 		}

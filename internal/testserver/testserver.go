@@ -1,4 +1,4 @@
-// Package testserver runs a real piperun server inside a test: server.Run
+// Package testserver runs a real piperun server inside a test: wiring.Run
 // with its workers on a fresh data directory and a free loopback port, with
 // users created beforehand, stopped when the test ends. It also writes the
 // VAST run configurations the end-to-end tests use.
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/server"
+	"github.com/piperun/piperun/wiring"
 )
 
 // User is an account created before the server starts.
@@ -60,7 +60,7 @@ func Start(t testing.TB, imagesDir string, users []User, opts Options) *Server {
 	s := &Server{DataDir: t.TempDir(), ImagesDir: imagesDir, Tokens: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	for _, u := range users {
-		tok, err := server.AddUser(ctx, server.Storage{DataDir: s.DataDir, EventsPath: opts.EventsPath}, u.Name, u.Admin)
+		tok, err := wiring.AddUser(ctx, wiring.Storage{DataDir: s.DataDir, EventsPath: opts.EventsPath}, u.Name, u.Admin)
 		if err != nil {
 			cancel()
 			t.Fatalf("add user %s: %v", u.Name, err)
@@ -76,7 +76,7 @@ func Start(t testing.TB, imagesDir string, users []User, opts Options) *Server {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, server.Config{
+		done <- wiring.Run(ctx, wiring.Config{
 			DataDir: s.DataDir, EventsPath: opts.EventsPath, SessionKeyFile: opts.SessionKeyFile,
 			Addr: "127.0.0.1:0", ImagesDir: imagesDir, Workers: !opts.NoWorkers,
 			Poll: opts.Poll, Stdout: io.Discard, Ready: ready, Logger: opts.Logger,

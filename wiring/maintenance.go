@@ -1,6 +1,6 @@
 // Maintenance of a data directory: artifact sweeps and rebuilding the read models.
 
-package server
+package wiring
 
 import (
 	"context"

@@ -1,6 +1,6 @@
 // A data directory's stores: opening them, and adding a user to them.
 
-package server
+package wiring
 
 import (
 	"cmp"

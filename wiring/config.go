@@ -1,6 +1,6 @@
 // A process's configuration and its validation, and the API's configuration parser.
 
-package server
+package wiring
 
 import (
 	"errors"
