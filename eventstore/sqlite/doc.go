@@ -2,6 +2,5 @@
 // mode (modernc.org/sqlite, pure Go). The database itself enforces the
 // expected-version check, so several processes may share the file; appends
 // from concurrent callers of one process are group-committed, one fsync per
-// batch, and the WAL frames of a commit reach the file in one write (see
-// walbuf.go).
+// batch.
 package sqlite

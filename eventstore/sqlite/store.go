@@ -120,17 +120,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		changed:    make(chan struct{}),
 	}
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
-	err = registerWALBufferVFS()
 	// synchronous=FULL syncs the WAL at every commit, so an acknowledged
-	// append survives a power loss; NORMAL would not promise that. Together
-	// with cache_spill=OFF it is also what walBufferVFS needs (see there).
+	// append survives a power loss; NORMAL would not promise that.
 	// temp_store=MEMORY keeps statement journals, which only undo a failed
 	// statement, and the temp schema off the disk.
-	if err == nil {
-		s.write, err = openDB(abs, 1, "vfs="+walBufferVFS, busy, "_txlock=immediate", "_pragma=journal_mode(WAL)",
-			"_pragma=synchronous(FULL)", "_pragma=cache_spill(OFF)", "_pragma=temp_store(MEMORY)",
-			fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerCheckpointFrames))
-	}
+	s.write, err = openDB(abs, 1, busy, "_txlock=immediate", "_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(FULL)", "_pragma=temp_store(MEMORY)",
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerCheckpointFrames))
 	if err == nil {
 		// No mmap for point reads: measured under load (bench http),
 		// remapping the growing file on read transactions cost more than
@@ -186,16 +182,13 @@ func (s *Store) init(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, want wal", mode)
 	}
-	// walBufferVFS is safe only with these two settings.
-	var synchronous, cacheSpill int
+	// An acknowledged append is durable only if every commit syncs.
+	var synchronous int
 	if err := s.write.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&synchronous); err != nil {
 		return storageError("read synchronous", err)
 	}
-	if err := s.write.QueryRowContext(ctx, "PRAGMA cache_spill").Scan(&cacheSpill); err != nil {
-		return storageError("read cache_spill", err)
-	}
-	if synchronous != 2 || cacheSpill != 0 {
-		return fmt.Errorf("write connection has synchronous=%d, cache_spill=%d; want 2 (FULL) and 0", synchronous, cacheSpill)
+	if synchronous != 2 {
+		return fmt.Errorf("write connection has synchronous=%d, want 2 (FULL)", synchronous)
 	}
 	var version int
 	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
