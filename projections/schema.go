@@ -67,7 +67,7 @@ CREATE INDEX IF NOT EXISTS runs_busy ON runs (status) WHERE status IN ('Queued',
 // configurations once); it reads version 3's plain states as they are, so
 // the step changes no row, but it keeps older programs from misreading the
 // new states. Version 5 likewise: states may write a configuration as its
-// difference from another (domain's configDelta), which version 4's
+// difference from another (statecodec's configDelta), which version 4's
 // programs cannot read.
 const schemaVersion = 5
 

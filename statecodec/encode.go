@@ -65,7 +65,8 @@ func (e *stateEncoder) state(r *domain.Run) error {
 				return
 			}
 		}
-		e.configAgainst(c, written)
+		e.buf = append(e.buf, configInline)
+		e.config(c)
 		if as != configInline {
 			written = append(written, writtenConfig{c, as})
 		}
@@ -194,53 +195,6 @@ func (e *stateEncoder) strs(s []string) {
 type writtenConfig struct {
 	c   *domain.RunConfig
 	tag byte
-}
-
-// configAgainst writes c, not equal to any of written, as a configDelta
-// against the one of written whose text it shares the most of, if that
-// saves minDeltaSaving bytes; else whole.
-func (e *stateEncoder) configAgainst(c *domain.RunConfig, written []writtenConfig) {
-	var best writtenConfig
-	bestPrefix, bestSuffix := 0, 0
-	for _, w := range written {
-		p, s := sharedEnds(w.c.YAML, c.YAML)
-		if p+s > bestPrefix+bestSuffix {
-			best, bestPrefix, bestSuffix = w, p, s
-		}
-	}
-	if bestPrefix+bestSuffix < minDeltaSaving {
-		e.buf = append(e.buf, configInline)
-		e.config(c)
-		return
-	}
-	e.buf = append(e.buf, configDelta, best.tag)
-	e.uint(uint64(bestPrefix))
-	e.uint(uint64(bestSuffix))
-	e.str(c.YAML[bestPrefix : len(c.YAML)-bestSuffix])
-	e.configRest(c)
-}
-
-// sharedEnds returns the lengths of the longest prefix and then the
-// longest suffix a and b share, not overlapping in either.
-func sharedEnds(a, b string) (prefix, suffix int) {
-	// A block at a time while the blocks are equal (string comparison is
-	// vectorised), then byte by byte: texts of kilobytes are compared for
-	// every state written.
-	const block = 64
-	n := min(len(a), len(b))
-	for prefix+block <= n && a[prefix:prefix+block] == b[prefix:prefix+block] {
-		prefix += block
-	}
-	for prefix < n && a[prefix] == b[prefix] {
-		prefix++
-	}
-	for suffix+block <= n-prefix && a[len(a)-suffix-block:len(a)-suffix] == b[len(b)-suffix-block:len(b)-suffix] {
-		suffix += block
-	}
-	for suffix < n-prefix && a[len(a)-1-suffix] == b[len(b)-1-suffix] {
-		suffix++
-	}
-	return prefix, suffix
 }
 
 func (e *stateEncoder) config(c *domain.RunConfig) {

@@ -2,7 +2,6 @@ package statecodec
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/piperun/piperun/domain"
@@ -53,35 +52,6 @@ func TestSameConfigIsDeepEqual(t *testing.T) {
 			a, b := variants[i], variants[j]
 			if got, want := sameConfig(&a, &b), reflect.DeepEqual(a, b); got != want {
 				t.Errorf("sameConfig(%#v, %#v) = %v, reflect.DeepEqual says %v", a, b, got, want)
-			}
-		}
-	}
-}
-
-// TestSharedEnds checks sharedEnds against a byte-by-byte reference on
-// texts around its block size.
-func TestSharedEnds(t *testing.T) {
-	ref := func(a, b string) (p, s int) {
-		n := min(len(a), len(b))
-		for p < n && a[p] == b[p] {
-			p++
-		}
-		for s < n-p && a[len(a)-1-s] == b[len(b)-1-s] {
-			s++
-		}
-		return p, s
-	}
-	base := strings.Repeat("abcdefghij", 40)
-	var texts []string
-	for _, cut := range []int{0, 1, 63, 64, 65, 127, 128, 200, 399} {
-		texts = append(texts, base[:cut], base[cut:], base[:cut]+"X"+base[cut:], base[:cut]+base[min(cut+70, len(base)):])
-	}
-	texts = append(texts, base, base+base, "", "X")
-	for _, a := range texts {
-		for _, b := range texts {
-			p, s := sharedEnds(a, b)
-			if wp, ws := ref(a, b); p != wp || s != ws {
-				t.Fatalf("sharedEnds(%d bytes, %d bytes) = %d, %d; want %d, %d", len(a), len(b), p, s, wp, ws)
 			}
 		}
 	}

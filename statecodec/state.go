@@ -6,7 +6,7 @@ package statecodec
 // started, and the projector writes its read model):
 //   - A state holds up to four configurations (the current one, the last
 //     successful one, the backup's and the job's), most often the same
-//     text of several kilobytes; each distinct one is written once.
+//     text of several kilobytes; each distinct one is written once, whole.
 //   - Its strings are written with their lengths, so decoding them is a
 //     copy: decoding the JSON of a state after an addition (its YAML full
 //     of escaped newlines) took 51 µs, this form a few.
@@ -41,14 +41,10 @@ const (
 	configSameAsCurrent
 	configSameAsLastSuccessful
 	configSameAsBackup
-	// configDelta is a configuration whose text differs from one written
-	// before it in its middle only (the backup's and the current one
-	// differ in their inputs): then come the earlier one's tag, the lengths
-	// of the prefix and suffix the texts share, the middle of this text,
-	// and the rest of the configuration as configInline has it.
+	// configDelta is a configuration written as its text's difference
+	// from one before it: the earlier one's tag, the lengths of the prefix
+	// and suffix the texts share, the middle of this text, and the rest of
+	// the configuration as configInline has it. States are no longer
+	// written so; those stored that way still decode.
 	configDelta
 )
-
-// minDeltaSaving is the fewest bytes a configDelta must save over writing
-// the text whole.
-const minDeltaSaving = 256

@@ -2,6 +2,7 @@ package statecodec_test
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -138,43 +139,58 @@ func TestStateHead(t *testing.T) {
 	}
 }
 
-// TestStateConfigDelta checks configurations whose texts differ from the
-// current one's in places (as a backup's differs in its inputs): the round
-// trip is exact, each text after the first costs about its difference,
-// and damaged states fail or decode without panicking.
-func TestStateConfigDelta(t *testing.T) {
-	var r domain.Run
-	n := 0
-	domaintest.FillDistinct(reflect.ValueOf(&r).Elem(), &n)
-	text := strings.Repeat("# a comment line of the configuration, as the template has many\n", 80)
-	r.Config.YAML = text + "inputs:\n  image:\n  - a.fits\n  - b.fits\n" + text
-	r.LastSuccessful.YAML = r.Config.YAML + "# edited at the end\n"                // a suffix more
-	r.Backup.Config.YAML = strings.Replace(r.Config.YAML, "  - b.fits\n", "", 1)   // the middle
-	r.Job.Config.YAML = "run: x\n" + r.Backup.Config.YAML                          // against the backup's
-	r.Restore.Log = strings.Repeat("x", 10) + r.Config.YAML[:len(r.Config.YAML)/2] // not a configuration
-	b, err := statecodec.EncodeState(r)
+// TestStateWithConfigDeltas reads a state stored with configurations
+// written as their differences from one before them
+// (testdata/state-b2-deltas.bin: the last successful one has a suffix
+// more, the backup's a line less in its middle, the job's a prefix more
+// than the backup's; every other field filled, its JSON beside it). It
+// decodes whole, by both decoders; encoded again it is written with whole
+// texts and decodes the same; cut short it is an error, and damaged it
+// decodes or fails without panicking.
+func TestStateWithConfigDeltas(t *testing.T) {
+	b, err := os.ReadFile("testdata/state-b2-deltas.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got domain.Run
+	text, err := os.ReadFile("testdata/state-b2-deltas.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want domain.Run
+	if err := json.Unmarshal(text, &want); err != nil {
+		t.Fatal(err)
+	}
+	var got, shared domain.Run
 	if err := statecodec.DecodeState(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, r) {
-		t.Fatalf("differs after a round trip:\n got %s\nwant %s", domaintest.JSONString(t, got), domaintest.JSONString(t, r))
+	if err := statecodec.DecodeSharedState(b, &shared); err != nil {
+		t.Fatal(err)
 	}
-	if shared := statecodec.DecodeSharedState(b, &got); shared != nil || !reflect.DeepEqual(got, r) {
-		t.Fatalf("shared decode: %v", shared)
+	if mustJSON(t, got) != mustJSON(t, want) || mustJSON(t, shared) != mustJSON(t, want) {
+		t.Fatalf("decoded\n%s\nwant\n%s", mustJSON(t, got), mustJSON(t, want))
 	}
-	if whole := len(r.Config.YAML) + len(r.Restore.Log); len(b) > whole+2000 {
-		t.Fatalf("state of %d bytes for texts of %d: the configurations were not written as differences", len(b), whole)
+	if got.Config.YAML == got.Backup.Config.YAML || got.Job.Config.YAML == got.Backup.Config.YAML ||
+		got.LastSuccessful.YAML == got.Config.YAML {
+		t.Fatal("the fixture's configurations are not all different")
+	}
+	again, err := statecodec.EncodeState(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole := len(got.Config.YAML) + len(got.LastSuccessful.YAML) + len(got.Backup.Config.YAML) + len(got.Job.Config.YAML); len(again) < whole {
+		t.Errorf("re-encoded in %d bytes, less than the four texts' %d: not written whole", len(again), whole)
+	}
+	var back domain.Run
+	if err := statecodec.DecodeState(again, &back); err != nil || mustJSON(t, back) != mustJSON(t, want) {
+		t.Errorf("the re-encoded state decodes differently: %v", err)
 	}
 	for i := 1; i < len(b); i++ {
 		if err := statecodec.DecodeState(b[:i], &got); err == nil {
 			t.Fatalf("a state cut to %d of %d bytes decoded without error", i, len(b))
 		}
 	}
-	for i := 1; i < len(b); i += 7 {
+	for i := 1; i < len(b); i += 3 {
 		for _, x := range []byte{0, 1, 2, 3, 4, 5, 0x7f, 0xff} {
 			d := slices.Clone(b)
 			d[i] = x
