@@ -2,7 +2,6 @@ package statecodec_test
 
 import (
 	"encoding/json"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -148,28 +147,8 @@ func TestStateHead(t *testing.T) {
 // texts and decodes the same; cut short it is an error, and damaged it
 // decodes or fails without panicking.
 func TestStateWithConfigDeltas(t *testing.T) {
-	b, err := os.ReadFile("testdata/state-b2-deltas.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile("testdata/state-b2-deltas.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want domain.Run
-	if err := json.Unmarshal(text, &want); err != nil {
-		t.Fatal(err)
-	}
-	var got, shared domain.Run
-	if err := statecodec.DecodeState(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	if err := statecodec.DecodeSharedState(b, &shared); err != nil {
-		t.Fatal(err)
-	}
-	if mustJSON(t, got) != mustJSON(t, want) || mustJSON(t, shared) != mustJSON(t, want) {
-		t.Fatalf("decoded\n%s\nwant\n%s", mustJSON(t, got), mustJSON(t, want))
-	}
+	b, want := storedState(t, "state-b2-deltas.bin", "state-b2-deltas.json")
+	got := checkDecodesTo(t, b, want)
 	if got.Config.YAML == got.Backup.Config.YAML || got.Job.Config.YAML == got.Backup.Config.YAML ||
 		got.LastSuccessful.YAML == got.Config.YAML {
 		t.Fatal("the fixture's configurations are not all different")

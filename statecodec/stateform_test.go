@@ -3,6 +3,7 @@ package statecodec_test
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -15,28 +16,8 @@ import (
 // filled, with its JSON beside it): it decodes as it did then, with no
 // pairs counted, and encodes again in the current form.
 func TestStateWithoutPairCount(t *testing.T) {
-	old, err := os.ReadFile("testdata/state-b1.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile("testdata/state-b1.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want domain.Run
-	if err := json.Unmarshal(text, &want); err != nil {
-		t.Fatal(err)
-	}
-	var got, shared domain.Run
-	if err := statecodec.DecodeState(old, &got); err != nil {
-		t.Fatal(err)
-	}
-	if err := statecodec.DecodeSharedState(old, &shared); err != nil {
-		t.Fatal(err)
-	}
-	if mustJSON(t, got) != mustJSON(t, want) || mustJSON(t, shared) != mustJSON(t, want) {
-		t.Fatalf("decoded\n%s\nwant\n%s", mustJSON(t, got), mustJSON(t, want))
-	}
+	old, want := storedState(t, "state-b1.bin", "state-b1.json")
+	got := checkDecodesTo(t, old, want)
 	if got.Products.Figures.NMeasurementPairs != 0 {
 		t.Errorf("a state without the figure has %d pairs", got.Products.Figures.NMeasurementPairs)
 	}
@@ -57,29 +38,9 @@ func TestStateWithoutPairCount(t *testing.T) {
 // (testdata/state-b1-nojob.bin, state-b1.json's run with its job dropped)
 // decodes whole to that run.
 func TestStateWithoutPairCountNoJob(t *testing.T) {
-	old, err := os.ReadFile("testdata/state-b1-nojob.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile("testdata/state-b1.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want domain.Run
-	if err := json.Unmarshal(text, &want); err != nil {
-		t.Fatal(err)
-	}
+	old, want := storedState(t, "state-b1-nojob.bin", "state-b1.json")
 	want.Job = nil
-	var got, shared domain.Run
-	if err := statecodec.DecodeState(old, &got); err != nil {
-		t.Fatal(err)
-	}
-	if err := statecodec.DecodeSharedState(old, &shared); err != nil {
-		t.Fatal(err)
-	}
-	if mustJSON(t, got) != mustJSON(t, want) || mustJSON(t, shared) != mustJSON(t, want) {
-		t.Fatalf("decoded\n%s\nwant\n%s", mustJSON(t, got), mustJSON(t, want))
-	}
+	checkDecodesTo(t, old, want)
 }
 
 // TestStatePairCountRoundTrip: the current form keeps the pair figure of
@@ -98,4 +59,40 @@ func TestStatePairCountRoundTrip(t *testing.T) {
 	if got.Products.Figures.NMeasurementPairs != 47_300_000 || got.Backup.Products.Figures.NMeasurementPairs != 26 {
 		t.Errorf("pairs %d and %d after a round trip", got.Products.Figures.NMeasurementPairs, got.Backup.Products.Figures.NMeasurementPairs)
 	}
+}
+
+// storedState reads a state as an earlier version stored it
+// (testdata/<bin>) and the run it holds (testdata/<runJSON>).
+func storedState(t *testing.T, bin, runJSON string) ([]byte, domain.Run) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join("testdata", runJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want domain.Run
+	if err := json.Unmarshal(text, &want); err != nil {
+		t.Fatal(err)
+	}
+	return data, want
+}
+
+// checkDecodesTo checks that both decoders read data as want, and returns
+// what DecodeState read.
+func checkDecodesTo(t *testing.T, data []byte, want domain.Run) domain.Run {
+	t.Helper()
+	var got, shared domain.Run
+	if err := statecodec.DecodeState(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := statecodec.DecodeSharedState(data, &shared); err != nil {
+		t.Fatal(err)
+	}
+	if mustJSON(t, got) != mustJSON(t, want) || mustJSON(t, shared) != mustJSON(t, want) {
+		t.Fatalf("decoded\n%s\nwant\n%s", mustJSON(t, got), mustJSON(t, want))
+	}
+	return got
 }

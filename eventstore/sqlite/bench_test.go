@@ -41,9 +41,10 @@ func openBench(b *testing.B) *Store {
 	return s
 }
 
-// newID makes the benchmarks' event ids: random UUIDs, as the app makes
-// them, or with PIPERUN_BENCH_UUIDV7=1 time-ordered ones, which insert at the
-// right edge of the id index instead of all over it.
+// newID makes the benchmarks' event ids: random UUIDs, or with
+// PIPERUN_BENCH_UUIDV7=1 time-ordered ones as the service makes them
+// (command.Service), which insert at the right edge of the id index
+// instead of all over it.
 func newID() string {
 	if os.Getenv("PIPERUN_BENCH_UUIDV7") != "" {
 		return uuid.Must(uuid.NewV7()).String()
