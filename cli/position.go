@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/apitypes"
 )
 
 // EnvStateDir is where the client commands remember, per server, the
@@ -21,7 +21,7 @@ const EnvStateDir = "PIPERUN_STATE_DIR"
 // server's answers reported, so that a command sees what the commands
 // before it did, even when the server is several API replicas behind one
 // address and another replica than theirs serves it (the position is sent
-// as api.MinPositionHeader; see client.Client). Losing the file loses only
+// as apitypes.MinPositionHeader; see client.Client). Losing the file loses only
 // that guarantee, so it is written without syncing and its errors are
 // ignored.
 type positionFile struct{ path string }
@@ -93,7 +93,7 @@ func (t positionSaver) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	if v := resp.Header.Get(api.PositionHeader); v != "" {
+	if v := resp.Header.Get(apitypes.PositionHeader); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			t.file.save(n)
 		}

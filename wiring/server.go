@@ -15,6 +15,7 @@ import (
 
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/handlers/web"
 	"github.com/piperun/piperun/metrics"
 )
@@ -101,13 +102,20 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	}
 
+	// One Authenticator and one Positions for the API and the pages: one
+	// token cache, one catch-up of the read models at a time.
+	auth := &request.Authenticator{Read: c.Read, Store: c.Svc.Store}
+	positions := &request.Positions{Read: c.Read, Store: c.Svc.Store, Logger: log}
+	parseConfig := ParseConfig(cfg.ImagesDir)
 	apiServer := &api.Server{
-		Svc: c.Svc, Read: c.Read, ParseConfig: ParseConfig(cfg.ImagesDir), Logger: log, Artifacts: c.Artifacts,
+		Svc: c.Svc, Read: c.Read, ParseConfig: parseConfig, Auth: auth, Positions: positions, Logger: log, Artifacts: c.Artifacts,
 		Ready:  func(ctx context.Context) error { return ready(ctx, c, b) },
 		Health: func(ctx context.Context) any { return b.health(ctx, cfg) },
 	}
 	router := api.NewRouter()
-	apiServer.Register(router)
+	if err := apiServer.Register(router); err != nil {
+		return fmt.Errorf("API: %w", err)
+	}
 	router.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
 	var sessionKey []byte
 	switch {
@@ -125,7 +133,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	limits := cfg.HTTP.withDefaults()
 	pages := &web.Server{
-		API: apiServer, Key: sessionKey, Logger: log, SessionIdle: cfg.SessionIdle,
+		Svc: c.Svc, Read: c.Read, ParseConfig: parseConfig, Auth: auth, Positions: positions,
+		Key: sessionKey, Logger: log, SessionIdle: cfg.SessionIdle,
 		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser, StreamWriteTimeout: limits.WriteTimeout,
 	}
 	if err := pages.Register(router); err != nil {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/piperun/piperun/cli"
 	"github.com/piperun/piperun/client"
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/runconfig"
 )
@@ -159,8 +159,8 @@ func TestMinPositionHeader(t *testing.T) {
 	rs := startReplicas(t)
 	for _, v := range []string{"x", "-1", "1.5", "99999999999999999999"} {
 		code, body, _ := get(t, rs.b.URL+"/api/v1/runs", rs.tokens["alice"], v)
-		if code != http.StatusBadRequest || !strings.Contains(body, `"error"`) || !strings.Contains(body, api.MinPositionHeader) {
-			t.Errorf("%s: %q: %d %s; want 400 with a JSON error naming the header", api.MinPositionHeader, v, code, body)
+		if code != http.StatusBadRequest || !strings.Contains(body, `"error"`) || !strings.Contains(body, request.MinPositionHeader) {
+			t.Errorf("%s: %q: %d %s; want 400 with a JSON error naming the header", request.MinPositionHeader, v, code, body)
 		}
 	}
 	code, body, took := get(t, rs.b.URL+"/api/v1/runs", rs.tokens["alice"], "1000000")
@@ -177,7 +177,7 @@ func get(t *testing.T, url, token, minPos string) (int, string, time.Duration) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(api.MinPositionHeader, minPos)
+	req.Header.Set(request.MinPositionHeader, minPos)
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -254,7 +254,7 @@ func (b *browser) do(method, path, contentType string, body io.Reader, header ht
 		req.Header.Set("Content-Type", contentType)
 	}
 	for name, v := range b.cookies {
-		if name == api.PositionCookie && !withPosition {
+		if name == request.PositionCookie && !withPosition {
 			continue
 		}
 		req.AddCookie(&http.Cookie{Name: name, Value: v})
@@ -321,9 +321,9 @@ func TestPagesReadTheirWritesOnAnyReplica(t *testing.T) {
 	if code != http.StatusSeeOther {
 		t.Fatalf("new run form: %d: %s", code, page)
 	}
-	created, err := strconv.ParseInt(b.cookies[api.PositionCookie], 10, 64)
+	created, err := strconv.ParseInt(b.cookies[request.PositionCookie], 10, 64)
 	if err != nil || created <= 0 {
-		t.Fatalf("position cookie after the new run form: %q; want the command's position", b.cookies[api.PositionCookie])
+		t.Fatalf("position cookie after the new run form: %q; want the command's position", b.cookies[request.PositionCookie])
 	}
 	if code, status := runPage(false); code != http.StatusNotFound {
 		t.Fatalf("run page from replica B without the position cookie: %d %s; want 404 (B has not read the log)", code, status)
@@ -341,7 +341,7 @@ func TestPagesReadTheirWritesOnAnyReplica(t *testing.T) {
 	if code, body := b.do(http.MethodPost, "/api/v1/runs/p1/process", "application/json", strings.NewReader(`{}`), h, true); code != http.StatusAccepted {
 		t.Fatalf("process from the page: %d: %s", code, body)
 	}
-	if pos, _ := strconv.ParseInt(b.cookies[api.PositionCookie], 10, 64); pos <= created {
+	if pos, _ := strconv.ParseInt(b.cookies[request.PositionCookie], 10, 64); pos <= created {
 		t.Fatalf("position cookie after processing was requested: %d; want beyond the new run's %d", pos, created)
 	}
 	if code, status := runPage(false); code != http.StatusOK || status != "Initialised" {

@@ -7,23 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
 // MaxBodyBytes bounds request bodies; a configuration is far smaller.
 const MaxBodyBytes = 2 << 20
-
-// ErrUnauthorized: no valid token. HTTP 401.
-var ErrUnauthorized = errors.New("unauthorized")
-
-// ErrBadRequest: the request is malformed. HTTP 400.
-var ErrBadRequest = errors.New("bad request")
 
 // ConfigParser validates a configuration's text (including that its input
 // paths stay inside the images root) and returns it in domain form.
@@ -34,12 +28,26 @@ type ArtifactOpener interface {
 	Open(digest string) (io.ReadCloser, error)
 }
 
-// Server holds the API's dependencies.
+// Server holds the API's dependencies. Svc, Read, ParseConfig, Auth and
+// Positions are required; the web pages beside the API are given the same
+// Auth and Positions, so that a process has one token cache and one
+// catch-up of its read models at a time.
 type Server struct {
-	Svc         *command.Service
-	Read        *projections.Store
+	// Svc runs the commands.
+	Svc *command.Service
+	// Read answers the queries.
+	Read *projections.Store
+	// ParseConfig checks the configurations of new runs and of changes.
 	ParseConfig ConfigParser
-	Logger      *slog.Logger
+	// Auth resolves the callers' API tokens.
+	Auth *request.Authenticator
+	// Positions holds a request until the read models reach the position
+	// it brings, and a command until they show its effect (read your
+	// writes; see request.Positions).
+	Positions *request.Positions
+	// Logger receives errors that cannot be answered (default
+	// slog.Default()).
+	Logger *slog.Logger
 	// Ready reports whether the service can take commands (nil: always).
 	Ready func(ctx context.Context) error
 	// Health, if set, adds a detail to /healthz under "bus" (the process
@@ -47,19 +55,16 @@ type Server struct {
 	Health func(ctx context.Context) any
 	// Artifacts serves product downloads (nil: downloads are 404).
 	Artifacts ArtifactOpener
-	// ReadYourWrites bounds how long a command waits for the read models
-	// to show its effect before answering (default 2s).
-	ReadYourWrites time.Duration
-
-	tokens   tokenCache
-	catching catchUpFlight
 }
 
-// Router returns the API's routes.
-func (s *Server) Router() *mux.Router {
+// Router returns the API's routes, or an error if a required dependency
+// is missing.
+func (s *Server) Router() (*mux.Router, error) {
 	r := NewRouter()
-	s.Register(r)
-	return r
+	if err := s.Register(r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // NewRouter returns the router the API and the pages are registered on. It
@@ -71,8 +76,12 @@ func NewRouter() *mux.Router {
 	return mux.NewRouter().SkipClean(true)
 }
 
-// Register adds the API's routes to r.
-func (s *Server) Register(r *mux.Router) {
+// Register adds the API's routes to r. It fails, adding nothing, if a
+// required dependency is missing.
+func (s *Server) Register(r *mux.Router) error {
+	if s.Svc == nil || s.Read == nil || s.ParseConfig == nil || s.Auth == nil || s.Positions == nil {
+		return errors.New("the API needs its Svc, Read, ParseConfig, Auth and Positions")
+	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
@@ -110,6 +119,7 @@ func (s *Server) Register(r *mux.Router) {
 	v1.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)})
 	})
+	return nil
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -123,6 +133,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
-	a := ActorFrom(r.Context())
+	a := request.ActorFrom(r.Context())
 	writeJSON(w, http.StatusOK, map[string]any{"name": a.Name, "admin": a.Admin})
 }

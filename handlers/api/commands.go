@@ -3,7 +3,6 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
@@ -19,16 +19,14 @@ import (
 // respond-async" (RFC 7240), which answers as soon as the command's events
 // are stored, with "Preference-Applied: respond-async": a read right after
 // may then show the run as it was, unless it brings the answer's position
-// (SetPosition, AwaitPosition).
+// (request.SetPosition, request.Positions.Await).
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, pos int64) {
-	SetPosition(w, r, pos)
 	if prefersAsync(r) {
+		request.SetPosition(w, r, pos)
 		w.Header().Set("Preference-Applied", "respond-async")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.readYourWrites())
-	defer cancel()
-	_ = s.Read.WaitFor(ctx, pos)
+	s.Positions.Settle(w, r, pos)
 }
 
 // prefersAsync reports whether the request's Prefer header asks for
@@ -45,18 +43,8 @@ func prefersAsync(r *http.Request) bool {
 	return false
 }
 
-// settleAlways waits until the read models reach pos, whatever the Prefer
-// header says: an administrator who revokes a token must be able to rely
-// on its being refused when the answer comes.
-func (s *Server) settleAlways(w http.ResponseWriter, r *http.Request, pos int64) {
-	SetPosition(w, r, pos)
-	ctx, cancel := context.WithTimeout(r.Context(), s.readYourWrites())
-	defer cancel()
-	_ = s.Read.WaitFor(ctx, pos)
-}
-
 // commandView is a run as a command left it, with the global log position
-// of the command's last event (also in PositionHeader).
+// of the command's last event (also in request.PositionHeader).
 type commandView struct {
 	projections.RunDetail
 	Position int64 `json:"position"`
@@ -83,7 +71,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.Svc.CreateRun(r.Context(), domain.CreateRun{Name: req.Name, Description: req.Description, Config: cfg, Actor: ActorFrom(r.Context())})
+	res, err := s.Svc.CreateRun(r.Context(), domain.CreateRun{Name: req.Name, Description: req.Description, Config: cfg, Actor: request.ActorFrom(r.Context())})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -107,7 +95,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.Svc.UpdateConfig(r.Context(), mux.Vars(r)["name"], cfg, ActorFrom(r.Context()))
+	res, err := s.Svc.UpdateConfig(r.Context(), mux.Vars(r)["name"], cfg, request.ActorFrom(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -127,7 +115,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.Svc.RequestProcessing(r.Context(), mux.Vars(r)["name"], req.Debug, req.FullRerun, ActorFrom(r.Context()))
+	res, err := s.Svc.RequestProcessing(r.Context(), mux.Vars(r)["name"], req.Debug, req.FullRerun, request.ActorFrom(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -150,7 +138,7 @@ func (s *Server) restorePreview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := map[string]any{"available": st.RestoreAvailable(), "config": ""}
-	a := ActorFrom(r.Context())
+	a := request.ActorFrom(r.Context())
 	out["allowed"] = a.Admin || a.Name == st.Owner
 	if st.Backup != nil {
 		out["config"] = st.Backup.Config.YAML
@@ -179,7 +167,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.Svc.RequestRestore(r.Context(), mux.Vars(r)["name"], req.Debug, ActorFrom(r.Context()))
+	res, err := s.Svc.RequestRestore(r.Context(), mux.Vars(r)["name"], req.Debug, request.ActorFrom(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -199,7 +187,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.Svc.CancelJob(r.Context(), mux.Vars(r)["name"], ActorFrom(r.Context()))
+	res, err := s.Svc.CancelJob(r.Context(), mux.Vars(r)["name"], request.ActorFrom(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -216,7 +204,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {
-	res, err := s.Svc.RequestDeletion(r.Context(), mux.Vars(r)["name"], ActorFrom(r.Context()))
+	res, err := s.Svc.RequestDeletion(r.Context(), mux.Vars(r)["name"], request.ActorFrom(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -25,6 +25,7 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 	"github.com/piperun/piperun/runconfig"
 	"github.com/piperun/piperun/synth"
@@ -92,11 +93,16 @@ func newFixture(tb testing.TB) *fixture {
 		}
 		read.Close()
 	})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := &api.Server{
 		Svc: svc, Read: read, ParseConfig: parseConfig(survey.Dir),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ReadYourWrites: time.Second, Artifacts: arts,
+		Auth:      &request.Authenticator{Read: read, Store: store},
+		Positions: &request.Positions{Read: read, Store: store, Wait: time.Second, Logger: quiet},
+		Logger:    quiet, Artifacts: arts,
 	}
-	fx.router = srv.Router()
+	if fx.router, err = srv.Router(); err != nil {
+		tb.Fatal(err)
+	}
 	fx.h = fx.router
 	fx.seedRun(tb, "fz", "alice")
 	return fx

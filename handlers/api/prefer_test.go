@@ -13,11 +13,12 @@ import (
 
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
 // TestPreferRespondAsync checks read-your-writes and its opt-out: a
-// command waits (up to ReadYourWrites) for the read models to show it,
+// command waits (up to Positions.Wait) for the read models to show it,
 // unless the request says "Prefer: respond-async", which is answered once
 // the command's events are stored, with "Preference-Applied". The read
 // models here are caught up once and never again, so a wait lasts its
@@ -35,9 +36,15 @@ func TestPreferRespondAsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	const wait = 400 * time.Millisecond
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := &api.Server{Svc: fx.svc, Read: read, ParseConfig: parseConfig(fx.survey.Dir),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ReadYourWrites: wait, Artifacts: fx.arts}
-	h := srv.Router()
+		Auth:      &request.Authenticator{Read: read, Store: fx.store},
+		Positions: &request.Positions{Read: read, Store: fx.store, Wait: wait, Logger: quiet},
+		Logger:    quiet, Artifacts: fx.arts}
+	h, err := srv.Router()
+	if err != nil {
+		t.Fatal(err)
+	}
 	restore := func(run, prefer string) (*httptest.ResponseRecorder, time.Duration) {
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/runs/"+run+"/restore", strings.NewReader(`{}`))
 		req.Header.Set("Authorization", fx.as("alice"))

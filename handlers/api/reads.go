@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
@@ -31,7 +32,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("version"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			writeError(w, fmt.Errorf("%w: version must be a positive integer, got %q", ErrBadRequest, v))
+			writeError(w, fmt.Errorf("%w: version must be a positive integer, got %q", request.ErrBadRequest, v))
 			return
 		}
 		recs, _, err := s.Svc.History(r.Context(), name)
@@ -44,7 +45,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if last := recs[len(recs)-1].Version; n > last {
-			writeError(w, fmt.Errorf("%w: run %q has %d versions; version %d does not exist yet", ErrBadRequest, name, last, n))
+			writeError(w, fmt.Errorf("%w: run %q has %d versions; version %d does not exist yet", request.ErrBadRequest, name, last, n))
 			return
 		}
 		st := domain.StateAt(recs, n)
@@ -77,7 +78,7 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("from"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			writeError(w, fmt.Errorf("%w: from must be a positive line number, got %q", ErrBadRequest, v))
+			writeError(w, fmt.Errorf("%w: from must be a positive line number, got %q", request.ErrBadRequest, v))
 			return
 		}
 		from = n

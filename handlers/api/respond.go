@@ -1,9 +1,8 @@
-// Reading request bodies and writing JSON answers and errors, with the HTTP status of each error.
+// Reading request bodies and writing JSON answers and errors.
 
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +10,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/eventstore"
-	"github.com/piperun/piperun/projections"
+	"github.com/piperun/piperun/handlers/request"
 )
 
 func (s *Server) limitBody(next http.Handler) http.Handler {
@@ -23,43 +20,15 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// statusFor maps errors to HTTP status codes: the one place that does.
-func statusFor(err error) int {
-	var maxBytes *http.MaxBytesError
-	switch {
-	case errors.As(err, &maxBytes):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrUnauthorized):
-		return http.StatusUnauthorized
-	case errors.Is(err, ErrBadRequest), errors.Is(err, domain.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, domain.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, domain.ErrNotFound), errors.Is(err, projections.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, domain.ErrExists), errors.Is(err, domain.ErrRunBusy),
-		errors.Is(err, domain.ErrNotRestorable), errors.Is(err, domain.ErrConflict), errors.Is(err, domain.ErrNotRunning),
-		errors.Is(err, eventstore.ErrConcurrency):
-		return http.StatusConflict
-	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, ErrReadModelsBehind):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// StatusFor exposes the error mapping to the web pages.
-func StatusFor(err error) int { return statusFor(err) }
-
+// writeError answers err as JSON, with its status (request.StatusFor).
 func writeError(w http.ResponseWriter, err error) {
-	code := statusFor(err)
+	code := request.StatusFor(err)
 	msg := err.Error()
 	if code == http.StatusInternalServerError {
 		msg = "internal error: " + msg
 	}
-	if errors.Is(err, ErrReadModelsBehind) {
-		w.Header().Set("Retry-After", RetryAfterSeconds)
+	if errors.Is(err, request.ErrReadModelsBehind) {
+		w.Header().Set("Retry-After", request.RetryAfterSeconds)
 	}
 	writeJSON(w, code, map[string]string{"error": msg})
 }
@@ -81,12 +50,12 @@ func decode(r *http.Request, v any) error {
 			return fmt.Errorf("request body larger than %d bytes: %w", MaxBodyBytes, err)
 		}
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: the request body is empty; a JSON object is expected", ErrBadRequest)
+			return fmt.Errorf("%w: the request body is empty; a JSON object is expected", request.ErrBadRequest)
 		}
-		return fmt.Errorf("%w: malformed JSON body: %v", ErrBadRequest, err)
+		return fmt.Errorf("%w: malformed JSON body: %v", request.ErrBadRequest, err)
 	}
 	if dec.More() {
-		return fmt.Errorf("%w: trailing data after the JSON object", ErrBadRequest)
+		return fmt.Errorf("%w: trailing data after the JSON object", request.ErrBadRequest)
 	}
 	// More stops at the first read error, the body limit included: read to
 	// the end so that a body padded past the limit with white space is
@@ -96,7 +65,7 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &maxBytes) {
 			return fmt.Errorf("request body larger than %d bytes: %w", MaxBodyBytes, err)
 		}
-		return fmt.Errorf("%w: read request body: %v", ErrBadRequest, err)
+		return fmt.Errorf("%w: read request body: %v", request.ErrBadRequest, err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
@@ -47,7 +48,15 @@ func startTokenServer(t *testing.T) *tokenServer {
 	}
 	done := make(chan error, 1)
 	go func() { done <- read.Run(ctx, store, 5*time.Millisecond) }()
-	srv := httptest.NewServer((&api.Server{Svc: svc, Read: read, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ReadYourWrites: 10 * time.Second}).Router())
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	router, err := (&api.Server{Svc: svc, Read: read, ParseConfig: parseConfig(t.TempDir()),
+		Auth:      &request.Authenticator{Read: read, Store: store},
+		Positions: &request.Positions{Read: read, Store: store, Wait: 10 * time.Second, Logger: quiet},
+		Logger:    quiet}).Router()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(router)
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

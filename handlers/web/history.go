@@ -10,7 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
@@ -40,9 +40,9 @@ type historyPage struct {
 // for deleted runs too, whose streams remain.
 func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
-	recs, _, err := s.API.Svc.History(r.Context(), name)
+	recs, _, err := s.Svc.History(r.Context(), name)
 	if err != nil {
-		s.fail(w, r, api.StatusFor(err), err)
+		s.fail(w, r, request.StatusFor(err), err)
 		return
 	}
 	if len(recs) == 0 {

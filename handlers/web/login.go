@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/command"
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 )
 
 // safeNext keeps a post-sign-in redirect on this site.
@@ -36,7 +36,7 @@ type loginPage struct {
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if api.ActorFrom(r.Context()).Name != "" {
+	if request.ActorFrom(r.Context()).Name != "" {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
@@ -79,14 +79,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	actor, err := s.API.Authenticate(r.Context(), token)
+	actor, err := s.Auth.Authenticate(r.Context(), token)
 	switch {
-	case errors.Is(err, api.ErrUnauthorized):
+	case errors.Is(err, request.ErrUnauthorized):
 		p.Error = "That API token is not valid."
 		s.showLogin(w, r, http.StatusUnauthorized, p)
 		return
 	case err != nil:
-		s.fail(w, r, api.StatusFor(err), err)
+		s.fail(w, r, request.StatusFor(err), err)
 		return
 	case p.Username != "" && p.Username != actor.Name:
 		p.Error = "That API token does not belong to user " + p.Username + "."
@@ -114,18 +114,18 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
 // token, which the middleware refuses first) changes nothing.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	sess, ok := sessionFrom(r.Context())
-	if !ok || api.ActorFrom(r.Context()).Name == "" {
+	if !ok || request.ActorFrom(r.Context()).Name == "" {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	pos, err := s.API.Svc.EndSession(r.Context(), sess.User, sess.ID, time.Unix(sess.Expires, 0))
+	pos, err := s.Svc.EndSession(r.Context(), sess.User, sess.ID, time.Unix(sess.Expires, 0))
 	if err != nil {
-		s.fail(w, r, api.StatusFor(err), fmt.Errorf("sign out: %w", err))
+		s.fail(w, r, request.StatusFor(err), fmt.Errorf("sign out: %w", err))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := s.API.Read.WaitFor(ctx, pos); err != nil {
+	if err := s.Read.WaitFor(ctx, pos); err != nil {
 		s.Logger.Warn("sign out: the read models are late; the session ends on this replica when they catch up", "err", err)
 	}
 	s.clearCookie(w, r, sessionCookie)

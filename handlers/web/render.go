@@ -12,14 +12,14 @@ import (
 	"strings"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 )
 
 // page serves a page to a signed-in user and sends anyone else to the
 // sign-in form, with a way back.
 func (s *Server) page(h http.HandlerFunc) http.Handler {
 	return s.secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if api.ActorFrom(r.Context()).Name == "" {
+		if request.ActorFrom(r.Context()).Name == "" {
 			if !safeMethod(r.Method) {
 				s.fail(w, r, http.StatusUnauthorized, errors.New("your session has ended; sign in again"))
 				return
@@ -36,10 +36,10 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 
 // awaitPosition holds a signed-in user's request until this replica's read
 // models reach the position of the last command the pages sent (see
-// api.AwaitPosition), and answers it with an error if they do not in time.
+// request.Positions.Await), and answers it with an error if they do not in time.
 func (s *Server) awaitPosition(w http.ResponseWriter, r *http.Request) bool {
-	if err := s.API.AwaitPosition(r); err != nil {
-		s.fail(w, r, api.StatusFor(err), err)
+	if err := s.Positions.Await(r); err != nil {
+		s.fail(w, r, request.StatusFor(err), err)
 		return false
 	}
 	return true
@@ -49,8 +49,8 @@ func (s *Server) awaitPosition(w http.ResponseWriter, r *http.Request) bool {
 // answer 401 rather than redirect.
 func (s *Server) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if api.ActorFrom(r.Context()).Name == "" {
-			s.fail(w, r, http.StatusUnauthorized, fmt.Errorf("%w: sign in first", api.ErrUnauthorized))
+		if request.ActorFrom(r.Context()).Name == "" {
+			s.fail(w, r, http.StatusUnauthorized, fmt.Errorf("%w: sign in first", request.ErrUnauthorized))
 			return
 		}
 		if !s.awaitPosition(w, r) {
@@ -69,7 +69,7 @@ type base struct {
 }
 
 func (s *Server) base(r *http.Request, title, page string) base {
-	b := base{Title: title, Page: page, User: api.ActorFrom(r.Context())}
+	b := base{Title: title, Page: page, User: request.ActorFrom(r.Context())}
 	if sess, ok := sessionFrom(r.Context()); ok {
 		b.CSRF = sess.CSRF
 	}
@@ -112,8 +112,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, err erro
 		s.Logger.Error("web request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error: " + msg
 	}
-	if errors.Is(err, api.ErrReadModelsBehind) {
-		w.Header().Set("Retry-After", api.RetryAfterSeconds)
+	if errors.Is(err, request.ErrReadModelsBehind) {
+		w.Header().Set("Retry-After", request.RetryAfterSeconds)
 	}
 	if wantsJSON(r) || s.pages == nil {
 		writeJSON(w, code, map[string]string{"error": msg})
@@ -132,7 +132,7 @@ func wantsJSON(r *http.Request) bool {
 func userMessage(err error) string {
 	msg := err.Error()
 	for _, sentinel := range []error{domain.ErrInvalid, domain.ErrForbidden, domain.ErrNotFound, domain.ErrExists,
-		domain.ErrRunBusy, domain.ErrNotRestorable, domain.ErrConflict, domain.ErrNotRunning, api.ErrBadRequest} {
+		domain.ErrRunBusy, domain.ErrNotRestorable, domain.ErrConflict, domain.ErrNotRunning, request.ErrBadRequest} {
 		if errors.Is(err, sentinel) {
 			if rest, ok := strings.CutPrefix(msg, sentinel.Error()+": "); ok {
 				return rest
@@ -155,7 +155,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: malformed JSON body: %v", api.ErrBadRequest, err)
+		return fmt.Errorf("%w: malformed JSON body: %v", request.ErrBadRequest, err)
 	}
 	return nil
 }

@@ -3,18 +3,16 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
@@ -39,9 +37,9 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showRuns(w http.ResponseWriter, r *http.Request, code int, form newRunForm) {
-	runs, err := s.API.Read.ListRuns(r.Context())
+	runs, err := s.Read.ListRuns(r.Context())
 	if err != nil {
-		s.fail(w, r, api.StatusFor(err), err)
+		s.fail(w, r, request.StatusFor(err), err)
 		return
 	}
 	form.Open = form.Open || len(runs) == 0
@@ -66,7 +64,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	if err := domain.ValidateDescription(f.Description); err != nil {
 		f.DescError = userMessage(err)
 	}
-	cfg, err := s.API.ParseConfig([]byte(f.Config))
+	cfg, err := s.ParseConfig([]byte(f.Config))
 	if err != nil {
 		f.ConfigProblems = problemsOf(err)
 	}
@@ -74,9 +72,9 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		s.showRuns(w, r, http.StatusBadRequest, f)
 		return
 	}
-	res, err := s.API.Svc.CreateRun(r.Context(), domain.CreateRun{Name: f.Name, Description: f.Description, Config: cfg, Actor: api.ActorFrom(r.Context())})
+	res, err := s.Svc.CreateRun(r.Context(), domain.CreateRun{Name: f.Name, Description: f.Description, Config: cfg, Actor: request.ActorFrom(r.Context())})
 	if err != nil {
-		code := api.StatusFor(err)
+		code := request.StatusFor(err)
 		if code == http.StatusInternalServerError || code == http.StatusServiceUnavailable {
 			s.fail(w, r, code, err)
 			return
@@ -97,14 +95,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 // so that the page the user is sent to shows it if this replica serves
 // it, and sets the position cookie, so that it does if another one does.
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, pos int64) {
-	api.SetPosition(w, r, pos)
-	d := s.API.ReadYourWrites
-	if d <= 0 {
-		d = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), d)
-	defer cancel()
-	_ = s.API.Read.WaitFor(ctx, pos)
+	s.Positions.Settle(w, r, pos)
 }
 
 func normaliseNewlines(s string) string {
@@ -146,12 +137,12 @@ func processVerb(st domain.Status) string {
 
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
-	d, err := s.API.Read.GetRun(r.Context(), name)
+	d, err := s.Read.GetRun(r.Context(), name)
 	if err != nil {
-		s.fail(w, r, api.StatusFor(err), err)
+		s.fail(w, r, request.StatusFor(err), err)
 		return
 	}
-	a := api.ActorFrom(r.Context())
+	a := request.ActorFrom(r.Context())
 	s.render(w, r, http.StatusOK, "run", runPage{
 		base: s.base(r, d.Name, "run"), Run: d, MayChange: mayChange(a, d.Owner),
 		Busy: busy(d.Status), ProcessVerb: processVerb(d.Status),

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
@@ -269,16 +269,16 @@ func (s *Server) newSession(actor domain.Actor, tokenHash string) (sealed string
 // was signed out of, or its token revoked or rotated since, as far as this
 // replica's read models know.
 func (s *Server) actorOf(ctx context.Context, sess session) (domain.Actor, error) {
-	ended, err := s.API.Read.SessionEnded(ctx, sess.ID)
+	ended, err := s.Read.SessionEnded(ctx, sess.ID)
 	if err != nil {
 		return domain.Actor{}, err
 	}
 	if ended {
-		return domain.Actor{}, fmt.Errorf("%w: the session was signed out of; sign in again", api.ErrUnauthorized)
+		return domain.Actor{}, fmt.Errorf("%w: the session was signed out of; sign in again", request.ErrUnauthorized)
 	}
-	u, err := s.API.Read.UserByTokenHash(ctx, sess.TokenHash)
+	u, err := s.Read.UserByTokenHash(ctx, sess.TokenHash)
 	if errors.Is(err, projections.ErrNotFound) || (err == nil && u.Name != sess.User) {
-		return domain.Actor{}, fmt.Errorf("%w: the session's token is no longer valid; sign in again", api.ErrUnauthorized)
+		return domain.Actor{}, fmt.Errorf("%w: the session's token is no longer valid; sign in again", request.ErrUnauthorized)
 	}
 	if err != nil {
 		return domain.Actor{}, err
@@ -304,13 +304,13 @@ func (s *Server) sessions(next http.Handler) http.Handler {
 			return
 		}
 		actor, err := s.actorOf(r.Context(), sess)
-		if errors.Is(err, api.ErrUnauthorized) {
+		if errors.Is(err, request.ErrUnauthorized) {
 			s.clearCookie(w, r, sessionCookie)
 			next.ServeHTTP(w, r)
 			return
 		}
 		if err != nil {
-			s.fail(w, r, api.StatusFor(err), err)
+			s.fail(w, r, request.StatusFor(err), err)
 			return
 		}
 		// The sign-in form checks its own token: its user has no session
@@ -322,7 +322,7 @@ func (s *Server) sessions(next http.Handler) http.Handler {
 			}
 		}
 		s.touch(w, r, sess)
-		next.ServeHTTP(w, r.WithContext(withSession(api.WithActor(r.Context(), actor), sess)))
+		next.ServeHTTP(w, r.WithContext(withSession(request.WithActor(r.Context(), actor), sess)))
 	})
 }
 

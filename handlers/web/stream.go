@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 )
 
@@ -98,12 +98,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("from"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			s.fail(w, r, http.StatusBadRequest, fmt.Errorf("%w: from must be a positive line number, got %q", api.ErrBadRequest, v))
+			s.fail(w, r, http.StatusBadRequest, fmt.Errorf("%w: from must be a positive line number, got %q", request.ErrBadRequest, v))
 			return
 		}
 		next = n
 	}
-	release, err := s.acquireStream(api.ActorFrom(ctx).Name)
+	release, err := s.acquireStream(request.ActorFrom(ctx).Name)
 	if err != nil {
 		w.Header().Set("Retry-After", "30")
 		s.fail(w, r, http.StatusTooManyRequests, err)
@@ -112,7 +112,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	f, err := s.feeds.join(ctx, name)
 	if err != nil {
-		s.fail(w, r, api.StatusFor(err), err)
+		s.fail(w, r, request.StatusFor(err), err)
 		return
 	}
 	defer s.feeds.release(f)
@@ -151,7 +151,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		for {
-			lines, err := s.API.Read.LogTail(ctx, name, logName, next)
+			lines, err := s.Read.LogTail(ctx, name, logName, next)
 			if err != nil {
 				return err
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/runconfig"
 )
 
@@ -51,12 +51,12 @@ func (s *Server) validateConfig(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	st, err := s.API.Read.GetRunState(r.Context(), mux.Vars(r)["name"])
+	st, err := s.Read.GetRunState(r.Context(), mux.Vars(r)["name"])
 	if err != nil {
-		s.fail(w, r, api.StatusFor(err), err)
+		s.fail(w, r, request.StatusFor(err), err)
 		return
 	}
-	cfg, err := s.API.ParseConfig([]byte(normaliseNewlines(req.Config)))
+	cfg, err := s.ParseConfig([]byte(normaliseNewlines(req.Config)))
 	if err != nil {
 		writeJSON(w, http.StatusOK, map[string]any{"valid": false, "problems": problemsOf(err)})
 		return

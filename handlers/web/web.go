@@ -16,7 +16,10 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/command"
+	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/handlers/request"
+	"github.com/piperun/piperun/projections"
 )
 
 //go:embed templates/*.html
@@ -25,11 +28,24 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Server serves the web pages. It shares the JSON API's dependencies and
-// token check; the pages' scripts call that API with the session cookie.
+// Server serves the web pages. The pages' scripts call the JSON API
+// (handlers/api) with the session cookie; the pages are given the same
+// Auth and Positions as that API, so that a process has one token cache
+// and one catch-up of its read models at a time. Svc, Read, ParseConfig,
+// Auth, Positions and Key are required.
 type Server struct {
-	// API is the JSON API the pages sit beside.
-	API *api.Server
+	// Svc runs the commands the pages send (a new run, sign-out).
+	Svc *command.Service
+	// Read holds the runs, users and sessions the pages show and check.
+	Read *projections.Store
+	// ParseConfig checks a configuration's text (including that its input
+	// paths stay inside the images root) and returns it in domain form.
+	ParseConfig func(text []byte) (domain.RunConfig, error)
+	// Auth resolves the API token given on the sign-in form.
+	Auth *request.Authenticator
+	// Positions holds a page until the read models reach the position of
+	// the last command the pages sent, and a command until they show it.
+	Positions *request.Positions
 	// Key seals session cookies (at least 32 bytes; see LoadKey).
 	Key []byte
 	// Logger receives errors that cannot be shown to the user.
@@ -83,11 +99,11 @@ func (s *Server) init() error {
 			s.StreamWriteTimeout = defaultStreamWriteTimeout
 		}
 		s.done = make(chan struct{})
-		if s.API == nil || s.API.Read == nil || s.API.Svc == nil || s.API.ParseConfig == nil {
-			s.initErr = errors.New("web pages need the API server with its Svc, Read and ParseConfig")
+		if s.Svc == nil || s.Read == nil || s.ParseConfig == nil || s.Auth == nil || s.Positions == nil {
+			s.initErr = errors.New("web pages need their Svc, Read, ParseConfig, Auth and Positions")
 			return
 		}
-		s.feeds = feeds{read: s.API.Read, heartbeat: s.Heartbeat, log: s.Logger, byRun: map[string]*feed{}}
+		s.feeds = feeds{read: s.Read, heartbeat: s.Heartbeat, log: s.Logger, byRun: map[string]*feed{}}
 		if s.seal, s.initErr = newSealer(s.Key); s.initErr != nil {
 			return
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventstore/memory"
 	"github.com/piperun/piperun/handlers/api"
+	"github.com/piperun/piperun/handlers/request"
 	"github.com/piperun/piperun/projections"
 	"github.com/piperun/piperun/runconfig"
 )
@@ -89,15 +90,22 @@ func newSite(t *testing.T, opts ...func(*Server)) *site {
 		_ = read.Run(ctx, store, 5*time.Millisecond)
 	}()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	apiServer := &api.Server{Svc: svc, Read: read, ParseConfig: parseConfig, Logger: quiet}
-	pages := &Server{API: apiServer, Key: []byte("0123456789abcdef0123456789abcdef"), Logger: quiet, Heartbeat: 50 * time.Millisecond,
+	// One Authenticator and one Positions for the API and the pages, as
+	// the composition root (package wiring) builds them.
+	auth := &request.Authenticator{Read: read, Store: store}
+	positions := &request.Positions{Read: read, Store: store, Logger: quiet}
+	apiServer := &api.Server{Svc: svc, Read: read, ParseConfig: parseConfig, Auth: auth, Positions: positions, Logger: quiet}
+	pages := &Server{Svc: svc, Read: read, ParseConfig: parseConfig, Auth: auth, Positions: positions,
+		Key: []byte("0123456789abcdef0123456789abcdef"), Logger: quiet, Heartbeat: 50 * time.Millisecond,
 		Now: func() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) }}
 	s.pages = pages
 	for _, o := range opts {
 		o(pages)
 	}
 	router := mux.NewRouter()
-	apiServer.Register(router)
+	if err := apiServer.Register(router); err != nil {
+		t.Fatal(err)
+	}
 	if err := pages.Register(router); err != nil {
 		t.Fatal(err)
 	}
@@ -893,13 +901,16 @@ func TestCloseEndsStreams(t *testing.T) {
 	s := newSite(t)
 	s.createRun("alice", "c", "", "epoch01")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pages := &Server{API: &api.Server{Svc: s.svc, Read: s.read, ParseConfig: parseConfig, Logger: quiet}, Key: make([]byte, 32), Logger: quiet}
+	pages := &Server{Svc: s.svc, Read: s.read, ParseConfig: parseConfig,
+		Auth:      &request.Authenticator{Read: s.read, Store: s.svc.Store},
+		Positions: &request.Positions{Read: s.read, Store: s.svc.Store, Logger: quiet},
+		Key:       make([]byte, 32), Logger: quiet}
 	r := mux.NewRouter()
 	if err := pages.Register(r); err != nil {
 		t.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/runs/c/events/stream", nil)
-	req = req.WithContext(api.WithActor(req.Context(), domain.Actor{Name: "bob"}))
+	req = req.WithContext(request.WithActor(req.Context(), domain.Actor{Name: "bob"}))
 	done := make(chan struct{})
 	rec := httptest.NewRecorder()
 	go func() {
@@ -920,8 +931,13 @@ func TestRegisterNeedsItsDependencies(t *testing.T) {
 		name  string
 		pages *Server
 	}{
-		{"no API", &Server{Key: make([]byte, 32)}},
-		{"short key", &Server{API: &api.Server{Svc: &command.Service{}, Read: &projections.Store{}, ParseConfig: parseConfig}, Key: []byte("k")}},
+		{"nothing but a key", &Server{Key: make([]byte, 32)}},
+		{"no Auth", &Server{Svc: &command.Service{}, Read: &projections.Store{}, ParseConfig: parseConfig,
+			Positions: &request.Positions{}, Key: make([]byte, 32)}},
+		{"no Positions", &Server{Svc: &command.Service{}, Read: &projections.Store{}, ParseConfig: parseConfig,
+			Auth: &request.Authenticator{}, Key: make([]byte, 32)}},
+		{"short key", &Server{Svc: &command.Service{}, Read: &projections.Store{}, ParseConfig: parseConfig,
+			Auth: &request.Authenticator{}, Positions: &request.Positions{}, Key: []byte("k")}},
 	}
 	for _, tt := range tests {
 		if err := tt.pages.Register(mux.NewRouter()); err == nil {

@@ -1,16 +1,21 @@
-package api
+// Which log position a request must see: read-your-writes across replicas.
+
+package request
 
 import (
-	"github.com/piperun/piperun/apitypes"
-
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/piperun/piperun/apitypes"
+	"github.com/piperun/piperun/eventstore"
+	"github.com/piperun/piperun/projections"
 )
 
 // Read-your-writes across replicas. Each API replica builds its read
@@ -20,7 +25,7 @@ import (
 // (PositionHeader, and "position" in its JSON); a request that brings a
 // position back (MinPositionHeader, or PositionCookie for the web pages) is
 // answered only once this replica's read models have reached it, or with
-// 503 and Retry-After when they cannot within ReadYourWrites.
+// 503 and Retry-After when they cannot within Positions.Wait.
 const (
 	// PositionHeader carries, in a command's answer, the global log
 	// position of the command's last event.
@@ -40,26 +45,47 @@ const (
 )
 
 // ErrReadModelsBehind: the replica's read models did not reach the
-// position the request asked for within ReadYourWrites. HTTP 503, with
+// position the request asked for within Positions.Wait. HTTP 503, with
 // Retry-After.
 var ErrReadModelsBehind = errors.New("read models behind")
 
 // RetryAfterSeconds is the Retry-After of an ErrReadModelsBehind answer.
 const RetryAfterSeconds = "1"
 
-// defaultReadYourWrites is ReadYourWrites unless set.
-const defaultReadYourWrites = 2 * time.Second
+// DefaultWait is Positions.Wait unless set.
+const DefaultWait = 2 * time.Second
 
 // catchUpBound bounds a catch-up started for a waiting request; it runs
 // on after the request gives up, for the requests that follow.
 const catchUpBound = time.Minute
 
-// readYourWrites is the wait bound in force.
-func (s *Server) readYourWrites() time.Duration {
-	if s.ReadYourWrites > 0 {
-		return s.ReadYourWrites
+// Positions holds requests until the read models reach the log position
+// they ask for, and tells callers the position their commands reached. It
+// runs one catch-up of the read models at a time for all the requests that
+// wait, so one Positions is shared by every handler of a process; use it
+// by pointer.
+type Positions struct {
+	// Read is the read models the requests are answered from.
+	Read *projections.Store
+	// Store is the event log Read follows.
+	Store eventstore.Store
+	// Wait bounds how long a request waits for the read models to reach
+	// its position, and a command for them to show its effect, before
+	// answering (default DefaultWait).
+	Wait time.Duration
+	// Logger receives the failures of background catch-ups (default
+	// slog.Default()).
+	Logger *slog.Logger
+
+	catching catchUpFlight
+}
+
+// Bound is the wait bound in force: Wait, or DefaultWait unless set.
+func (p *Positions) Bound() time.Duration {
+	if p.Wait > 0 {
+		return p.Wait
 	}
-	return defaultReadYourWrites
+	return DefaultWait
 }
 
 // MinPosition returns the position a request asks its answer to reflect:
@@ -84,34 +110,34 @@ func MinPosition(r *http.Request) (int64, error) {
 	return pos, nil
 }
 
-// AwaitPosition waits, up to ReadYourWrites, until the read models reflect
+// Await waits, up to Bound, until the read models reflect
 // the position the request asks for (MinPosition), and starts reading the
 // log at once rather than at the projector's next poll. It returns
 // ErrBadRequest for a malformed header and ErrReadModelsBehind when the
 // wait runs out. A position beyond the log's head (one from another event
 // store, or made up) is taken as the head: nothing could ever reach it.
-func (s *Server) AwaitPosition(r *http.Request) error {
+func (p *Positions) Await(r *http.Request) error {
 	pos, err := MinPosition(r)
-	if err != nil || pos <= s.Read.Position() {
+	if err != nil || pos <= p.Read.Position() {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.readYourWrites())
+	ctx, cancel := context.WithTimeout(r.Context(), p.Bound())
 	defer cancel()
-	head, err := s.Svc.Store.HeadPosition(ctx)
+	head, err := p.Store.HeadPosition(ctx)
 	if err != nil {
 		return fmt.Errorf("read the event log's head to reach position %d: %w", pos, err)
 	}
 	pos = min(pos, head)
-	if pos <= s.Read.Position() {
+	if pos <= p.Read.Position() {
 		return nil
 	}
-	s.catchUp()
-	if err := s.Read.WaitFor(ctx, pos); err != nil {
+	p.catchUp()
+	if err := p.Read.WaitFor(ctx, pos); err != nil {
 		if r.Context().Err() != nil {
 			return r.Context().Err()
 		}
 		return fmt.Errorf("%w: this replica's read models reached position %d, not yet the requested %d, within %s; try again",
-			ErrReadModelsBehind, s.Read.Position(), pos, s.readYourWrites())
+			ErrReadModelsBehind, p.Read.Position(), pos, p.Bound())
 	}
 	return nil
 }
@@ -128,8 +154,8 @@ type catchUpFlight struct {
 
 // catchUp brings the read models up to the log's head in the background,
 // joining a catch-up already under way.
-func (s *Server) catchUp() {
-	f := &s.catching
+func (p *Positions) catchUp() {
+	f := &p.catching
 	f.mu.Lock()
 	if f.running {
 		f.again = true
@@ -141,12 +167,12 @@ func (s *Server) catchUp() {
 	go func() {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), catchUpBound)
-			err := s.Read.CatchUp(ctx, s.Svc.Store)
+			err := p.Read.CatchUp(ctx, p.Store)
 			cancel()
 			if err != nil {
 				// The projector keeps following the log; the waiting
 				// requests time out with ErrReadModelsBehind.
-				s.Logger.Warn("catch up read models for a request that waits for a position", "err", err)
+				p.logger().Warn("catch up read models for a request that waits for a position", "err", err)
 			}
 			f.mu.Lock()
 			if !f.again {
@@ -158,6 +184,25 @@ func (s *Server) catchUp() {
 			f.mu.Unlock()
 		}
 	}()
+}
+
+func (p *Positions) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.Default()
+}
+
+// Settle tells the caller the position a command reached (SetPosition)
+// and waits, up to Bound, until the read models reach it, so that the
+// caller's next read on this replica shows the command's effect. Read
+// models still behind after the wait are left to catch up: the position
+// the caller holds makes its next read wait for them.
+func (p *Positions) Settle(w http.ResponseWriter, r *http.Request, pos int64) {
+	SetPosition(w, r, pos)
+	ctx, cancel := context.WithTimeout(r.Context(), p.Bound())
+	defer cancel()
+	_ = p.Read.WaitFor(ctx, pos)
 }
 
 // SetPosition tells the caller the global log position a command reached:
