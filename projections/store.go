@@ -9,6 +9,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/piperun/piperun/internal/sqlitewal"
+	"github.com/piperun/piperun/internal/unsynced"
 )
 
 // ErrNotFound is returned for an unknown run, log or user.
@@ -34,7 +35,9 @@ type Store struct {
 	// background, on ckptDB.
 	ckpt   *sqlitewal.Checkpointer
 	ckptDB *sql.DB
-	// discarded: Open removed files an earlier version left unsynced.
+	// guard, held while the file is open, lets it be written without
+	// syncs (see Open).
+	guard     *unsynced.Guard
 	discarded bool
 
 	// Hints, if set before the projector starts, saves it reading and

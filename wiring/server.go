@@ -31,10 +31,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer func() {
-		// Closing copies what is left of the write-ahead logs into the
-		// databases (tens of megabytes after a long load): say why the stop
-		// takes time, and whether it went wrong.
-		log.Info("closing the stores")
+		// The last process to close read models written without syncs
+		// syncs them (up to the pages the kernel has not written back yet,
+		// hundreds of megabytes after a long load): say why the stop takes
+		// time, and whether it went wrong.
+		log.Info("closing the stores (syncing the read models if this process was the last to have them open)")
 		start := time.Now()
 		if err := c.Close(); err != nil {
 			log.Error("closing the stores failed", "err", err, "took", time.Since(start).Round(time.Millisecond))
@@ -47,7 +48,7 @@ func Run(ctx context.Context, cfg Config) error {
 	c.Svc.CacheBytes = cfg.CacheBytes
 
 	if c.Read.Discarded() {
-		log.Warn("read models discarded: an earlier version wrote them without syncs and did not close them cleanly; rebuilding them from the event log before serving")
+		log.Warn("read models discarded: they were written without syncs and the machine restarted since; rebuilding them from the event log before serving")
 	}
 	if err := c.Read.CatchUp(ctx, c.Store); err != nil {
 		return err
