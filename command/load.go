@@ -66,7 +66,7 @@ func (s *Service) loadRun(ctx context.Context, name string) (domain.Run, int, er
 	}
 	tail := 0
 	for _, ev := range evs {
-		rec, err := Recorded(ev)
+		rec, err := eventjson.Recorded(ev)
 		if err != nil {
 			return domain.Run{}, 0, fmt.Errorf("load run %s: %w", name, err)
 		}
@@ -101,20 +101,11 @@ func (s *Service) History(ctx context.Context, name string) ([]domain.Recorded, 
 	}
 	recs := make([]domain.Recorded, 0, len(evs))
 	for _, ev := range evs {
-		rec, err := Recorded(ev)
+		rec, err := eventjson.Recorded(ev)
 		if err != nil {
 			return nil, nil, fmt.Errorf("history of run %s: %w", name, err)
 		}
 		recs = append(recs, rec)
 	}
 	return recs, evs, nil
-}
-
-// Recorded decodes a stored event for the domain.
-func Recorded(ev eventstore.Event) (domain.Recorded, error) {
-	e, err := eventjson.Decode(ev.Type, ev.Data)
-	if err != nil {
-		return domain.Recorded{}, fmt.Errorf("event %d of %s: %w", ev.Version, ev.Stream, err)
-	}
-	return domain.Recorded{Version: ev.Version, Time: ev.Time, Actor: ev.Actor, Event: e}, nil
 }

@@ -23,7 +23,7 @@ func (s *Service) LoadUser(ctx context.Context, name string) (domain.User, error
 	}
 	var u domain.User
 	for _, ev := range evs {
-		rec, err := Recorded(ev)
+		rec, err := eventjson.Recorded(ev)
 		if err != nil {
 			return domain.User{}, fmt.Errorf("load user %s: %w", name, err)
 		}

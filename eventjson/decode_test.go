@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/domain/domaintest"
 	"github.com/piperun/piperun/eventjson"
+	"github.com/piperun/piperun/eventstore"
 )
 
 // Decode is checked against encoding/json, the reference: unmarshalling a
@@ -276,5 +278,27 @@ func TestDecodeCachesBounded(t *testing.T) {
 				t.Fatalf("configuration %d decoded as %.200v", i, got)
 			}
 		}
+	}
+}
+
+// TestRecorded checks that a stored event comes out with the version, time
+// and actor the store recorded, and that one that cannot be decoded is an
+// error naming its stream and version.
+func TestRecorded(t *testing.T) {
+	typ, data, err := eventjson.Encode(domain.RunDeleted{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec, err := eventjson.Recorded(eventstore.Event{Stream: "run-x", Version: 7, Type: typ, Data: data, Time: at, Actor: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rec.Event.(domain.RunDeleted); !ok || rec.Version != 7 || !rec.Time.Equal(at) || rec.Actor != "alice" {
+		t.Errorf("recorded %+v", rec)
+	}
+	_, err = eventjson.Recorded(eventstore.Event{Stream: "run-x", Version: 8, Type: "run.unknown.v1", Data: []byte(`{}`)})
+	if err == nil || !strings.Contains(err.Error(), "event 8 of run-x") {
+		t.Errorf("an unknown event type: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventstore"
 )
 
 // Encode returns the event's type name and JSON body, as encoding/json
@@ -21,6 +22,16 @@ func Encode(e domain.Event) (string, []byte, error) {
 		return "", nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
 	}
 	return e.EventType(), data, nil
+}
+
+// Recorded decodes a stored event into the domain's form, with the
+// version, time and actor the store recorded.
+func Recorded(ev eventstore.Event) (domain.Recorded, error) {
+	e, err := Decode(ev.Type, ev.Data)
+	if err != nil {
+		return domain.Recorded{}, fmt.Errorf("event %d of %s: %w", ev.Version, ev.Stream, err)
+	}
+	return domain.Recorded{Version: ev.Version, Time: ev.Time, Actor: ev.Actor, Event: e}, nil
 }
 
 // Decode parses a stored event body by its type name into the event's

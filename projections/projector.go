@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/eventjson"
 	"github.com/piperun/piperun/eventstore"
 )
 
@@ -101,7 +101,7 @@ func decodeBatch(batch []eventstore.Event) []decodedEvent {
 				ev := batch[i]
 				out[i].ev = ev
 				if projected(ev.Stream) {
-					out[i].rec, out[i].err = command.Recorded(ev)
+					out[i].rec, out[i].err = eventjson.Recorded(ev)
 				}
 			}
 		}()
