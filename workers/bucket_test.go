@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,11 +14,7 @@ import (
 
 	"github.com/piperun/piperun/artifacts"
 	"github.com/piperun/piperun/artifacts/artifactstest"
-	"github.com/piperun/piperun/command"
 	"github.com/piperun/piperun/domain"
-	"github.com/piperun/piperun/eventstore/sqlite"
-	"github.com/piperun/piperun/projections"
-	"github.com/piperun/piperun/synth"
 )
 
 // newBucketEnv is newEnv with the products in an S3 bucket (an
@@ -29,38 +24,22 @@ import (
 func newBucketEnv(t *testing.T) (*env, *blob.Bucket) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	survey, err := synth.Generate(filepath.Join(dir, "images"), synth.Options{Images: 4, Sources: 12, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	read, err := projections.Open(ctx, filepath.Join(dir, "read.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := artifactstest.NewS3(t)
-	arts, err := artifacts.Open(ctx, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newEnvWith(t, func(string) *artifacts.Store {
+		arts, err := artifacts.Open(ctx, srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { arts.Close() })
+		return arts
+	})
 	mux := &blob.URLMux{}
 	mux.RegisterBucket(s3blob.Scheme, &s3blob.URLOpener{})
 	raw, err := mux.OpenBucket(ctx, srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, svc: command.New(store), arts: arts, read: read, survey: survey}
-	e.w = e.newWorkers()
-	t.Cleanup(func() {
-		raw.Close()
-		arts.Close()
-		read.Close()
-		store.Close()
-	})
+	t.Cleanup(func() { raw.Close() })
 	return e, raw
 }
 

@@ -74,6 +74,20 @@ func processFunc(store *artifacts.Store, imagesRoot string) workers.ProcessFunc 
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, func(dir string) *artifacts.Store {
+		arts, err := artifacts.New(filepath.Join(dir, "artifacts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return arts
+	})
+}
+
+// newEnvWith is an environment in a new directory: a synthetic survey, the
+// SQLite event store and read models, and the artifact store openArtifacts
+// returns (given the directory), with workers over them.
+func newEnvWith(t *testing.T, openArtifacts func(dir string) *artifacts.Store) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	survey, err := synth.Generate(filepath.Join(dir, "images"), synth.Options{Images: 4, Sources: 12, Seed: 3})
@@ -88,16 +102,12 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts, err := artifacts.New(filepath.Join(dir, "artifacts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, store: store, svc: command.New(store), arts: arts, read: read, survey: survey}
-	e.w = e.newWorkers()
 	t.Cleanup(func() {
 		read.Close()
 		store.Close()
 	})
+	e := &env{t: t, store: store, svc: command.New(store), arts: openArtifacts(dir), read: read, survey: survey}
+	e.w = e.newWorkers()
 	return e
 }
 
