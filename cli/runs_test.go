@@ -3,13 +3,15 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"github.com/piperun/piperun/internal/testserver"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/piperun/piperun/internal/syncbuf"
+	"github.com/piperun/piperun/internal/testserver"
 
 	"github.com/piperun/piperun/client"
 	"github.com/piperun/piperun/internal/vastdata"
@@ -195,7 +197,7 @@ func TestServeWorkerAndRebuild(t *testing.T) {
 	images := testserver.EmptyInputFiles(t, 1)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--images-dir", images}, nil, &out, &errOut)
@@ -234,7 +236,7 @@ func TestServeWorkerAndRebuild(t *testing.T) {
 	t.Setenv(EnvImagesDir, images)
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	var wout, werr syncBuffer
+	var wout, werr syncbuf.Buffer
 	go func() { done <- Run(ctx, []string{"worker"}, nil, &wout, &werr) }()
 	waitFor(t, "the worker to run", 30*time.Second, func() bool {
 		select {

@@ -1,7 +1,6 @@
 package wiring
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/piperun/piperun/client"
+	"github.com/piperun/piperun/internal/syncbuf"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -49,25 +49,6 @@ func TestConfigValidate(t *testing.T) {
 			t.Fatalf("defaults not filled: %+v", c)
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer that the server may write while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs server.Run with cfg until stop is called; stop waits for Run
@@ -119,7 +100,7 @@ var tokenLine = regexp.MustCompile(`(?m)^\s+(prt_\S+)$`)
 // start on the same directory prints nothing and the token still works.
 func TestFirstStartCreatesTheAdministratorOnce(t *testing.T) {
 	data, images := t.TempDir(), t.TempDir()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	addr, stop := start(t, Config{DataDir: data, ImagesDir: images, Addr: "127.0.0.1:0", Workers: true, Stdout: &out})
 	m := tokenLine.FindStringSubmatch(out.String())
 	if m == nil {
@@ -136,7 +117,7 @@ func TestFirstStartCreatesTheAdministratorOnce(t *testing.T) {
 	}
 	stop()
 
-	var again syncBuffer
+	var again syncbuf.Buffer
 	addr, _ = start(t, Config{DataDir: data, ImagesDir: images, Addr: "127.0.0.1:0", Workers: true, Stdout: &again})
 	if again.String() != "" {
 		t.Errorf("a second start printed:\n%s", again.String())

@@ -1,7 +1,6 @@
 package workers_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,31 +12,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/piperun/piperun/domain"
+	"github.com/piperun/piperun/internal/syncbuf"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/workers"
 )
 
-// syncBuffer is a bytes.Buffer that several goroutines may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // serverLog gives w a logger that writes to the returned buffer.
-func serverLog(w *workers.Workers) *syncBuffer {
-	var b syncBuffer
+func serverLog(w *workers.Workers) *syncbuf.Buffer {
+	var b syncbuf.Buffer
 	w.Logger = slog.New(slog.NewTextHandler(&b, nil))
 	return &b
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/piperun/piperun/domain"
 	"github.com/piperun/piperun/eventjson"
+	"github.com/piperun/piperun/internal/syncbuf"
 	"github.com/piperun/piperun/internal/testserver"
 	"github.com/piperun/piperun/internal/vastdata"
 )
@@ -193,7 +194,7 @@ type proc struct {
 	cluster *cluster
 	cmd     *exec.Cmd
 	done    chan struct{}
-	stdout  syncBuffer
+	stdout  syncbuf.Buffer
 
 	mu  sync.Mutex
 	log bytes.Buffer
@@ -401,23 +402,4 @@ func sameJSON(a, b any) bool {
 	x, err1 := json.Marshal(a)
 	y, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
-}
-
-// syncBuffer is a bytes.Buffer that a process's output may be copied into
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

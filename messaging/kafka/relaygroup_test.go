@@ -21,6 +21,7 @@ import (
 
 	"github.com/piperun/piperun/eventstore"
 	"github.com/piperun/piperun/eventstore/memory"
+	"github.com/piperun/piperun/internal/syncbuf"
 	"github.com/piperun/piperun/messaging"
 	"github.com/piperun/piperun/messaging/kafka"
 	"github.com/piperun/piperun/relay"
@@ -367,7 +368,7 @@ func TestExistingTopicWithFewerPartitionsIsLogged(t *testing.T) {
 	if err := kafka.EnsureTopic(ctx, small, ""); err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	more := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 6}
 	if err := kafka.EnsureTopicPartitions(ctx, more, "", 0, log); err != nil {
@@ -376,21 +377,4 @@ func TestExistingTopicWithFewerPartitionsIsLogged(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "fewer partitions than configured") || !strings.Contains(out, "partitions=2 configured=6") {
 		t.Fatalf("log: %q", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
