@@ -1,7 +1,6 @@
 package association
 
 import (
-	"fmt"
 	"math"
 	"testing"
 
@@ -159,15 +158,7 @@ func TestAdvancedAssociation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			members, related, _ := runAdvanced(tc.p, tc.ms)
-			if fmt.Sprint(members) != fmt.Sprint(tc.members) {
-				t.Errorf("sources %v, want %v", members, tc.members)
-			}
-			if tc.related == nil {
-				tc.related = map[int64][]int64{}
-			}
-			if fmt.Sprint(related) != fmt.Sprint(tc.related) {
-				t.Errorf("relations %v, want %v", related, tc.related)
-			}
+			checkGrouping(t, members, related, tc.members, tc.related)
 		})
 	}
 }

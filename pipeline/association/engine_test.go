@@ -134,15 +134,7 @@ func TestBasicAssociation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			members, related, _ := runSteps(tc.radius, tc.ms)
-			if fmt.Sprint(members) != fmt.Sprint(tc.members) {
-				t.Errorf("sources %v, want %v", members, tc.members)
-			}
-			if tc.related == nil {
-				tc.related = map[int64][]int64{}
-			}
-			if fmt.Sprint(related) != fmt.Sprint(tc.related) {
-				t.Errorf("relations %v, want %v", related, tc.related)
-			}
+			checkGrouping(t, members, related, tc.members, tc.related)
 		})
 	}
 }
@@ -315,5 +307,21 @@ func TestSeparation(t *testing.T) {
 		if got := separation(tc.ra1, tc.dec1, tc.ra2, tc.dec2); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("separation(%v, %v, %v, %v) = %v, want %v", tc.ra1, tc.dec1, tc.ra2, tc.dec2, got, tc.want)
 		}
+	}
+}
+
+// checkGrouping compares the sources' members and the relations an
+// association made with the ones wanted (no relations when wantRelated is
+// nil).
+func checkGrouping(t *testing.T, members map[int64][]int, related map[int64][]int64, wantMembers map[int64][]int, wantRelated map[int64][]int64) {
+	t.Helper()
+	if fmt.Sprint(members) != fmt.Sprint(wantMembers) {
+		t.Errorf("sources %v, want %v", members, wantMembers)
+	}
+	if wantRelated == nil {
+		wantRelated = map[int64][]int64{}
+	}
+	if fmt.Sprint(related) != fmt.Sprint(wantRelated) {
+		t.Errorf("relations %v, want %v", related, wantRelated)
 	}
 }
