@@ -12,7 +12,13 @@ import (
 // failing like VASTDir when it is missing.
 func ReadCSV(t testing.TB, elem ...string) []map[string]string {
 	t.Helper()
-	path := VASTFile(t, elem...)
+	return CSVRows(t, VASTFile(t, elem...))
+}
+
+// CSVRows reads the CSV file at path as rows keyed by the header's column
+// names; a file that cannot be read, or has no header, fails the test.
+func CSVRows(t testing.TB, path string) []map[string]string {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

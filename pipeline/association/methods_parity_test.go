@@ -1,7 +1,6 @@
 package association
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,34 +21,18 @@ import (
 // not have are ignored; a column T has must be there).
 func readCSV[T any](t testing.TB, path string) []T {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if len(recs) == 0 {
-		t.Fatalf("%s is empty", path)
-	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[h] = i
-	}
+	rows := vastdata.CSVRows(t, path)
 	typ := reflect.TypeFor[T]()
-	out := make([]T, 0, len(recs)-1)
-	for line, rec := range recs[1:] {
+	out := make([]T, 0, len(rows))
+	for line, row := range rows {
 		var v T
 		rv := reflect.ValueOf(&v).Elem()
 		for i := range typ.NumField() {
 			name := strings.Split(typ.Field(i).Tag.Get("parquet"), ",")[0]
-			c, ok := col[name]
+			s, ok := row[name]
 			if !ok {
 				t.Fatalf("%s has no column %s", path, name)
 			}
-			s := rec[c]
 			var err error
 			switch fv := rv.Field(i); fv.Kind() {
 			case reflect.Int64:
