@@ -207,14 +207,7 @@ func TestPublishedRecordsAreCloudEvents(t *testing.T) {
 func TestGroupConsumesFromOldestOnceAndInOrder(t *testing.T) {
 	c := newCluster(t)
 	cfg := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 3, ConsumerGroup: "test-workers"}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := kafka.NewPublisher(cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(t, &cfg)
 	// Relay A publishes a1..a4, relay B (started from an older
 	// checkpoint) a2..a4 again, interleaved; b has one copy.
 	order := []eventstore.Event{event("a", 1, 1), event("a", 2, 2), event("b", 1, 3), event("a", 2, 2), event("a", 3, 4),
@@ -338,14 +331,7 @@ func TestWatchdogReportsStalledGroup(t *testing.T) {
 		return nil, errors.New("join refused by the test"), true // closes the connection
 	})
 	cfg := kafka.Config{Brokers: c.ListenAddrs(), ConsumerGroup: "stalled", StallAfter: 500 * time.Millisecond, CheckEvery: 50 * time.Millisecond}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := kafka.NewPublisher(cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(t, &cfg)
 	if err := pub.Publish(cfg.Topic, messaging.ToMessage(event("a", 1, 1))); err != nil {
 		t.Fatal(err)
 	}
@@ -418,14 +404,7 @@ func TestPublisherSurvivesBrokerRestart(t *testing.T) {
 	c := newCluster(t, kfake.DataDir(dir))
 	addr := c.ListenAddrs()[0]
 	cfg := kafka.Config{Brokers: []string{addr}, Partitions: 1}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := kafka.NewPublisher(cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(t, &cfg)
 	if err := pub.Publish(cfg.Topic, messaging.ToMessage(event("a", 1, 1))); err != nil {
 		t.Fatal(err)
 	}
@@ -458,4 +437,19 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// newPublisher validates cfg (filling its defaults) and returns a
+// publisher to its brokers, closed when the test ends.
+func newPublisher(t *testing.T, cfg *kafka.Config) *kafka.Publisher {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kafka.NewPublisher(*cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	return pub
 }

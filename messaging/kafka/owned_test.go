@@ -157,14 +157,7 @@ func TestOwnershipFollowsAssignment(t *testing.T) {
 func TestGroupSubscriberRedeliversNacked(t *testing.T) {
 	c := newCluster(t)
 	cfg := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 1, ConsumerGroup: "nack"}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := kafka.NewPublisher(cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := newPublisher(t, &cfg)
 	for v := int64(1); v <= 3; v++ {
 		if err := pub.Publish(cfg.Topic, messaging.ToMessage(event("a", v, v))); err != nil {
 			t.Fatal(err)

@@ -110,14 +110,7 @@ type candidate struct {
 
 func startCandidate(t *testing.T, cfg kafka.Config, es eventstore.Store, holdAfter int) *candidate {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := kafka.NewPublisher(cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pub.Close() })
+	pub := newPublisher(t, &cfg)
 	g := newGate(pub, holdAfter)
 	relay := &relay.Relay{Store: es, Publisher: g, Topic: cfg.Topic, Checkpoints: fileCheckpoints{dir: t.TempDir()},
 		Name: "relay:kafka", Logger: testLog, Poll: 10 * time.Millisecond, BatchSize: cfg.BatchSize,
